@@ -1,0 +1,109 @@
+//! Small value types shared by every part of the service, so that a handler can only ever see
+//! an account name, a credential kind or a token API that has already been validated.
+
+use std::fmt;
+
+/// Which WeChat endpoint issues an account's access_token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenApi {
+    /// `POST cgi-bin/stable_token`: idempotent in normal mode, isolated from classic tokens.
+    #[default]
+    Stable,
+    /// `GET cgi-bin/token`: every call issues a new token and retires the previous one.
+    Classic,
+}
+
+/// The JS-SDK tickets, fetched with `cgi-bin/ticket/getticket?type=...`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TicketKind {
+    Jsapi,
+    WxCard,
+}
+
+impl TicketKind {
+    /// The `type` query value WeChat expects.
+    pub fn as_wechat_type(self) -> &'static str {
+        match self {
+            TicketKind::Jsapi => "jsapi",
+            TicketKind::WxCard => "wx_card",
+        }
+    }
+}
+
+/// Every credential wxgate manages per account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CredentialKind {
+    AccessToken,
+    Ticket(TicketKindOrd),
+}
+
+/// [`TicketKind`] with an order, so credential kinds can key ordered maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TicketKindOrd {
+    Jsapi,
+    WxCard,
+}
+
+impl CredentialKind {
+    pub const ALL: [CredentialKind; 3] = [
+        CredentialKind::AccessToken,
+        CredentialKind::Ticket(TicketKindOrd::Jsapi),
+        CredentialKind::Ticket(TicketKindOrd::WxCard),
+    ];
+
+    pub fn jsapi() -> Self {
+        CredentialKind::Ticket(TicketKindOrd::Jsapi)
+    }
+
+    pub fn wx_card() -> Self {
+        CredentialKind::Ticket(TicketKindOrd::WxCard)
+    }
+
+    /// The ticket kind, for the ticket credentials.
+    pub fn ticket(self) -> Option<TicketKind> {
+        match self {
+            CredentialKind::AccessToken => None,
+            CredentialKind::Ticket(TicketKindOrd::Jsapi) => Some(TicketKind::Jsapi),
+            CredentialKind::Ticket(TicketKindOrd::WxCard) => Some(TicketKind::WxCard),
+        }
+    }
+
+    /// Stable name used in store keys, metrics labels and the status API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::AccessToken => "access_token",
+            CredentialKind::Ticket(TicketKindOrd::Jsapi) => "jsapi_ticket",
+            CredentialKind::Ticket(TicketKindOrd::WxCard) => "wx_card_ticket",
+        }
+    }
+}
+
+impl fmt::Display for CredentialKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Seconds since the Unix epoch, the unit of every time wxgate stores or answers.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Shows the first 4 characters of a secret and hides the rest: enough to tell two tokens
+/// apart in a log, never enough to use one.
+pub fn redact(secret: &str) -> String {
+    let shown: String = secret.chars().take(4).collect();
+    format!("{shown}…({} chars)", secret.chars().count())
+}

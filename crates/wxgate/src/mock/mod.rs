@@ -1,0 +1,1 @@
+//! STUB: the mock WeChat API server.

@@ -1,0 +1,96 @@
+//! Shared state that must survive restarts and be seen by every wxgate instance: cached
+//! credentials, refresh leases, push de-duplication records, OAuth states and one-time login
+//! codes.
+//!
+//! Everything wxgate coordinates across processes is expressed with the few atomic primitives
+//! of [`Store`], so each backend (in-process memory, an embedded SQLite file shared by the
+//! processes of one host, Redis shared by many hosts) only has to get those right. The backend is
+//! chosen once at start from `storage.url`.
+//!
+//! Semantics every backend guarantees:
+//! - an entry whose TTL has passed is invisible to every call, as if it had never been written;
+//! - every call is atomic with respect to every other call on the same key, across processes.
+
+mod memory;
+mod redis;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use self::memory::MemoryStore;
+pub use self::redis::RedisStore;
+pub use self::sqlite::SqliteStore;
+
+/// Why a store call failed. Always an infrastructure problem (the store is unreachable or
+/// broken), never a "not found": absent keys are `Ok(None)` / `Ok(false)`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage url is not valid: {0}")]
+    InvalidUrl(String),
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+}
+
+/// Atomic key-value primitives with per-entry expiry. Keys are plain strings chosen by the
+/// callers (e.g. `cred:main:access_token`); backends may add their own prefix.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The current value, or `None` when absent or expired.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Writes unconditionally. `ttl = None` keeps it until deleted.
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError>;
+
+    /// Writes only when no live entry exists. Returns whether it wrote. The basis of leases,
+    /// de-duplication claims and rate guards.
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError>;
+
+    /// Writes only when no live entry exists or the live entry's `version` is strictly lower.
+    /// Returns whether it wrote. Used so a slow writer never replaces a newer credential with an
+    /// older one. Entries written by `put`/`put_if_absent` have version `i64::MIN`.
+    async fn put_if_newer(
+        &self,
+        key: &str,
+        value: &[u8],
+        version: i64,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError>;
+
+    /// Atomically reads and deletes (single-use codes). `None` when absent or expired.
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Deletes only when the live value equals `expected` (owner-checked lease release,
+    /// compare-and-invalidate). Returns whether it deleted.
+    async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError>;
+
+    /// Deletes unconditionally (no error when absent).
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Cheap liveness check for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the backend named by `url`: `memory://`, `sqlite://PATH` (relative or absolute,
+/// created when missing; `sqlite::memory:` not supported — use `memory://`), or
+/// `redis://HOST:PORT/DB` (`key_prefix` is prepended to every key, redis only).
+pub async fn connect(url: &str, key_prefix: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("memory://") {
+        Ok(Arc::new(MemoryStore::new()))
+    } else if url.starts_with("sqlite://") || url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+        Ok(Arc::new(RedisStore::connect(url, key_prefix).await?))
+    } else {
+        Err(StoreError::InvalidUrl(format!(
+            "unsupported scheme in {url:?}: expected memory://, sqlite://PATH or redis://HOST:PORT/DB"
+        )))
+    }
+}

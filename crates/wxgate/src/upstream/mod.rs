@@ -1,0 +1,13 @@
+//! The WeChat API client: the only code in wxgate that talks to `api.weixin.qq.com`.
+//!
+//! WeChat reports most errors as HTTP 200 with a non-zero `errcode`; this module turns every
+//! answer into either a typed success or an [`UpstreamError`] carrying errcode, errmsg and rid,
+//! retries what is transient (-1, 45011, HTTP 5xx, timeouts, unparseable bodies) with
+//! exponential backoff and jitter, and never retries configuration errors. URLs carrying an
+//! AppSecret or token never reach a log line or an error message.
+
+mod client;
+mod error;
+
+pub use self::client::{ClientOptions, IssuedCredential, RetryPolicy, WechatClient};
+pub use self::error::UpstreamError;

@@ -1,16 +1,177 @@
-//! STUB
-use super::StoreError;
-pub struct MemoryStore;
-impl MemoryStore { pub fn new() -> Self { MemoryStore } }
-impl Default for MemoryStore { fn default() -> Self { Self::new() } }
-#[async_trait::async_trait]
-impl super::Store for MemoryStore {
-    async fn get(&self, _k: &str) -> Result<Option<Vec<u8>>, StoreError> { Err(StoreError::Backend("stub".into())) }
-    async fn put(&self, _k: &str, _v: &[u8], _t: Option<std::time::Duration>) -> Result<(), StoreError> { Err(StoreError::Backend("stub".into())) }
-    async fn put_if_absent(&self, _k: &str, _v: &[u8], _t: Option<std::time::Duration>) -> Result<bool, StoreError> { Err(StoreError::Backend("stub".into())) }
-    async fn put_if_newer(&self, _k: &str, _v: &[u8], _ver: i64, _t: Option<std::time::Duration>) -> Result<bool, StoreError> { Err(StoreError::Backend("stub".into())) }
-    async fn take(&self, _k: &str) -> Result<Option<Vec<u8>>, StoreError> { Err(StoreError::Backend("stub".into())) }
-    async fn delete_if_equals(&self, _k: &str, _e: &[u8]) -> Result<bool, StoreError> { Err(StoreError::Backend("stub".into())) }
-    async fn delete(&self, _k: &str) -> Result<(), StoreError> { Err(StoreError::Backend("stub".into())) }
-    async fn ping(&self) -> Result<(), StoreError> { Err(StoreError::Backend("stub".into())) }
+//! In-process [`Store`] for a single wxgate process (`memory://`): tests, development, and
+//! deployments that run exactly one instance and accept losing state on restart.
+//!
+//! All entries live in one `HashMap` behind one mutex, and every primitive does its whole
+//! read-check-write while holding that lock, so each call is atomic with respect to every other
+//! call in the process. It gives no coordination across processes — use SQLite or Redis for that.
+//! Expiry is checked on every access against a monotonic clock (an expired entry is treated
+//! exactly like a missing one), and a sweep every [`SWEEP_EVERY_WRITES`] writes drops expired
+//! entries nobody touches again, so the map does not grow without bound.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::{Store, StoreError};
+
+/// Writes between two sweeps of expired entries.
+const SWEEP_EVERY_WRITES: u64 = 1024;
+
+struct Entry {
+    value: Vec<u8>,
+    version: i64,
+    /// `None` = never expires.
+    expires_at: Option<Instant>,
+}
+
+impl Entry {
+    fn is_live(&self, now: Instant) -> bool {
+        match self.expires_at {
+            None => true,
+            Some(at) => at > now,
+        }
+    }
+}
+
+/// Process-local store; see the module documentation.
+pub struct MemoryStore {
+    entries: Mutex<HashMap<String, Entry>>,
+    writes: AtomicU64,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        MemoryStore {
+            entries: Mutex::new(HashMap::new()),
+            writes: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        // The critical sections below never panic, so a poisoned lock can only come from a
+        // panic elsewhere while holding it; the map itself is still consistent.
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Counts a write and, every [`SWEEP_EVERY_WRITES`] writes, drops every expired entry.
+    fn after_write(&self, map: &mut HashMap<String, Entry>, now: Instant) {
+        let n = self.writes.fetch_add(1, Ordering::Relaxed) + 1;
+        if n % SWEEP_EVERY_WRITES == 0 {
+            map.retain(|_, entry| entry.is_live(now));
+        }
+    }
+
+    fn write(&self, key: &str, value: &[u8], version: i64, ttl: Option<Duration>, now: Instant) {
+        let mut map = self.lock();
+        map.insert(key.to_owned(), entry(value, version, ttl, now));
+        self.after_write(&mut map, now);
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn entry(value: &[u8], version: i64, ttl: Option<Duration>, now: Instant) -> Entry {
+    Entry {
+        value: value.to_vec(),
+        version,
+        // A TTL too large to represent is as good as none.
+        expires_at: ttl.and_then(|ttl| now.checked_add(ttl)),
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        match map.get(key) {
+            Some(entry) if entry.is_live(now) => Ok(Some(entry.value.clone())),
+            Some(_) => {
+                map.remove(key);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
+        self.write(key, value, i64::MIN, ttl, Instant::now());
+        Ok(())
+    }
+
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        if map.get(key).is_some_and(|e| e.is_live(now)) {
+            return Ok(false);
+        }
+        map.insert(key.to_owned(), entry(value, i64::MIN, ttl, now));
+        self.after_write(&mut map, now);
+        Ok(true)
+    }
+
+    async fn put_if_newer(
+        &self,
+        key: &str,
+        value: &[u8],
+        version: i64,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        if map
+            .get(key)
+            .is_some_and(|e| e.is_live(now) && e.version >= version)
+        {
+            return Ok(false);
+        }
+        map.insert(key.to_owned(), entry(value, version, ttl, now));
+        self.after_write(&mut map, now);
+        Ok(true)
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        Ok(map.remove(key).filter(|e| e.is_live(now)).map(|e| e.value))
+    }
+
+    async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        match map.get(key) {
+            Some(e) if e.is_live(now) && e.value == expected => {
+                map.remove(key);
+                Ok(true)
+            }
+            Some(e) if !e.is_live(now) => {
+                map.remove(key);
+                Ok(false)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.lock().remove(key);
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -1,15 +1,273 @@
-//! STUB
-use super::StoreError;
-pub struct RedisStore;
-impl RedisStore { pub async fn connect(_url: &str, _prefix: &str) -> Result<Self, StoreError> { Err(StoreError::Backend("stub".into())) } }
-#[async_trait::async_trait]
-impl super::Store for RedisStore {
-    async fn get(&self, _k: &str) -> Result<Option<Vec<u8>>, StoreError> { Err(StoreError::Backend("stub".into())) }
-    async fn put(&self, _k: &str, _v: &[u8], _t: Option<std::time::Duration>) -> Result<(), StoreError> { Err(StoreError::Backend("stub".into())) }
-    async fn put_if_absent(&self, _k: &str, _v: &[u8], _t: Option<std::time::Duration>) -> Result<bool, StoreError> { Err(StoreError::Backend("stub".into())) }
-    async fn put_if_newer(&self, _k: &str, _v: &[u8], _ver: i64, _t: Option<std::time::Duration>) -> Result<bool, StoreError> { Err(StoreError::Backend("stub".into())) }
-    async fn take(&self, _k: &str) -> Result<Option<Vec<u8>>, StoreError> { Err(StoreError::Backend("stub".into())) }
-    async fn delete_if_equals(&self, _k: &str, _e: &[u8]) -> Result<bool, StoreError> { Err(StoreError::Backend("stub".into())) }
-    async fn delete(&self, _k: &str) -> Result<(), StoreError> { Err(StoreError::Backend("stub".into())) }
-    async fn ping(&self) -> Result<(), StoreError> { Err(StoreError::Backend("stub".into())) }
+//! [`Store`] on Redis (`redis://HOST:PORT/DB`), shared by wxgate processes on any number of hosts.
+//!
+//! Redis executes each command, and each Lua script, alone — nothing else runs on the server in
+//! between — so every primitive is a single command or a single script and is therefore atomic
+//! across all clients: `put` = `SET [PX]`, `put_if_absent` = `SET NX [PX]`, `take` = `GETDEL`
+//! (Redis ≥ 6.2), `delete_if_equals` and `put_if_newer` = small Lua scripts run via `EVALSHA`.
+//! Expiry is Redis's own (`PX`, millisecond precision, measured by the server's clock), so an
+//! expired key is gone for every command and a crashed lease holder's key frees itself.
+//!
+//! Each stored Redis value is an 8-byte version header followed by the caller's bytes. The header
+//! is the `i64` version with its sign bit flipped, big-endian, so comparing headers byte by byte
+//! (as the `put_if_newer` script does, without going through Lua's floating-point numbers) orders
+//! them exactly like the versions; `put`/`put_if_absent` write version `i64::MIN`, i.e. a zero
+//! header. `get`/`take` strip the header and return exactly the bytes written. Every key gets
+//! `key_prefix` prepended, so several deployments can share one Redis database.
+//!
+//! `connect` PINGs the server and fails within [`CONNECT_TIMEOUT`] when it is unreachable;
+//! afterwards the connection manager reconnects on its own. Errors never include values, nor the
+//! URL (which may contain a password).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Script, Value};
+
+use super::{Store, StoreError};
+
+/// Upper bound for `connect`, including retries and the PING.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// One TCP connection attempt.
+const CONNECTION_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A command that gets no answer for this long fails instead of hanging the caller.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest TTL passed to Redis (about 100 years); longer ones are clamped.
+const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+
+/// Length of the version header in front of every stored value.
+const HEADER_LEN: usize = 8;
+
+/// KEYS[1] = key, ARGV[1] = header ++ value, ARGV[2] = TTL in ms or "" for none.
+/// Writes when the key is missing (or expired, which Redis treats as missing) or its header is
+/// strictly lower, comparing the 8 header bytes one by one as unsigned numbers.
+const PUT_IF_NEWER_LUA: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local newer = false
+  for i = 1, 8 do
+    local c, n = string.byte(cur, i), string.byte(ARGV[1], i)
+    if c == nil or c < n then
+      newer = true
+      break
+    end
+    if c > n then
+      break
+    end
+  end
+  if not newer then
+    return 0
+  end
+end
+if ARGV[2] == '' then
+  redis.call('SET', KEYS[1], ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+";
+
+/// KEYS[1] = key, ARGV[1] = expected value (without header). Deletes when the stored value,
+/// header stripped, equals it byte for byte.
+const DELETE_IF_EQUALS_LUA: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if cur and string.len(cur) >= 8 and string.sub(cur, 9) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+";
+
+/// Redis-backed store; see the module documentation.
+pub struct RedisStore {
+    conn: ConnectionManager,
+    key_prefix: String,
+    put_if_newer: Script,
+    delete_if_equals: Script,
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://[:PASSWORD@]HOST:PORT/DB`) and checks the server with a PING.
+    /// Fails within [`CONNECT_TIMEOUT`] when the server is unreachable.
+    pub async fn connect(url: &str, key_prefix: &str) -> Result<Self, StoreError> {
+        let client = Client::open(url)
+            .map_err(|e| StoreError::InvalidUrl(format!("not a usable redis url: {e}")))?;
+        let addr = client.get_connection_info().addr.to_string();
+
+        // The manager retries failed connection attempts; keep the retries few and short so an
+        // unreachable server is reported quickly (the whole attempt is bounded below anyway).
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(2)
+            .set_max_delay(200)
+            .set_connection_timeout(CONNECTION_ATTEMPT_TIMEOUT)
+            .set_response_timeout(RESPONSE_TIMEOUT);
+        let connecting = async {
+            let mut conn = ConnectionManager::new_with_config(client, config).await?;
+            redis::cmd("PING").query_async::<()>(&mut conn).await?;
+            Ok::<_, redis::RedisError>(conn)
+        };
+        let conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                return Err(StoreError::Backend(format!(
+                    "redis: cannot connect to {addr}: {e}"
+                )))
+            }
+            Err(_) => {
+                return Err(StoreError::Backend(format!(
+                    "redis: no connection to {addr} within {CONNECT_TIMEOUT:?}"
+                )))
+            }
+        };
+
+        Ok(RedisStore {
+            conn,
+            key_prefix: key_prefix.to_owned(),
+            put_if_newer: Script::new(PUT_IF_NEWER_LUA),
+            delete_if_equals: Script::new(DELETE_IF_EQUALS_LUA),
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.key_prefix)
+    }
+
+    /// `SET key header++value [NX] [PX ttl]`; returns whether Redis wrote.
+    async fn set(
+        &self,
+        what: &str,
+        key: &str,
+        value: &[u8],
+        nx: bool,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(key)).arg(encode(i64::MIN, value));
+        if nx {
+            cmd.arg("NX");
+        }
+        if let Some(ttl) = ttl {
+            cmd.arg("PX").arg(ttl_ms(ttl));
+        }
+        let reply: Value = cmd
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| backend(what, &e))?;
+        Ok(!matches!(reply, Value::Nil))
+    }
+}
+
+/// Header (version with the sign bit flipped, big-endian) followed by the value.
+fn encode(version: i64, value: &[u8]) -> Vec<u8> {
+    let header = ((version as u64) ^ (1 << 63)).to_be_bytes();
+    let mut out = Vec::with_capacity(HEADER_LEN + value.len());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(value);
+    out
+}
+
+/// Strips the header.
+fn decode(what: &str, mut stored: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+    if stored.len() < HEADER_LEN {
+        return Err(StoreError::Backend(format!(
+            "redis: {what}: stored entry is not in wxgate's format (too short)"
+        )));
+    }
+    stored.drain(..HEADER_LEN);
+    Ok(stored)
+}
+
+/// TTL in whole milliseconds, rounded up, at least 1 (Redis rejects `PX 0`) and at most
+/// [`MAX_TTL_MS`].
+fn ttl_ms(ttl: Duration) -> u64 {
+    let mut ms = ttl.as_millis();
+    if ttl.subsec_nanos() % 1_000_000 != 0 {
+        ms += 1;
+    }
+    u64::try_from(ms).unwrap_or(u64::MAX).clamp(1, MAX_TTL_MS)
+}
+
+/// Builds the error for a failed command. Redis errors describe the failure (connection lost,
+/// WRONGTYPE, ...), never the arguments, so values do not leak into logs.
+fn backend(what: &str, e: &redis::RedisError) -> StoreError {
+    StoreError::Backend(format!("redis: {what}: {e}"))
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let stored: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(self.key(key))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| backend("get", &e))?;
+        stored.map(|s| decode("get", s)).transpose()
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
+        self.set("put", key, value, false, ttl).await.map(|_| ())
+    }
+
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        self.set("put_if_absent", key, value, true, ttl).await
+    }
+
+    async fn put_if_newer(
+        &self,
+        key: &str,
+        value: &[u8],
+        version: i64,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let ttl_arg = ttl.map(|t| ttl_ms(t).to_string()).unwrap_or_default();
+        let wrote: i64 = self
+            .put_if_newer
+            .key(self.key(key))
+            .arg(encode(version, value))
+            .arg(ttl_arg)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| backend("put_if_newer", &e))?;
+        Ok(wrote == 1)
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let stored: Option<Vec<u8>> = redis::cmd("GETDEL")
+            .arg(self.key(key))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| backend("take", &e))?;
+        stored.map(|s| decode("take", s)).transpose()
+    }
+
+    async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        let deleted: i64 = self
+            .delete_if_equals
+            .key(self.key(key))
+            .arg(expected)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| backend("delete_if_equals", &e))?;
+        Ok(deleted == 1)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        redis::cmd("DEL")
+            .arg(self.key(key))
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|e| backend("delete", &e))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        redis::cmd("PING")
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|e| backend("ping", &e))
+    }
 }

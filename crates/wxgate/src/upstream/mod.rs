@@ -9,5 +9,7 @@
 mod client;
 mod error;
 
-pub use self::client::{ClientOptions, IssuedCredential, RetryPolicy, WechatClient};
+pub use self::client::{
+    ClientOptions, IssuedCredential, OAuthToken, RetryPolicy, UserInfo, WechatClient,
+};
 pub use self::error::UpstreamError;

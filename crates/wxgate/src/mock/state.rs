@@ -1,0 +1,641 @@
+//! The mock's memory: accounts, issued tokens, tickets, OAuth codes, call counters and queued
+//! faults, plus the WeChat rules that decide each answer.
+//!
+//! Everything here is synchronous and runs under one mutex held for microseconds, never across
+//! an `.await`. Time is a mock clock (real elapsed time plus an offset tests can advance), so
+//! expiry, the classic-token grace period and the force-refresh limits can be tested without
+//! waiting. Errors are `(errcode, errmsg)` pairs with WeChat's own wording; the HTTP layer adds
+//! the `rid`.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde_json::{json, Value};
+use sha1::{Digest, Sha1};
+
+use super::{Fault, MockConfig};
+
+/// A WeChat error answer: errcode and errmsg (without the `rid`, added when answering).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WxErr(pub i64, pub String);
+
+impl WxErr {
+    pub fn code(code: i64) -> Self {
+        WxErr(code, errmsg_for(code).to_owned())
+    }
+}
+
+/// WeChat's wording for the errcodes the mock produces (or that tests inject).
+pub(crate) fn errmsg_for(code: i64) -> &'static str {
+    match code {
+        -1 => "system error",
+        40001 => {
+            "invalid credential, access_token is invalid or not latest, could get access_token \
+             by getStableAccessToken, more details at https://mmbizurl.cn/s/JtxxFh33r"
+        }
+        40002 => "invalid grant_type",
+        40003 => "invalid openid",
+        40013 => "invalid appid",
+        40014 => "invalid access_token",
+        40029 => "invalid code",
+        40030 => "invalid refresh_token",
+        40097 => "invalid args",
+        40125 => "invalid appsecret",
+        40163 => "code been used",
+        40164 => "invalid ip 203.0.113.7 ipv6 ::ffff:203.0.113.7, not in whitelist",
+        40243 => "AppSecret已被冻结，请登录MP解冻后再次调用。",
+        41001 => "access_token missing",
+        41002 => "appid missing",
+        41004 => "appsecret missing",
+        41008 => "missing code",
+        42001 => "access_token expired",
+        42002 => "refresh_token expired",
+        42003 => "code expired",
+        45009 => "reach max api daily quota limit",
+        45011 => "api minute-quota reach limit  mustslower  retry next minute",
+        47001 => "data format error",
+        48001 => "api unauthorized",
+        61004 => "access clientip is not registered",
+        _ => "mock error",
+    }
+}
+
+const TOKEN_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// A random string over `[A-Za-z0-9_-]`.
+pub(crate) fn random_token(len: usize) -> String {
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| char::from(TOKEN_ALPHABET[rng.gen_range(0..TOKEN_ALPHABET.len())]))
+        .collect()
+}
+
+/// A request id shaped like WeChat's (`64f7f8b6-27a5f0a1-3b2c5e1d`).
+pub(crate) fn random_rid() -> String {
+    let mut rng = rand::thread_rng();
+    let a: u32 = rng.gen();
+    let b: u32 = rng.gen();
+    let c: u32 = rng.gen();
+    format!("{a:08x}-{b:08x}-{c:08x}")
+}
+
+/// A 28-character id starting with `o` (the shape of real openids and unionids), derived
+/// deterministically from `seed`.
+fn wechat_id(seed: &str) -> String {
+    let first = Sha1::digest(seed.as_bytes());
+    let second = Sha1::digest(first);
+    let mut id = String::from("o");
+    for b in first.iter().chain(second.iter()).take(27) {
+        id.push(char::from(
+            TOKEN_ALPHABET[usize::from(*b) % TOKEN_ALPHABET.len()],
+        ));
+    }
+    id
+}
+
+/// The openid the mock gives `user` (the `mock_openid` authorize parameter) on `appid`.
+pub(crate) fn openid_for(appid: &str, user: &str) -> String {
+    wechat_id(&format!("openid|{appid}|{user}"))
+}
+
+/// The unionid of `user` (the same across accounts, like a real unionid).
+pub(crate) fn unionid_for(user: &str) -> String {
+    wechat_id(&format!("unionid|{user}"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenApiKind {
+    Classic,
+    Stable,
+}
+
+#[derive(Debug, Clone)]
+struct TokenRec {
+    appid: String,
+    kind: TokenApiKind,
+    expires_at: Duration,
+    /// From this mock time on the token answers 40001 (replaced, force-refreshed, invalidated).
+    invalid_at: Option<Duration>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct ForceRefresh {
+    day: u64,
+    count: u32,
+    last: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+struct CodeRec {
+    appid: String,
+    user: User,
+    issued_at: Duration,
+    used: bool,
+}
+
+#[derive(Debug, Clone)]
+struct User {
+    openid: String,
+    unionid: Option<String>,
+    name: String,
+    scope: String,
+    snapshot: bool,
+}
+
+#[derive(Debug, Clone)]
+struct WebTokenRec {
+    appid: String,
+    user: User,
+    expires_at: Duration,
+}
+
+pub(crate) struct Inner {
+    config: MockConfig,
+    started: Instant,
+    started_unix_s: u64,
+    clock_offset: Duration,
+    pub latency: Duration,
+    pub down: bool,
+    pub calls: BTreeMap<String, u64>,
+    faults: HashMap<String, VecDeque<Fault>>,
+    accounts: HashMap<String, String>,
+    tokens: HashMap<String, TokenRec>,
+    stable_current: HashMap<String, String>,
+    force: HashMap<String, ForceRefresh>,
+    tickets: HashMap<(String, &'static str), (String, Duration)>,
+    codes: HashMap<String, CodeRec>,
+    web_tokens: HashMap<String, WebTokenRec>,
+    refresh_tokens: HashMap<String, WebTokenRec>,
+    pub custom_messages: Vec<Value>,
+}
+
+/// Endpoint labels are paths without the leading `/`.
+pub(crate) fn label(endpoint: &str) -> String {
+    endpoint.trim_start_matches('/').to_owned()
+}
+
+impl Inner {
+    pub fn new(config: MockConfig) -> Self {
+        let accounts = config
+            .accounts
+            .iter()
+            .map(|a| (a.appid.clone(), a.secret.clone()))
+            .collect();
+        let started_unix_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Self {
+            latency: config.latency,
+            config,
+            started: Instant::now(),
+            started_unix_s,
+            clock_offset: Duration::ZERO,
+            down: false,
+            calls: BTreeMap::new(),
+            faults: HashMap::new(),
+            accounts,
+            tokens: HashMap::new(),
+            stable_current: HashMap::new(),
+            force: HashMap::new(),
+            tickets: HashMap::new(),
+            codes: HashMap::new(),
+            web_tokens: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            custom_messages: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &MockConfig {
+        &self.config
+    }
+
+    /// Mock time: real time since start plus what tests advanced.
+    pub fn now(&self) -> Duration {
+        self.started.elapsed() + self.clock_offset
+    }
+
+    pub fn advance(&mut self, by: Duration) {
+        self.clock_offset += by;
+    }
+
+    pub fn set_token_ttl(&mut self, secs: u64) {
+        self.config.token_ttl_s = secs;
+    }
+
+    pub fn set_ticket_ttl(&mut self, secs: u64) {
+        self.config.ticket_ttl_s = secs;
+    }
+
+    pub fn set_classic_grace(&mut self, secs: u64) {
+        self.config.classic_grace_s = secs;
+    }
+
+    pub fn add_account(&mut self, appid: &str, secret: &str) {
+        self.accounts.insert(appid.to_owned(), secret.to_owned());
+    }
+
+    pub fn appids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.accounts.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    pub fn count_call(&mut self, endpoint: &str) {
+        *self.calls.entry(label(endpoint)).or_default() += 1;
+    }
+
+    pub fn push_fault(&mut self, endpoint: &str, fault: Fault) {
+        self.faults
+            .entry(label(endpoint))
+            .or_default()
+            .push_back(fault);
+    }
+
+    pub fn pop_fault(&mut self, endpoint: &str) -> Option<Fault> {
+        self.faults.get_mut(&label(endpoint))?.pop_front()
+    }
+
+    /// Forgets counters, faults, latency, down mode, force-refresh counters and recorded
+    /// messages. Issued tokens, tickets and codes stay valid, so a gateway holding them is not
+    /// disturbed by a test resetting the mock between cases.
+    pub fn reset(&mut self) {
+        self.calls.clear();
+        self.faults.clear();
+        self.latency = self.config.latency;
+        self.down = false;
+        self.force.clear();
+        self.custom_messages.clear();
+    }
+
+    fn check_app(&self, appid: Option<&str>, secret: Option<&str>) -> Result<String, WxErr> {
+        let appid = appid.filter(|s| !s.is_empty()).ok_or(WxErr::code(41002))?;
+        let expected = self.accounts.get(appid).ok_or(WxErr::code(40013))?;
+        let secret = secret.filter(|s| !s.is_empty()).ok_or(WxErr::code(41004))?;
+        if secret != expected {
+            return Err(WxErr::code(40125));
+        }
+        Ok(appid.to_owned())
+    }
+
+    fn issue_token(&mut self, appid: &str, kind: TokenApiKind) -> (String, u64) {
+        let token = random_token(136);
+        let ttl = self.config.token_ttl_s;
+        let expires_at = self.now() + Duration::from_secs(ttl);
+        self.tokens.insert(
+            token.clone(),
+            TokenRec {
+                appid: appid.to_owned(),
+                kind,
+                expires_at,
+                invalid_at: None,
+            },
+        );
+        (token, ttl)
+    }
+
+    /// Forgets tokens expired for more than a day, so a long-running mock stays small.
+    fn prune(&mut self) {
+        let now = self.now();
+        let day = Duration::from_secs(86_400);
+        self.tokens.retain(|_, t| t.expires_at + day > now);
+        self.web_tokens.retain(|_, t| t.expires_at + day > now);
+        self.codes.retain(|_, c| c.issued_at + day > now);
+    }
+
+    /// `cgi-bin/token`: every call issues a new token; the previous ones stay valid for the
+    /// grace period (5 minutes on WeChat).
+    pub fn classic_token(&mut self, q: &HashMap<String, String>) -> Result<Value, WxErr> {
+        if q.get("grant_type").map(String::as_str) != Some("client_credential") {
+            return Err(WxErr::code(40002));
+        }
+        let appid = self.check_app(
+            q.get("appid").map(String::as_str),
+            q.get("secret").map(String::as_str),
+        )?;
+        self.prune();
+        let cutoff = self.now() + Duration::from_secs(self.config.classic_grace_s);
+        for rec in self.tokens.values_mut() {
+            if rec.appid == appid && rec.kind == TokenApiKind::Classic {
+                rec.invalid_at = Some(rec.invalid_at.map_or(cutoff, |t| t.min(cutoff)));
+            }
+        }
+        let (token, ttl) = self.issue_token(&appid, TokenApiKind::Classic);
+        Ok(json!({"access_token": token, "expires_in": ttl}))
+    }
+
+    /// `cgi-bin/stable_token`: idempotent in normal mode (a new token once 300 s or less
+    /// remain, the old one valid to its end); `force_refresh` issues a new token and retires
+    /// the previous ones at once, at most `force_refresh_daily_limit` a day and
+    /// `force_refresh_interval_s` apart.
+    pub fn stable_token(&mut self, body: &Value) -> Result<Value, WxErr> {
+        if !body.is_object() {
+            return Err(WxErr::code(47001));
+        }
+        if body.get("grant_type").and_then(Value::as_str) != Some("client_credential") {
+            return Err(WxErr::code(40002));
+        }
+        let appid = self.check_app(
+            body.get("appid").and_then(Value::as_str),
+            body.get("secret").and_then(Value::as_str),
+        )?;
+        let force = match body.get("force_refresh") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(WxErr::code(47001)),
+        };
+        let now = self.now();
+        if force {
+            let day = (self.started_unix_s + now.as_secs() + 8 * 3600) / 86_400;
+            let limit = self.config.force_refresh_daily_limit;
+            let interval = Duration::from_secs(self.config.force_refresh_interval_s);
+            let state = self.force.entry(appid.clone()).or_default();
+            if state.day != day {
+                *state = ForceRefresh {
+                    day,
+                    count: 0,
+                    last: state.last,
+                };
+            }
+            if state.count >= limit {
+                return Err(WxErr::code(45009));
+            }
+            if state.last.is_some_and(|last| now < last + interval) {
+                return Err(WxErr::code(45011));
+            }
+            state.count += 1;
+            state.last = Some(now);
+            for rec in self.tokens.values_mut() {
+                if rec.appid == appid && rec.kind == TokenApiKind::Stable {
+                    rec.invalid_at = Some(rec.invalid_at.map_or(now, |t| t.min(now)));
+                }
+            }
+        } else if let Some(current) = self.stable_current.get(&appid) {
+            if let Some(rec) = self.tokens.get(current) {
+                let usable = !matches!(rec.invalid_at, Some(t) if t <= now);
+                let remaining = rec.expires_at.saturating_sub(now);
+                if usable && remaining > Duration::from_secs(300) {
+                    return Ok(json!({"access_token": current, "expires_in": remaining.as_secs()}));
+                }
+            }
+        }
+        self.prune();
+        let (token, ttl) = self.issue_token(&appid, TokenApiKind::Stable);
+        self.stable_current.insert(appid, token.clone());
+        Ok(json!({"access_token": token, "expires_in": ttl}))
+    }
+
+    /// The account a global access_token belongs to, or WeChat's error for it.
+    pub fn check_access_token(&self, token: Option<&str>) -> Result<String, WxErr> {
+        let token = token.filter(|t| !t.is_empty()).ok_or(WxErr::code(41001))?;
+        let rec = self.tokens.get(token).ok_or(WxErr::code(40001))?;
+        let now = self.now();
+        if rec.invalid_at.is_some_and(|t| t <= now) {
+            return Err(WxErr::code(40001));
+        }
+        if rec.expires_at <= now {
+            return Err(WxErr::code(42001));
+        }
+        Ok(rec.appid.clone())
+    }
+
+    /// Every token of `appid` answers 40001 from now on.
+    pub fn invalidate_access_tokens(&mut self, appid: &str) {
+        let now = self.now();
+        for rec in self.tokens.values_mut() {
+            if rec.appid == appid {
+                rec.invalid_at = Some(rec.invalid_at.map_or(now, |t| t.min(now)));
+            }
+        }
+    }
+
+    /// The tokens of `appid` WeChat would accept right now (classic and stable).
+    pub fn current_access_tokens(&self, appid: &str) -> Vec<String> {
+        let mut tokens: Vec<String> = self
+            .tokens
+            .iter()
+            .filter(|(t, rec)| rec.appid == appid && self.check_access_token(Some(t)).is_ok())
+            .map(|(t, _)| t.clone())
+            .collect();
+        tokens.sort();
+        tokens
+    }
+
+    /// `cgi-bin/ticket/getticket`: the same ticket while valid (with its remaining
+    /// lifetime), a new one after it expired.
+    pub fn ticket(&mut self, q: &HashMap<String, String>) -> Result<Value, WxErr> {
+        let appid = self.check_access_token(q.get("access_token").map(String::as_str))?;
+        let kind: &'static str = match q.get("type").map(String::as_str) {
+            Some("jsapi") => "jsapi",
+            Some("wx_card") => "wx_card",
+            _ => return Err(WxErr::code(40097)),
+        };
+        let now = self.now();
+        let key = (appid, kind);
+        if let Some((ticket, expires_at)) = self.tickets.get(&key) {
+            if *expires_at > now {
+                let remaining = expires_at.saturating_sub(now).as_secs();
+                return Ok(
+                    json!({"errcode": 0, "errmsg": "ok", "ticket": ticket, "expires_in": remaining}),
+                );
+            }
+        }
+        let ticket = random_token(86);
+        let ttl = self.config.ticket_ttl_s;
+        self.tickets
+            .insert(key, (ticket.clone(), now + Duration::from_secs(ttl)));
+        Ok(json!({"errcode": 0, "errmsg": "ok", "ticket": ticket, "expires_in": ttl}))
+    }
+
+    pub fn known_appid(&self, appid: &str) -> bool {
+        self.accounts.contains_key(appid)
+    }
+
+    /// Issues an OAuth code for `user` (the `mock_openid` parameter).
+    pub fn issue_code(
+        &mut self,
+        appid: &str,
+        user_name: &str,
+        scope: &str,
+        snapshot: bool,
+    ) -> String {
+        let user = if snapshot {
+            User {
+                openid: openid_for(appid, &format!("snapshot|{user_name}")),
+                unionid: None,
+                name: user_name.to_owned(),
+                scope: scope.to_owned(),
+                snapshot: true,
+            }
+        } else {
+            User {
+                openid: openid_for(appid, user_name),
+                unionid: Some(unionid_for(user_name)),
+                name: user_name.to_owned(),
+                scope: scope.to_owned(),
+                snapshot: false,
+            }
+        };
+        let code = random_token(32).replace(['-', '_'], "0");
+        self.codes.insert(
+            code.clone(),
+            CodeRec {
+                appid: appid.to_owned(),
+                user,
+                issued_at: self.now(),
+                used: false,
+            },
+        );
+        code
+    }
+
+    fn web_token_json(&mut self, appid: &str, user: &User, refresh_token: &str) -> Value {
+        let token = random_token(110);
+        let now = self.now();
+        self.web_tokens.insert(
+            token.clone(),
+            WebTokenRec {
+                appid: appid.to_owned(),
+                user: user.clone(),
+                expires_at: now + Duration::from_secs(7200),
+            },
+        );
+        let mut answer = json!({
+            "access_token": token,
+            "expires_in": 7200,
+            "refresh_token": refresh_token,
+            "openid": user.openid,
+            "scope": user.scope,
+        });
+        if let Some(unionid) = &user.unionid {
+            answer["unionid"] = json!(unionid);
+        }
+        if user.snapshot {
+            answer["is_snapshotuser"] = json!(1);
+        }
+        answer
+    }
+
+    /// `sns/oauth2/access_token`: a code works once, for `code_ttl_s`, on its own account.
+    pub fn exchange_code(&mut self, q: &HashMap<String, String>) -> Result<Value, WxErr> {
+        let appid = self.check_app(
+            q.get("appid").map(String::as_str),
+            q.get("secret").map(String::as_str),
+        )?;
+        if q.get("grant_type").map(String::as_str) != Some("authorization_code") {
+            return Err(WxErr::code(40002));
+        }
+        let code = q
+            .get("code")
+            .filter(|c| !c.is_empty())
+            .ok_or(WxErr::code(41008))?;
+        let now = self.now();
+        let ttl = Duration::from_secs(self.config.code_ttl_s);
+        let rec = self
+            .codes
+            .get_mut(code)
+            .filter(|c| c.appid == appid)
+            .ok_or(WxErr::code(40029))?;
+        if rec.used {
+            return Err(WxErr::code(40163));
+        }
+        if now >= rec.issued_at + ttl {
+            return Err(WxErr::code(42003));
+        }
+        rec.used = true;
+        let user = rec.user.clone();
+        let refresh_token = random_token(110);
+        self.refresh_tokens.insert(
+            refresh_token.clone(),
+            WebTokenRec {
+                appid: appid.clone(),
+                user: user.clone(),
+                expires_at: now + Duration::from_secs(30 * 86_400),
+            },
+        );
+        Ok(self.web_token_json(&appid, &user, &refresh_token))
+    }
+
+    /// `sns/oauth2/refresh_token`: a new web token for a valid refresh_token (no secret).
+    pub fn refresh_web_token(&mut self, q: &HashMap<String, String>) -> Result<Value, WxErr> {
+        let appid = q
+            .get("appid")
+            .filter(|a| !a.is_empty())
+            .ok_or(WxErr::code(41002))?;
+        if !self.known_appid(appid) {
+            return Err(WxErr::code(40013));
+        }
+        if q.get("grant_type").map(String::as_str) != Some("refresh_token") {
+            return Err(WxErr::code(40002));
+        }
+        let token = q.get("refresh_token").ok_or(WxErr::code(40030))?;
+        let rec = self
+            .refresh_tokens
+            .get(token)
+            .filter(|r| &r.appid == appid)
+            .cloned()
+            .ok_or(WxErr::code(40030))?;
+        if rec.expires_at <= self.now() {
+            return Err(WxErr::code(42002));
+        }
+        let appid = appid.clone();
+        Ok(self.web_token_json(&appid, &rec.user, token))
+    }
+
+    fn check_web_token(&self, q: &HashMap<String, String>) -> Result<&WebTokenRec, WxErr> {
+        let token = q
+            .get("access_token")
+            .filter(|t| !t.is_empty())
+            .ok_or(WxErr::code(41001))?;
+        let rec = self.web_tokens.get(token).ok_or(WxErr::code(40001))?;
+        if rec.expires_at <= self.now() {
+            return Err(WxErr::code(42001));
+        }
+        if q.get("openid") != Some(&rec.user.openid) {
+            return Err(WxErr::code(40003));
+        }
+        Ok(rec)
+    }
+
+    /// `sns/auth`: is this web token valid for this openid?
+    pub fn check_web_auth(&self, q: &HashMap<String, String>) -> Result<Value, WxErr> {
+        self.check_web_token(q)?;
+        Ok(json!({"errcode": 0, "errmsg": "ok"}))
+    }
+
+    /// `sns/userinfo`: the profile, for snsapi_userinfo web tokens only.
+    pub fn userinfo(&self, q: &HashMap<String, String>) -> Result<Value, WxErr> {
+        let rec = self.check_web_token(q)?;
+        let user = &rec.user;
+        if user.scope != "snsapi_userinfo" {
+            return Err(WxErr::code(48001));
+        }
+        let (nickname, headimgurl) = if user.snapshot {
+            (
+                "微信用户".to_owned(),
+                "https://thirdwx.qlogo.cn/mmopen/vi_32/POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRiccVGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/132".to_owned(),
+            )
+        } else {
+            let img = wechat_id(&format!("headimg|{}", user.name));
+            (
+                format!("测试用户{}", user.name),
+                format!("https://thirdwx.qlogo.cn/mmopen/vi_32/{img}/132"),
+            )
+        };
+        let mut answer = json!({
+            "openid": user.openid,
+            "nickname": nickname,
+            "sex": 0,
+            "province": "",
+            "city": "",
+            "country": "",
+            "headimgurl": headimgurl,
+            "privilege": [],
+        });
+        if let Some(unionid) = &user.unionid {
+            answer["unionid"] = json!(unionid);
+        }
+        Ok(answer)
+    }
+}

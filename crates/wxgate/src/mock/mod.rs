@@ -57,7 +57,8 @@ pub struct MockConfig {
     pub classic_grace_s: u64,
     /// How long an OAuth code may wait for its exchange (WeChat: 300).
     pub code_ttl_s: u64,
-    /// `stable_token` force refreshes per account per day (WeChat: 20), then 45009.
+    /// `stable_token` force refreshes per account per day (WeChat: 20), then 45009. Days are
+    /// counted on the mock clock from the mock's start.
     pub force_refresh_daily_limit: u32,
     /// Minimum time between two force refreshes of an account (WeChat: 30), else 45011.
     pub force_refresh_interval_s: u64,

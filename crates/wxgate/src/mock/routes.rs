@@ -281,11 +281,14 @@ fn ok() -> Response {
     Json(json!({"ok": true})).into_response()
 }
 
-fn json_body(body: &Bytes) -> Result<Value, Response> {
+fn json_body(body: &Bytes) -> Option<Value> {
     serde_json::from_slice::<Value>(body)
         .ok()
         .filter(Value::is_object)
-        .ok_or_else(|| bad_request("the body must be a JSON object"))
+}
+
+fn not_json() -> Response {
+    bad_request("the body must be a JSON object")
 }
 
 fn u64_field(body: &Value, key: &str) -> Option<u64> {
@@ -299,9 +302,8 @@ async fn ctl_calls(State(shared): St) -> Response {
 /// `{"endpoint", "errcode": N | "http_status": N | "garbage": true | "delay_ms": N,
 /// "times"?: N}`.
 async fn ctl_fault(State(shared): St, body: Bytes) -> Response {
-    let body = match json_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
+    let Some(body) = json_body(&body) else {
+        return not_json();
     };
     let Some(endpoint) = body.get("endpoint").and_then(Value::as_str) else {
         return bad_request("`endpoint` (e.g. \"cgi-bin/token\") is required");
@@ -329,9 +331,8 @@ async fn ctl_fault(State(shared): St, body: Bytes) -> Response {
 }
 
 async fn ctl_latency(State(shared): St, body: Bytes) -> Response {
-    let body = match json_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
+    let Some(body) = json_body(&body) else {
+        return not_json();
     };
     let Some(ms) = u64_field(&body, "ms") else {
         return bad_request("`ms` is required");
@@ -341,9 +342,8 @@ async fn ctl_latency(State(shared): St, body: Bytes) -> Response {
 }
 
 async fn ctl_down(State(shared): St, body: Bytes) -> Response {
-    let body = match json_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
+    let Some(body) = json_body(&body) else {
+        return not_json();
     };
     let Some(down) = body.get("down").and_then(Value::as_bool) else {
         return bad_request("`down` (true or false) is required");
@@ -362,9 +362,8 @@ async fn ctl_custom_messages(State(shared): St) -> Response {
 }
 
 async fn ctl_invalidate(State(shared): St, body: Bytes) -> Response {
-    let body = match json_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
+    let Some(body) = json_body(&body) else {
+        return not_json();
     };
     let Some(appid) = body.get("appid").and_then(Value::as_str) else {
         return bad_request("`appid` is required");
@@ -375,9 +374,8 @@ async fn ctl_invalidate(State(shared): St, body: Bytes) -> Response {
 
 /// `{"secs": N}` or `{"ms": N}`: moves the mock clock forward.
 async fn ctl_advance(State(shared): St, body: Bytes) -> Response {
-    let body = match json_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
+    let Some(body) = json_body(&body) else {
+        return not_json();
     };
     let by = match (u64_field(&body, "secs"), u64_field(&body, "ms")) {
         (Some(s), _) => Duration::from_secs(s),
@@ -389,9 +387,8 @@ async fn ctl_advance(State(shared): St, body: Bytes) -> Response {
 }
 
 async fn ctl_add_account(State(shared): St, body: Bytes) -> Response {
-    let body = match json_body(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
+    let Some(body) = json_body(&body) else {
+        return not_json();
     };
     let (Some(appid), Some(secret)) = (
         body.get("appid").and_then(Value::as_str),
@@ -408,9 +405,8 @@ async fn secs_control(
     body: &Bytes,
     apply: fn(&mut super::state::Inner, u64),
 ) -> Response {
-    let body = match json_body(body) {
-        Ok(b) => b,
-        Err(r) => return r,
+    let Some(body) = json_body(body) else {
+        return not_json();
     };
     let Some(secs) = u64_field(&body, "secs") else {
         return bad_request("`secs` is required");

@@ -153,7 +153,6 @@ struct WebTokenRec {
 pub(crate) struct Inner {
     config: MockConfig,
     started: Instant,
-    started_unix_s: u64,
     clock_offset: Duration,
     pub latency: Duration,
     pub down: bool,
@@ -182,15 +181,10 @@ impl Inner {
             .iter()
             .map(|a| (a.appid.clone(), a.secret.clone()))
             .collect();
-        let started_unix_s = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         Self {
             latency: config.latency,
             config,
             started: Instant::now(),
-            started_unix_s,
             clock_offset: Duration::ZERO,
             down: false,
             calls: BTreeMap::new(),
@@ -347,7 +341,9 @@ impl Inner {
         };
         let now = self.now();
         if force {
-            let day = (self.started_unix_s + now.as_secs() + 8 * 3600) / 86_400;
+            // Days are counted on the mock clock from the mock's start (not at midnight
+            // Beijing time like WeChat), so tests do not depend on the wall clock.
+            let day = now.as_secs() / 86_400;
             let limit = self.config.force_refresh_daily_limit;
             let interval = Duration::from_secs(self.config.force_refresh_interval_s);
             let state = self.force.entry(appid.clone()).or_default();

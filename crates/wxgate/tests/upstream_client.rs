@@ -412,6 +412,7 @@ async fn transport_error_hides_the_url() {
     assert!(matches!(err, UpstreamError::Transport(_)), "{err:?}");
     assert_no_secret(&err);
     assert!(!err.to_string().contains("appid="), "{err}");
+    eprintln!("transport error reads: {err}");
 }
 
 #[tokio::test]
@@ -553,4 +554,11 @@ async fn oauth_exchange_is_not_retried_after_reaching_wechat() {
         .unwrap_err();
     assert!(matches!(err, UpstreamError::HttpStatus(502)));
     assert_eq!(calls(&server).await, 1);
+}
+
+#[test]
+fn client_and_mock_handles_are_shareable() {
+    fn assert_shareable<T: Clone + Send + Sync + 'static>() {}
+    assert_shareable::<WechatClient>();
+    assert_shareable::<wxgate::mock::MockWechat>();
 }

@@ -1,0 +1,255 @@
+//! Property tests: round trips hold for any content, and no parser panics on any input.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use proptest::prelude::*;
+use wxgate_proto::crypto::{self, pkcs7_pad, pkcs7_unpad};
+use wxgate_proto::reply::Article;
+use wxgate_proto::{
+    open_push, seal_reply, AesKey, Envelope, Fields, KeyRing, KeyUsed, Message, Reply,
+};
+
+const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+
+fn key() -> AesKey {
+    AesKey::from_encoding_aes_key(KEY).unwrap()
+}
+
+/// Strings that like to contain CDATA terminators, markup and non-ASCII text.
+fn tricky_string() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            Just("]]>".to_owned()),
+            Just("]]".to_owned()),
+            Just("<![CDATA[".to_owned()),
+            Just("&amp;".to_owned()),
+            Just("<xml>".to_owned()),
+            Just("中文🙂".to_owned()),
+            any::<String>(),
+        ],
+        0..6,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+/// Byte soup biased towards XML syntax so the parser gets past the first byte.
+fn xmlish_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(
+        prop_oneof![
+            Just(b"<xml>".to_vec()),
+            Just(b"</xml>".to_vec()),
+            Just(b"<MsgType>".to_vec()),
+            Just(b"</MsgType>".to_vec()),
+            Just(b"<![CDATA[".to_vec()),
+            Just(b"]]>".to_vec()),
+            Just(b"<!DOCTYPE x [<!ENTITY a \"b\">]>".to_vec()),
+            Just(b"&a;&amp;&#x20;&#0;".to_vec()),
+            Just(b"<a/>".to_vec()),
+            Just(b"<?xml version=\"1.0\"?>".to_vec()),
+            Just(b"<!-- c -->".to_vec()),
+            Just(b"<Encrypt>".to_vec()),
+            Just(b"</Encrypt>".to_vec()),
+            prop::collection::vec(any::<u8>(), 0..8),
+        ],
+        0..40,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+fn article() -> impl Strategy<Value = Article> {
+    (
+        tricky_string(),
+        tricky_string(),
+        tricky_string(),
+        tricky_string(),
+    )
+        .prop_map(|(title, description, pic_url, url)| Article {
+            title,
+            description,
+            pic_url,
+            url,
+        })
+}
+
+fn any_reply() -> impl Strategy<Value = Reply> {
+    let opt = || prop::option::of(tricky_string());
+    prop_oneof![
+        tricky_string().prop_map(|content| Reply::Text { content }),
+        tricky_string().prop_map(|media_id| Reply::Image { media_id }),
+        tricky_string().prop_map(|media_id| Reply::Voice { media_id }),
+        (tricky_string(), opt(), opt()).prop_map(|(media_id, title, description)| {
+            Reply::Video {
+                media_id,
+                title,
+                description,
+            }
+        }),
+        (opt(), opt(), opt(), opt(), tricky_string()).prop_map(
+            |(title, description, music_url, hq_music_url, thumb_media_id)| Reply::Music {
+                title,
+                description,
+                music_url,
+                hq_music_url,
+                thumb_media_id,
+            }
+        ),
+        prop::collection::vec(article(), 1..=8).prop_map(|articles| Reply::News { articles }),
+        opt().prop_map(|kf_account| Reply::TransferCustomerService { kf_account }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn encrypt_then_decrypt_returns_the_message(
+        msg in prop::collection::vec(any::<u8>(), 0..2048),
+        appid in "[ -~]{0,40}|\\PC{0,20}",
+        random in prop::option::of(any::<[u8; 16]>()),
+    ) {
+        let k = key();
+        let enc = crypto::encrypt(&k, &msg, &appid, random);
+        let d = crypto::decrypt(&k, &enc, Some(&appid)).unwrap();
+        prop_assert_eq!(&d.message, &msg);
+        prop_assert_eq!(&d.appid, &appid);
+        if let Some(r) = random {
+            prop_assert_eq!(d.random, r);
+        }
+        // Ciphertext is whole 32-byte blocks: 16 random + 4 length + msg + appid + 1..=32 pad.
+        let raw_len = 16 + 4 + msg.len() + appid.len();
+        let cipher_len = enc.len() / 4 * 3 - enc.matches('=').count();
+        prop_assert_eq!(cipher_len % 32, 0);
+        prop_assert!(cipher_len > raw_len && cipher_len <= raw_len + 32);
+    }
+
+    #[test]
+    fn any_raw_key_round_trips(raw in any::<[u8; 32]>(), msg in any::<String>()) {
+        let k = AesKey::from_bytes(raw);
+        let enc = crypto::encrypt(&k, msg.as_bytes(), "wxid", None);
+        let d = crypto::decrypt(&k, &enc, Some("wxid")).unwrap();
+        prop_assert_eq!(d.message_str().unwrap(), msg.as_str());
+    }
+
+    #[test]
+    fn padding_is_always_1_to_32_bytes_to_a_multiple_of_32(
+        data in prop::collection::vec(any::<u8>(), 0..300)
+    ) {
+        let mut buf = data.clone();
+        pkcs7_pad(&mut buf);
+        prop_assert_eq!(buf.len() % 32, 0);
+        let pad = buf.len() - data.len();
+        prop_assert!((1..=32).contains(&pad));
+        prop_assert!(buf[data.len()..].iter().all(|&b| usize::from(b) == pad));
+        prop_assert_eq!(pkcs7_unpad(&buf).unwrap(), &data[..]);
+    }
+
+    #[test]
+    fn seal_then_open_round_trips_through_the_key_ring(
+        xml in tricky_string(),
+        token in "[A-Za-z0-9]{3,32}",
+        timestamp in any::<u64>(),
+        nonce in "[0-9A-Za-z]{1,16}",
+        use_previous in any::<bool>(),
+    ) {
+        let old = AesKey::from_bytes([9u8; 32]);
+        let ring = KeyRing::new(key(), Some(old));
+        let used = if use_previous { KeyUsed::Previous } else { KeyUsed::Current };
+        let sealed = seal_reply(ring.key(used), &token, "wxappid", &xml, Some(timestamp), Some(&nonce));
+        let opened = open_push(
+            &ring, &token, &sealed.timestamp, &sealed.nonce, &sealed.msg_signature,
+            sealed.to_xml().as_bytes(), Some("wxappid"),
+        ).unwrap();
+        prop_assert_eq!(opened.plaintext, xml);
+        prop_assert_eq!(opened.key_used, used);
+    }
+
+    #[test]
+    fn reply_to_xml_parses_back_to_the_same_reply(
+        reply in any_reply(),
+        to in tricky_string(),
+        from in tricky_string(),
+        time in any::<i64>(),
+    ) {
+        let xml = reply.to_xml(&to, &from, time).unwrap();
+        let parsed = Reply::parse_xml(xml.as_bytes()).unwrap();
+        prop_assert_eq!(parsed.reply, reply.clone());
+        prop_assert_eq!(parsed.to_user, to.clone());
+        prop_assert_eq!(parsed.from_user, from.clone());
+        prop_assert_eq!(parsed.create_time, time);
+        // The inbound parser reads the same header and text.
+        let m = Message::parse(xml.as_bytes()).unwrap();
+        prop_assert_eq!(m.to_user(), to.as_str());
+        prop_assert_eq!(m.from_user(), from.as_str());
+        if let Reply::Text { content } = &reply {
+            prop_assert_eq!(m.text(), Some(content.as_str()));
+            let json = m.to_json();
+            prop_assert_eq!(json["Content"].as_str(), Some(content.as_str()));
+        }
+        // And the JSON shape round-trips too.
+        let json = serde_json::to_string(&reply).unwrap();
+        prop_assert_eq!(serde_json::from_str::<Reply>(&json).unwrap(), reply);
+    }
+
+    #[test]
+    fn message_parse_never_panics_on_bytes(data in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = Message::parse(&data);
+        let _ = Envelope::parse(&data);
+        let _ = Reply::parse_xml(&data);
+        let _ = Fields::parse_document(&data);
+    }
+
+    #[test]
+    fn message_parse_never_panics_on_xmlish_input(data in xmlish_bytes()) {
+        if let Ok(m) = Message::parse(&data) {
+            let _ = m.to_json();
+            let _ = m.dedup_key();
+        }
+        let _ = Envelope::parse(&data);
+        let _ = Reply::parse_xml(&data);
+    }
+
+    #[test]
+    fn decrypt_never_panics(s in "[A-Za-z0-9+/=]{0,200}|\\PC{0,64}") {
+        let k = key();
+        let _ = crypto::decrypt(&k, &s, None);
+        let _ = crypto::decrypt(&k, &s, Some("wxb11529c136998cb6"));
+    }
+
+    #[test]
+    fn decrypt_of_random_ciphertext_blocks_never_panics(
+        blocks in prop::collection::vec(any::<[u8; 16]>(), 0..12),
+        raw in any::<[u8; 32]>(),
+    ) {
+        use base64::Engine as _;
+        let bytes: Vec<u8> = blocks.concat();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let _ = crypto::decrypt(&AesKey::from_bytes(raw), &b64, None);
+    }
+
+    #[test]
+    fn open_push_never_panics(
+        body in xmlish_bytes(),
+        sig in "[0-9a-f]{0,40}",
+        ts in "\\PC{0,12}",
+    ) {
+        let ring = KeyRing::new(key(), None);
+        let _ = open_push(&ring, "token", &ts, "nonce", &sig, &body, None);
+    }
+
+    #[test]
+    fn aes_key_never_panics(s in "\\PC{0,60}|[A-Za-z0-9]{43}") {
+        let _ = AesKey::from_encoding_aes_key(&s);
+    }
+
+    #[test]
+    fn any_43_alphanumerics_make_a_key(s in "[A-Za-z0-9]{43}") {
+        prop_assert!(AesKey::from_encoding_aes_key(&s).is_ok());
+    }
+
+    #[test]
+    fn message_with_arbitrary_text_round_trips(content in tricky_string(), from in tricky_string()) {
+        let xml = Reply::text(content.clone()).to_xml("gh_1", &from, 1).unwrap();
+        let m = Message::parse(xml.as_bytes()).unwrap();
+        prop_assert_eq!(m.text(), Some(content.as_str()));
+        prop_assert_eq!(m.from_user(), from.as_str());
+    }
+}

@@ -4,7 +4,9 @@
 use std::fmt;
 
 /// Which WeChat endpoint issues an account's access_token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenApi {
     /// `POST cgi-bin/stable_token`: idempotent in normal mode, isolated from classic tokens.

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# HTTP benchmarks of wxgate with wrk, each next to a trivial axum route measured in the same run
+# on the same machine, so the figures read as ratios. Usage: bench/run.sh [seconds] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-10}"
+CONNS="${2:-64}"
+THREADS=2
+
+command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
+cargo build --release --bin wxgate --example trivial -q
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+APPID=wx1234567890abcdef
+SECRET=bench-secret-0123456789
+KEY=bench-api-key-0123456789
+MOCK=127.0.0.1:19900
+GW=127.0.0.1:19901
+TRIVIAL=127.0.0.1:19902
+
+target/release/wxgate mock-wechat --listen "$MOCK" --account "$APPID:$SECRET" >"$work/mock.log" 2>&1 & pids+=($!)
+target/release/examples/trivial "$TRIVIAL" >"$work/trivial.log" 2>&1 & pids+=($!)
+cat >"$work/wxgate.toml" <<TOML
+[server]
+listen = "$GW"
+[storage]
+url = "sqlite://$work/wxgate.db"
+[database]
+url = "sqlite://$work/wxgate.db"
+[upstream]
+api_base = "http://$MOCK"
+open_base = "http://$MOCK"
+[api]
+keys = ["$KEY"]
+[[accounts]]
+name = "main"
+appid = "$APPID"
+secret = "$SECRET"
+token = "benchtoken"
+encoding_aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+js_domains = ["h5.example.com"]
+[[accounts.rules]]
+keyword = "hello"
+reply = { type = "text", content = "world" }
+TOML
+WXGATE_LOG=warn target/release/wxgate serve --config "$work/wxgate.toml" >"$work/gw.log" 2>&1 & pids+=($!)
+
+wait_up() { for _ in $(seq 1 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "not up: $1"; cat "$work"/*.log; exit 1; }
+wait_up "http://$TRIVIAL/"
+wait_up "http://$GW/healthz"
+curl -fsS -H "Authorization: Bearer $KEY" "http://$GW/api/v1/accounts/main/access_token" >/dev/null
+
+# run NAME URL [wrk args...] -> prints "NAME rps p99"
+run() {
+  local name=$1 url=$2; shift 2
+  local out
+  out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$@" "$url")
+  local rps p99 errors
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  errors=$(grep -E "Non-2xx|Socket errors" <<<"$out" || true)
+  printf '%-28s %12s req/s   p99 %8s  %s\n' "$name" "$rps" "$p99" "$errors"
+  echo "$rps" >"$work/$name.rps"
+}
+
+
+echo "wrk: $THREADS threads, $CONNS connections, ${DURATION}s each, $(nproc) cores"
+run trivial "http://$TRIVIAL/"
+run access_token "http://$GW/api/v1/accounts/main/access_token" -H "Authorization: Bearer $KEY"
+run trivial_again "http://$TRIVIAL/"
+echo
+awk -v a="$(cat "$work/access_token.rps")" -v b="$(cat "$work/trivial.rps")" -v c="$(cat "$work/trivial_again.rps")" \
+  'BEGIN { printf "GET access_token: %.0f%% of the trivial route (first run), %.0f%% (second run)\n", 100*a/b, 100*a/c }'

@@ -1,0 +1,13 @@
+//! The baseline of `bench/run.sh`: the most trivial axum route, on the same runtime settings as
+//! wxgate, so gateway figures can be read as a ratio of what this machine can serve at all.
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:18080".to_owned());
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    println!("trivial listening on http://{addr}");
+    axum::serve(listener, app).await
+}

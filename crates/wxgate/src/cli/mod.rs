@@ -1,0 +1,143 @@
+//! The `wxgate` command line: `serve`, `check`, `sandbox`, `mock-wechat`.
+
+mod sandbox;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::startup::{shutdown_signal, Application};
+
+#[derive(Parser)]
+#[command(
+    name = "wxgate",
+    version,
+    about = "Self-hosted gateway for WeChat Official Accounts"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a config file (and the WXGATE__… environment) without serving.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Everything on one machine with no WeChat account: mock WeChat, demo account, embedded
+    /// store, printed URLs, API key and example calls.
+    Sandbox {
+        /// Where the gateway listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Where the mock WeChat API listens (port 0 = any free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        mock_listen: SocketAddr,
+    },
+    /// Run only the mock WeChat API (for tests of other services).
+    MockWechat {
+        #[arg(long, default_value = "127.0.0.1:9900")]
+        listen: SocketAddr,
+        /// A demo account the mock accepts, as APPID:SECRET (repeatable).
+        #[arg(long = "account")]
+        accounts: Vec<String>,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WXGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wxgate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli.command));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("wxgate: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Serve { config } => {
+            let settings = Settings::load(&config).map_err(|e| e.to_string())?;
+            let app = Application::build(settings)
+                .await
+                .map_err(|e| e.to_string())?;
+            // One machine-readable line, so scripts and tests can use port 0.
+            println!("wxgate listening on http://{}", app.local_addr());
+            app.run_until_stopped(shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Check { config } => {
+            let settings = Settings::load(&config).map_err(|e| e.to_string())?;
+            println!(
+                "{}: ok ({} account{})",
+                config.display(),
+                settings.accounts.len(),
+                if settings.accounts.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            );
+            Ok(())
+        }
+        Command::Sandbox {
+            listen,
+            mock_listen,
+        } => sandbox::run(listen, mock_listen).await,
+        Command::MockWechat { listen, accounts } => {
+            let mut config = crate::mock::MockConfig::default();
+            for a in &accounts {
+                let (appid, secret) = a
+                    .split_once(':')
+                    .ok_or_else(|| format!("--account {a:?}: expected APPID:SECRET"))?;
+                config.accounts.push(crate::mock::MockAccount {
+                    appid: appid.to_owned(),
+                    secret: secret.to_owned(),
+                });
+            }
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            println!("mock WeChat API listening on http://{addr}");
+            crate::mock::MockWechat::new(config)
+                .serve(listener, shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+}

@@ -1,0 +1,675 @@
+//! The central credential manager: one upstream fetch per validity window, however many
+//! requests, processes and hosts ask.
+//!
+//! WeChat's own documentation tells every account to run a "central control server" because
+//! each `cgi-bin/token` call retires the token every other server holds (errcode 40001) and the
+//! daily quota is small. This module is that server's core. For each account and credential kind
+//! (access_token, jsapi ticket, wx_card ticket):
+//!
+//! - **single flight in a process**: concurrent callers that find no valid credential queue on
+//!   one async mutex; the first fetches, the rest read what it stored;
+//! - **a lease across processes and hosts**: before fetching, an instance takes a lease in the
+//!   shared [`Store`] (`put_if_absent` with a TTL longer than the worst-case fetch); others poll
+//!   the store for the result, and a crashed holder's lease simply expires;
+//! - **never older over newer**: credentials are written with `put_if_newer`, versioned by the
+//!   time the fetch started, so a slow fetch cannot replace a fresher credential;
+//! - **refresh ahead**: a background task refreshes a credential once 300 s or less of its
+//!   WeChat lifetime remain (half its lifetime for credentials shorter than 600 s), with jitter,
+//!   while the still-valid one keeps being served; a failed refresh is retried with backoff;
+//! - **never expired**: a credential is handed out only while `now < expires_at`;
+//! - **guarded forced refresh**: a caller reporting a token as invalid causes at most one
+//!   upstream fetch per account per 30 s (a store-wide guard), and none at all when the token it
+//!   reports is not the current one. With the stable-token API, normal mode is tried first and
+//!   `force_refresh=true` only when WeChat hands back the very token reported invalid and a cheap
+//!   probe confirms WeChat rejects it.
+
+mod status;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+pub use self::status::{CredentialStatus, ErrorRecord};
+use crate::config::AccountSettings;
+use crate::domain::{redact, unix_now, unix_now_ms, CredentialKind, TokenApi};
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+use crate::upstream::{UpstreamError, WechatClient};
+
+/// Refresh a credential once this many seconds of its lifetime remain (SPEC: 300 s).
+pub const REFRESH_AHEAD_S: i64 = 300;
+/// At most one forced refresh per account in this window, across all instances.
+pub const FORCED_REFRESH_GUARD: Duration = Duration::from_secs(30);
+/// How often store-polling waiters look for a credential another instance is fetching.
+const WAIT_POLL: Duration = Duration::from_millis(25);
+
+/// A credential as stored and handed out.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Credential {
+    pub value: String,
+    /// WeChat's own expiry: fetch start + the `expires_in` WeChat gave (unix seconds).
+    pub expires_at: i64,
+    /// When the fetch that produced it started (unix seconds).
+    pub fetched_at: i64,
+    /// Same, in milliseconds: the version that orders concurrent writers.
+    pub fetched_at_ms: i64,
+    /// Lifetime WeChat gave, seconds.
+    pub lifetime_s: i64,
+    /// Why it was fetched: `initial`, `ahead`, `forced`, `token_invalid`.
+    pub reason: String,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("value", &redact(&self.value))
+            .field("expires_at", &self.expires_at)
+            .field("fetched_at", &self.fetched_at)
+            .field("reason", &self.reason)
+            .finish()
+    }
+}
+
+impl Credential {
+    /// Usable right now.
+    pub fn is_valid_at(&self, now: i64) -> bool {
+        now < self.expires_at
+    }
+
+    /// Seconds left at `now` (negative when expired).
+    pub fn expires_in(&self, now: i64) -> i64 {
+        self.expires_at - now
+    }
+
+    /// Remaining seconds at which a refresh-ahead should start.
+    pub fn refresh_threshold(&self) -> i64 {
+        if self.lifetime_s >= 2 * REFRESH_AHEAD_S {
+            REFRESH_AHEAD_S
+        } else {
+            (self.lifetime_s / 2).max(1)
+        }
+    }
+
+    /// Due for a refresh-ahead at `now`.
+    pub fn is_due_at(&self, now: i64) -> bool {
+        self.expires_in(now) <= self.refresh_threshold()
+    }
+}
+
+/// Why a credential could not be handed out.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("unknown account {0:?}")]
+    UnknownAccount(String),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("credential store failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("timed out waiting for another instance to fetch the credential")]
+    WaitTimeout,
+}
+
+/// Tunables, derived from the upstream settings.
+#[derive(Debug, Clone)]
+pub struct ManagerOptions {
+    /// Lease TTL: longer than the worst-case fetch (all attempts + backoff).
+    pub lease_ttl: Duration,
+    /// How long a caller waits for another instance's fetch before giving up.
+    pub wait_timeout: Duration,
+    /// Refresh-ahead scan period (randomised ±50 %).
+    pub scan_every: Duration,
+}
+
+impl ManagerOptions {
+    /// Derived from the per-attempt upstream timeout and the number of attempts.
+    pub fn for_upstream(timeout: Duration, attempts: u32) -> Self {
+        let worst = timeout * attempts.max(1) + Duration::from_secs(3);
+        Self {
+            lease_ttl: worst + Duration::from_secs(2),
+            wait_timeout: worst * 2 + Duration::from_secs(2),
+            scan_every: Duration::from_secs(2),
+        }
+    }
+}
+
+struct Slot {
+    kind: CredentialKind,
+    /// This instance's last view of the stored credential (saves a store read per request).
+    cached: Mutex<Option<Arc<Credential>>>,
+    /// Single flight inside the process.
+    flight: tokio::sync::Mutex<()>,
+    status: Mutex<status::SlotStatus>,
+}
+
+struct AccountCreds {
+    settings: AccountSettings,
+    slots: Vec<Slot>,
+}
+
+impl AccountCreds {
+    fn slot(&self, kind: CredentialKind) -> &Slot {
+        // `slots` holds one entry per `CredentialKind::ALL`, in that order.
+        let idx = CredentialKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(0);
+        &self.slots[idx]
+    }
+}
+
+/// See the module documentation.
+pub struct CredentialManager {
+    accounts: HashMap<String, AccountCreds>,
+    store: Arc<dyn Store>,
+    client: WechatClient,
+    metrics: Arc<Metrics>,
+    options: ManagerOptions,
+    /// Identifies this instance's leases.
+    instance_id: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl CredentialManager {
+    pub fn new(
+        accounts: &[AccountSettings],
+        store: Arc<dyn Store>,
+        client: WechatClient,
+        metrics: Arc<Metrics>,
+        options: ManagerOptions,
+    ) -> Self {
+        let accounts = accounts
+            .iter()
+            .map(|a| {
+                let slots = CredentialKind::ALL
+                    .iter()
+                    .map(|k| Slot {
+                        kind: *k,
+                        cached: Mutex::new(None),
+                        flight: tokio::sync::Mutex::new(()),
+                        status: Mutex::new(status::SlotStatus::default()),
+                    })
+                    .collect();
+                (
+                    a.name.clone(),
+                    AccountCreds {
+                        settings: a.clone(),
+                        slots,
+                    },
+                )
+            })
+            .collect();
+        let instance_id: String = rand::thread_rng()
+            .sample_iter(rand::distributions::Alphanumeric)
+            .take(16)
+            .map(char::from)
+            .collect();
+        Self {
+            accounts,
+            store,
+            client,
+            metrics,
+            options,
+            instance_id,
+        }
+    }
+
+    fn account(&self, name: &str) -> Result<&AccountCreds, CredentialError> {
+        self.accounts
+            .get(name)
+            .ok_or_else(|| CredentialError::UnknownAccount(name.to_owned()))
+    }
+
+    /// Whether `name` is a configured account.
+    pub fn has_account(&self, name: &str) -> bool {
+        self.accounts.contains_key(name)
+    }
+
+    fn store_key(account: &str, kind: CredentialKind) -> String {
+        format!("cred:{account}:{}", kind.as_str())
+    }
+
+    fn lease_key(account: &str, kind: CredentialKind) -> String {
+        format!("lease:{account}:{}", kind.as_str())
+    }
+
+    fn guard_key(account: &str) -> String {
+        format!("force:{account}:access_token")
+    }
+
+    /// A valid credential: from this instance's cache, else the store, else WeChat.
+    pub async fn get(
+        &self,
+        account: &str,
+        kind: CredentialKind,
+    ) -> Result<Arc<Credential>, CredentialError> {
+        let acct = self.account(account)?;
+        let slot = acct.slot(kind);
+        let now = unix_now();
+        if let Some(c) = lock(&slot.cached).clone() {
+            if c.is_valid_at(now) {
+                return Ok(c);
+            }
+        }
+        let _flight = slot.flight.lock().await;
+        // Someone in this process may have fetched while we queued.
+        if let Some(c) = lock(&slot.cached).clone() {
+            if c.is_valid_at(unix_now()) {
+                return Ok(c);
+            }
+        }
+        self.obtain(acct, slot, None, "initial").await
+    }
+
+    /// Reads the stored credential into the local cache; returns it when valid.
+    async fn load_stored(
+        &self,
+        account: &str,
+        slot: &Slot,
+    ) -> Result<Option<Arc<Credential>>, CredentialError> {
+        let raw = self.store.get(&Self::store_key(account, slot.kind)).await?;
+        let Some(raw) = raw else { return Ok(None) };
+        let Ok(cred) = serde_json::from_slice::<Credential>(&raw) else {
+            tracing::warn!(account, credential = %slot.kind, "ignoring an unreadable stored credential");
+            return Ok(None);
+        };
+        if !cred.is_valid_at(unix_now()) {
+            return Ok(None);
+        }
+        let cred = Arc::new(cred);
+        let mut cached = lock(&slot.cached);
+        let newer = cached
+            .as_ref()
+            .is_none_or(|c| c.fetched_at_ms <= cred.fetched_at_ms);
+        if newer {
+            *cached = Some(cred.clone());
+        }
+        Ok(Some(cred))
+    }
+
+    /// With the flight lock held: returns a stored credential that `accept` likes, or fetches
+    /// one under the store lease. `accept` decides whether a stored credential is good enough
+    /// (a refresh wants one newer than what it is replacing).
+    async fn obtain(
+        &self,
+        acct: &AccountCreds,
+        slot: &Slot,
+        replacing: Option<&Credential>,
+        reason: &str,
+    ) -> Result<Arc<Credential>, CredentialError> {
+        let account = acct.settings.name.as_str();
+        let accept = |c: &Credential| match replacing {
+            None => true,
+            Some(old) => c.fetched_at_ms > old.fetched_at_ms && c.value != old.value,
+        };
+        let lease_key = Self::lease_key(account, slot.kind);
+        let deadline = tokio::time::Instant::now() + self.options.wait_timeout;
+        loop {
+            if let Some(c) = self.load_stored(account, slot).await? {
+                if accept(&c) {
+                    return Ok(c);
+                }
+            }
+            let owner = format!("{}:{}", self.instance_id, unix_now_ms());
+            if self
+                .store
+                .put_if_absent(&lease_key, owner.as_bytes(), Some(self.options.lease_ttl))
+                .await?
+            {
+                let result = async {
+                    // The previous holder may have stored its result just before we got the lease.
+                    if let Some(c) = self.load_stored(account, slot).await? {
+                        if accept(&c) {
+                            return Ok(c);
+                        }
+                    }
+                    self.fetch_and_store(acct, slot, reason, replacing).await
+                }
+                .await;
+                if let Err(e) = self
+                    .store
+                    .delete_if_equals(&lease_key, owner.as_bytes())
+                    .await
+                {
+                    tracing::warn!(account, error = %e, "could not release a refresh lease; it will expire");
+                }
+                return result;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                // Serve what is still valid rather than fail, when there is one.
+                if let Some(c) = self.load_stored(account, slot).await? {
+                    return Ok(c);
+                }
+                return Err(CredentialError::WaitTimeout);
+            }
+            tokio::time::sleep(WAIT_POLL).await;
+        }
+    }
+
+    /// Fetches from WeChat and stores. Called only while holding the store lease.
+    async fn fetch_and_store(
+        &self,
+        acct: &AccountCreds,
+        slot: &Slot,
+        reason: &str,
+        replacing: Option<&Credential>,
+    ) -> Result<Arc<Credential>, CredentialError> {
+        let account = acct.settings.name.as_str();
+        let started_ms = unix_now_ms();
+        let issued = match slot.kind.ticket() {
+            None => {
+                self.fetch_access_token(acct, replacing.map(|c| c.value.as_str()))
+                    .await
+            }
+            Some(ticket) => {
+                let token = Box::pin(self.get(account, CredentialKind::AccessToken)).await?;
+                let secret = SecretString::from(token.value.clone());
+                match self.client.ticket(account, &secret, ticket).await {
+                    Err(e) if e.is_token_invalid() => {
+                        // The token we used was rejected: one guarded token refresh, one retry.
+                        tracing::warn!(account, credential = %slot.kind, errcode = ?e.wechat_errcode(),
+                            "ticket fetch rejected the access_token; refreshing it once");
+                        let fresh =
+                            Box::pin(self.refresh_access_token(account, Some(&token.value)))
+                                .await?;
+                        let secret = SecretString::from(fresh.value.clone());
+                        self.client.ticket(account, &secret, ticket).await
+                    }
+                    other => other,
+                }
+            }
+        };
+        let issued = match issued {
+            Ok(i) => i,
+            Err(e) => {
+                lock(&slot.status).record_error(&e);
+                tracing::warn!(account, credential = %slot.kind, error = %e, hint = %e.hint(), "credential fetch failed");
+                return Err(e.into());
+            }
+        };
+        let lifetime = i64::try_from(issued.expires_in).unwrap_or(i64::MAX).max(1);
+        let cred = Credential {
+            value: issued.value.expose_secret().to_owned(),
+            expires_at: started_ms / 1000 + lifetime,
+            fetched_at: started_ms / 1000,
+            fetched_at_ms: started_ms,
+            lifetime_s: lifetime,
+            reason: reason.to_owned(),
+        };
+        let body = serde_json::to_vec(&cred).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let ttl =
+            Duration::from_secs(u64::try_from(cred.expires_in(unix_now()).max(1)).unwrap_or(1));
+        let written = self
+            .store
+            .put_if_newer(
+                &Self::store_key(account, slot.kind),
+                &body,
+                cred.fetched_at_ms,
+                Some(ttl),
+            )
+            .await?;
+        self.metrics
+            .credential_refresh(account, slot.kind.as_str(), reason);
+        lock(&slot.status).record_refresh(&cred);
+        tracing::info!(account, credential = %slot.kind, reason, expires_in = cred.lifetime_s,
+            value = %redact(&cred.value), "fetched a credential from WeChat");
+        if !written {
+            // A newer credential was stored meanwhile (a slower fetch of ours): serve that one.
+            if let Some(c) = self.load_stored(account, slot).await? {
+                return Ok(c);
+            }
+        }
+        let cred = Arc::new(cred);
+        *lock(&slot.cached) = Some(cred.clone());
+        Ok(cred)
+    }
+
+    /// One access_token fetch. `reported_invalid` is the token a caller reported as rejected;
+    /// with the stable API it may lead to a probe and a force-mode fetch.
+    async fn fetch_access_token(
+        &self,
+        acct: &AccountCreds,
+        reported_invalid: Option<&str>,
+    ) -> Result<crate::upstream::IssuedCredential, UpstreamError> {
+        let a = &acct.settings;
+        let issued = self
+            .client
+            .access_token(&a.name, &a.appid, &a.secret, a.token_api, false)
+            .await?;
+        if a.token_api != TokenApi::Stable {
+            return Ok(issued);
+        }
+        let Some(bad) = reported_invalid else {
+            return Ok(issued);
+        };
+        if issued.value.expose_secret() != bad {
+            return Ok(issued);
+        }
+        // Normal mode handed back the very token reported invalid. Only when WeChat itself
+        // rejects it do we spend one of the 20 daily force refreshes (which also invalidates the
+        // token for every other holder).
+        match self.client.probe_access_token(&a.name, &issued.value).await {
+            Err(e) if e.is_token_invalid() => {
+                tracing::warn!(account = %a.name, "stable token confirmed invalid by WeChat; using force_refresh");
+                self.client
+                    .access_token(&a.name, &a.appid, &a.secret, a.token_api, true)
+                    .await
+            }
+            Ok(()) => {
+                tracing::info!(account = %a.name, "reported token still works; not force-refreshing");
+                Ok(issued)
+            }
+            Err(e) => {
+                tracing::warn!(account = %a.name, error = %e, "probe of the reported token failed; keeping it");
+                Ok(issued)
+            }
+        }
+    }
+
+    /// The guarded refresh behind `POST access_token/refresh` and the proxy's retry.
+    ///
+    /// - `invalid_token` given and not the current token → the current one, no fetch;
+    /// - a forced refresh already happened for this account within 30 s (on any instance) →
+    ///   the current credential (waiting for that refresh if it is still in flight);
+    /// - otherwise one fetch (see [`Self::fetch_access_token`]).
+    pub async fn refresh_access_token(
+        &self,
+        account: &str,
+        invalid_token: Option<&str>,
+    ) -> Result<Arc<Credential>, CredentialError> {
+        let acct = self.account(account)?;
+        let slot = acct.slot(CredentialKind::AccessToken);
+        let current = match self.load_stored(account, slot).await? {
+            Some(c) => Some(c),
+            None => lock(&slot.cached)
+                .clone()
+                .filter(|c| c.is_valid_at(unix_now())),
+        };
+        if let (Some(bad), Some(cur)) = (invalid_token, current.as_ref()) {
+            if cur.value != bad {
+                return Ok(cur.clone());
+            }
+        }
+        let Some(current) = current else {
+            // Nothing valid at all: an ordinary first fetch (not counted by the guard).
+            return Box::pin(self.get(account, CredentialKind::AccessToken)).await;
+        };
+        let guard_owner = format!("{}:{}", self.instance_id, unix_now_ms());
+        let guarded = self
+            .store
+            .put_if_absent(
+                &Self::guard_key(account),
+                guard_owner.as_bytes(),
+                Some(FORCED_REFRESH_GUARD),
+            )
+            .await?;
+        let _flight = slot.flight.lock().await;
+        if !guarded {
+            // Refreshed recently: hand out whatever is current now (possibly the result of that
+            // refresh, when another caller's flight just finished).
+            return match self.load_stored(account, slot).await? {
+                Some(c) => Ok(c),
+                None => Box::pin(self.obtain(acct, slot, None, "initial")).await,
+            };
+        }
+        let reason = if invalid_token.is_some() {
+            "token_invalid"
+        } else {
+            "forced"
+        };
+        // A newer token may have been stored while we waited for the flight lock.
+        if let Some(c) = self.load_stored(account, slot).await? {
+            if c.fetched_at_ms > current.fetched_at_ms {
+                return Ok(c);
+            }
+        }
+        let token_reported = invalid_token.map(|_| current.as_ref());
+        Box::pin(self.obtain_forced(acct, slot, &current, token_reported, reason)).await
+    }
+
+    async fn obtain_forced(
+        &self,
+        acct: &AccountCreds,
+        slot: &Slot,
+        current: &Credential,
+        reported: Option<&Credential>,
+        reason: &str,
+    ) -> Result<Arc<Credential>, CredentialError> {
+        // The stable API's normal mode may legitimately return the same token; `replacing` is
+        // then used only to order versions, so accept any newer fetch.
+        let replacing = reported.unwrap_or(current);
+        let account = acct.settings.name.as_str();
+        let lease_key = Self::lease_key(account, slot.kind);
+        let deadline = tokio::time::Instant::now() + self.options.wait_timeout;
+        loop {
+            let owner = format!("{}:{}", self.instance_id, unix_now_ms());
+            if self
+                .store
+                .put_if_absent(&lease_key, owner.as_bytes(), Some(self.options.lease_ttl))
+                .await?
+            {
+                let result = self
+                    .fetch_and_store(acct, slot, reason, Some(replacing))
+                    .await;
+                let _ = self
+                    .store
+                    .delete_if_equals(&lease_key, owner.as_bytes())
+                    .await;
+                return result;
+            }
+            // Another instance is fetching: take its result.
+            if let Some(c) = self.load_stored(account, slot).await? {
+                if c.fetched_at_ms > current.fetched_at_ms {
+                    return Ok(c);
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(CredentialError::WaitTimeout);
+            }
+            tokio::time::sleep(WAIT_POLL).await;
+        }
+    }
+
+    /// One pass of the refresh-ahead scheduler: refreshes every credential this instance has
+    /// seen that is due. Credentials nobody asked for are never fetched.
+    pub async fn refresh_due(&self) {
+        for acct in self.accounts.values() {
+            for slot in &acct.slots {
+                let Some(cached) = lock(&slot.cached).clone() else {
+                    continue;
+                };
+                let now = unix_now();
+                if !cached.is_due_at(now) || !lock(&slot.status).may_retry_at(now) {
+                    continue;
+                }
+                if let Err(e) = self.refresh_ahead(acct, slot).await {
+                    tracing::warn!(account = %acct.settings.name, credential = %slot.kind, error = %e,
+                        "refresh-ahead failed; the current credential stays in use until it expires");
+                    lock(&slot.status).backoff(unix_now());
+                }
+            }
+        }
+    }
+
+    async fn refresh_ahead(&self, acct: &AccountCreds, slot: &Slot) -> Result<(), CredentialError> {
+        let account = acct.settings.name.as_str();
+        let _flight = slot.flight.lock().await;
+        // Another instance may have refreshed it already.
+        let current = match self.load_stored(account, slot).await? {
+            Some(c) => c,
+            None => {
+                // Expired or gone: the next caller fetches; drop our view so it does.
+                let now = unix_now();
+                let mut cached = lock(&slot.cached);
+                if cached.as_ref().is_some_and(|c| !c.is_valid_at(now)) {
+                    *cached = None;
+                }
+                return Ok(());
+            }
+        };
+        if !current.is_due_at(unix_now()) {
+            return Ok(());
+        }
+        let fresh = self.obtain(acct, slot, Some(&current), "ahead").await?;
+        if fresh.expires_at <= current.expires_at {
+            // WeChat handed back the same lifetime (stable API just outside its own 5-minute
+            // window): try again shortly rather than in a tight loop.
+            lock(&slot.status).backoff(unix_now());
+        } else {
+            lock(&slot.status).clear_backoff();
+        }
+        Ok(())
+    }
+
+    /// Runs [`Self::refresh_due`] forever, every `scan_every` ± 50 %.
+    pub async fn run_refresh_ahead(self: Arc<Self>) {
+        loop {
+            let base = self.options.scan_every.as_millis() as u64;
+            let jitter = rand::thread_rng().gen_range(base / 2..=base + base / 2);
+            tokio::time::sleep(Duration::from_millis(jitter.max(10))).await;
+            self.refresh_due().await;
+        }
+    }
+
+    /// What an operator looks at first: per credential, this instance's view.
+    pub async fn status(&self, account: &str) -> Result<Vec<CredentialStatus>, CredentialError> {
+        let acct = self.account(account)?;
+        let now = unix_now();
+        let mut out = Vec::new();
+        for slot in &acct.slots {
+            let stored = self.load_stored(account, slot).await.ok().flatten();
+            let st = lock(&slot.status).clone();
+            out.push(CredentialStatus::build(
+                slot.kind,
+                stored.as_deref(),
+                &st,
+                now,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Cached credentials of every account, for the expiry gauges of `/metrics`.
+    pub fn cached_expiries(&self) -> Vec<(String, CredentialKind, i64)> {
+        let now = unix_now();
+        let mut out = Vec::new();
+        for (name, acct) in &self.accounts {
+            for slot in &acct.slots {
+                if let Some(c) = lock(&slot.cached).as_ref() {
+                    out.push((name.clone(), slot.kind, c.expires_in(now)));
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        out
+    }
+}

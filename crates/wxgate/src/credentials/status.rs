@@ -1,0 +1,109 @@
+//! Per-credential bookkeeping for the status API and the refresh-ahead backoff.
+
+use serde::Serialize;
+
+use super::Credential;
+use crate::domain::{unix_now, CredentialKind};
+use crate::upstream::UpstreamError;
+
+/// The last upstream failure of a credential.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorRecord {
+    pub at: i64,
+    pub message: String,
+    pub hint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wechat_errcode: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wechat_rid: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct SlotStatus {
+    last_refresh_at: Option<i64>,
+    last_refresh_reason: Option<String>,
+    last_error: Option<ErrorRecord>,
+    refreshes: u64,
+    /// Refresh-ahead failures in a row (for the backoff).
+    failures: u32,
+    next_attempt_at: i64,
+}
+
+impl SlotStatus {
+    pub(super) fn record_refresh(&mut self, c: &Credential) {
+        self.last_refresh_at = Some(c.fetched_at);
+        self.last_refresh_reason = Some(c.reason.clone());
+        self.refreshes += 1;
+    }
+
+    pub(super) fn record_error(&mut self, e: &UpstreamError) {
+        self.last_error = Some(ErrorRecord {
+            at: unix_now(),
+            message: e.to_string(),
+            hint: e.hint(),
+            wechat_errcode: e.wechat_errcode(),
+            wechat_rid: e.wechat_rid().map(str::to_owned),
+        });
+    }
+
+    /// Exponential backoff for refresh-ahead retries: 2, 4, 8 … 60 s.
+    pub(super) fn backoff(&mut self, now: i64) {
+        self.failures = self.failures.saturating_add(1);
+        let delay = 1_i64 << self.failures.min(6);
+        self.next_attempt_at = now + delay.min(60);
+    }
+
+    pub(super) fn clear_backoff(&mut self) {
+        self.failures = 0;
+        self.next_attempt_at = 0;
+    }
+
+    pub(super) fn may_retry_at(&self, now: i64) -> bool {
+        now >= self.next_attempt_at
+    }
+}
+
+/// One credential in `GET status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CredentialStatus {
+    pub credential: &'static str,
+    /// Whether a valid credential is stored.
+    pub present: bool,
+    /// Seconds since it was fetched.
+    pub age_s: Option<i64>,
+    /// Seconds until WeChat's expiry.
+    pub expires_in: Option<i64>,
+    pub expires_at: Option<i64>,
+    /// When the stored credential was fetched and why (any instance).
+    pub last_refresh_at: Option<i64>,
+    pub last_refresh_reason: Option<String>,
+    /// Fetches made by this instance since it started.
+    pub refreshes_by_this_instance: u64,
+    pub last_error: Option<ErrorRecord>,
+    /// When this instance will next try a refresh-ahead after failures.
+    pub next_retry_at: Option<i64>,
+}
+
+impl CredentialStatus {
+    pub(super) fn build(
+        kind: CredentialKind,
+        stored: Option<&Credential>,
+        st: &SlotStatus,
+        now: i64,
+    ) -> Self {
+        Self {
+            credential: kind.as_str(),
+            present: stored.is_some(),
+            age_s: stored.map(|c| now - c.fetched_at),
+            expires_in: stored.map(|c| c.expires_in(now)),
+            expires_at: stored.map(|c| c.expires_at),
+            last_refresh_at: stored.map(|c| c.fetched_at).or(st.last_refresh_at),
+            last_refresh_reason: stored
+                .map(|c| c.reason.clone())
+                .or_else(|| st.last_refresh_reason.clone()),
+            refreshes_by_this_instance: st.refreshes,
+            last_error: st.last_error.clone(),
+            next_retry_at: (st.next_attempt_at > now).then_some(st.next_attempt_at),
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The business API (`/api/v1/accounts/{account}/…`, Bearer keys): credentials handed to the
+//! account's own services, and what an operator looks at first.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{auth, body, ApiError, ApiResult, AppState};
+use crate::credentials::Credential;
+use crate::domain::{unix_now, CredentialKind};
+
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/accounts/{account}/access_token", get(access_token))
+        .route("/accounts/{account}/access_token/refresh", post(refresh))
+        .route("/accounts/{account}/tickets/jsapi", get(jsapi_ticket))
+        .route("/accounts/{account}/tickets/wx_card", get(wx_card_ticket))
+        .route("/accounts/{account}/status", get(status))
+        .route_layer(middleware::from_fn_with_state(state, auth::require_api_key))
+}
+
+fn token_json(c: &Credential) -> Json<Value> {
+    Json(json!({
+        "access_token": c.value,
+        "expires_at": c.expires_at,
+        "expires_in": c.expires_in(unix_now()).max(0),
+        "fetched_at": c.fetched_at,
+    }))
+}
+
+fn ticket_json(c: &Credential) -> Json<Value> {
+    Json(json!({
+        "ticket": c.value,
+        "expires_at": c.expires_at,
+        "expires_in": c.expires_in(unix_now()).max(0),
+    }))
+}
+
+async fn access_token(
+    State(state): State<AppState>,
+    Path(account): Path<String>,
+) -> ApiResult<Json<Value>> {
+    state.require_account(&account)?;
+    let c = state
+        .creds
+        .get(&account, CredentialKind::AccessToken)
+        .await?;
+    Ok(token_json(&c))
+}
+
+#[derive(Deserialize)]
+struct RefreshRequest {
+    #[serde(default)]
+    invalid_token: Option<String>,
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    req_body: Body,
+) -> ApiResult<Json<Value>> {
+    state.require_account(&account)?;
+    let bytes =
+        body::read_limited(&headers, req_body, state.settings.server.max_body_bytes).await?;
+    let request = if bytes.iter().all(u8::is_ascii_whitespace) {
+        RefreshRequest {
+            invalid_token: None,
+        }
+    } else {
+        serde_json::from_slice::<RefreshRequest>(&bytes).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_body",
+                format!("expected an empty body or {{\"invalid_token\": \"...\"}}: {e}"),
+            )
+        })?
+    };
+    let invalid = request.invalid_token.filter(|t| !t.is_empty());
+    let c = state
+        .creds
+        .refresh_access_token(&account, invalid.as_deref())
+        .await?;
+    Ok(token_json(&c))
+}
+
+async fn jsapi_ticket(
+    State(state): State<AppState>,
+    Path(account): Path<String>,
+) -> ApiResult<Json<Value>> {
+    state.require_account(&account)?;
+    let c = state.creds.get(&account, CredentialKind::jsapi()).await?;
+    Ok(ticket_json(&c))
+}
+
+async fn wx_card_ticket(
+    State(state): State<AppState>,
+    Path(account): Path<String>,
+) -> ApiResult<Json<Value>> {
+    state.require_account(&account)?;
+    let c = state.creds.get(&account, CredentialKind::wx_card()).await?;
+    Ok(ticket_json(&c))
+}
+
+async fn status(
+    State(state): State<AppState>,
+    Path(account): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let settings = state.require_account(&account)?;
+    let credentials = state.creds.status(&account).await?;
+    Ok(Json(json!({
+        "account": account,
+        "appid": settings.appid,
+        "token_api": settings.token_api,
+        "now": unix_now(),
+        "credentials": credentials,
+        "upstream_calls": state.metrics.upstream_counts(&account),
+    })))
+}

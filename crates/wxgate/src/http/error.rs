@@ -1,0 +1,158 @@
+//! The one error type of every HTTP route, and its stable JSON shape.
+//!
+//! Clients branch on `error.code` (SPEC.md lists them), people read `error.message`, and when
+//! WeChat caused the failure its `errcode` and `rid` travel along so an operator can look the
+//! call up. Internal details (store errors, causes) are logged once here and never sent.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::credentials::CredentialError;
+use crate::upstream::UpstreamError;
+
+#[derive(Debug)]
+pub enum ApiError {
+    UnknownAccount(String),
+    Unauthorized,
+    ApiDisabled,
+    MissingParameter(&'static str),
+    /// Any other client mistake: a code from SPEC.md (or a documented addition) and a sentence.
+    Client {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
+    BodyTooLarge(u64),
+    Upstream(UpstreamError),
+    /// Storage or database unavailable, or waiting for another instance timed out.
+    Unavailable(String),
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn client(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Client {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::client(StatusCode::NOT_FOUND, code, message)
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::client(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+impl From<CredentialError> for ApiError {
+    fn from(e: CredentialError) -> Self {
+        match e {
+            CredentialError::UnknownAccount(a) => ApiError::UnknownAccount(a),
+            CredentialError::Upstream(u) => ApiError::Upstream(u),
+            CredentialError::Store(s) => ApiError::Unavailable(format!("credential store: {s}")),
+            CredentialError::WaitTimeout => ApiError::Unavailable(
+                "timed out waiting for another wxgate instance to fetch the credential".into(),
+            ),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::Unavailable(format!("store: {e}"))
+    }
+}
+
+fn body(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::UnknownAccount(a) => body(
+                StatusCode::NOT_FOUND,
+                "unknown_account",
+                &format!("no account named {a:?} is configured"),
+            ),
+            ApiError::Unauthorized => body(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send one of the configured API keys as `Authorization: Bearer <key>`",
+            ),
+            ApiError::ApiDisabled => body(
+                StatusCode::FORBIDDEN,
+                "api_disabled",
+                "the business API is disabled: configure at least one key in [api] keys",
+            ),
+            ApiError::MissingParameter(p) => body(
+                StatusCode::BAD_REQUEST,
+                "missing_parameter",
+                &format!("the query parameter `{p}` is required"),
+            ),
+            ApiError::Client {
+                status,
+                code,
+                message,
+            } => body(status, code, &message),
+            ApiError::BodyTooLarge(limit) => body(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                &format!(
+                    "the request body exceeds the limit of {limit} bytes (server.max_body_bytes)"
+                ),
+            ),
+            ApiError::Upstream(e) => upstream_response(&e),
+            ApiError::Unavailable(reason) => {
+                tracing::error!(%reason, "service unavailable");
+                body(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "wxgate cannot reach its storage right now; try again shortly",
+                )
+            }
+            ApiError::Internal(reason) => {
+                tracing::error!(%reason, "internal error");
+                body(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "wxgate failed unexpectedly; the cause is in its log",
+                )
+            }
+        }
+    }
+}
+
+fn upstream_response(e: &UpstreamError) -> Response {
+    let (status, code) = match e {
+        UpstreamError::WeChat { .. } if !e.is_transient() => {
+            (StatusCode::BAD_GATEWAY, "upstream_rejected")
+        }
+        UpstreamError::WeChat { .. } => (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable"),
+        UpstreamError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_unavailable"),
+        UpstreamError::HttpStatus(_) | UpstreamError::Unparseable(_) => {
+            (StatusCode::BAD_GATEWAY, "upstream_unavailable")
+        }
+        UpstreamError::Transport(_) => (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable"),
+    };
+    let mut err = json!({"code": code, "message": e.hint()});
+    if let Some(errcode) = e.wechat_errcode() {
+        err["wechat_errcode"] = json!(errcode);
+    }
+    if let Some(rid) = e.wechat_rid() {
+        err["wechat_rid"] = json!(rid);
+    }
+    tracing::warn!(error = %e, code, "upstream failure answered to the client");
+    (status, Json(json!({ "error": err }))).into_response()
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,154 @@
+//! Building and running the gateway: connect the store, create the WeChat client and the
+//! credential manager, start the refresh-ahead task, bind, serve until told to stop.
+//!
+//! [`Application::build`] binds before it returns, so tests can listen on port 0 and read the
+//! real port with [`Application::port`]; the binary is a few lines around it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+use crate::credentials::{CredentialManager, ManagerOptions};
+use crate::http::{self, auth::ApiKeys, AppInner, AppState};
+use crate::metrics::Metrics;
+use crate::store;
+use crate::upstream::{ClientOptions, RetryPolicy, WechatClient};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: String, reason: String },
+    #[error("cannot open storage {url}: {reason}")]
+    Store { url: String, reason: String },
+    #[error("cannot create the WeChat client: {0}")]
+    Client(String),
+}
+
+/// A bound, ready-to-run gateway.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+}
+
+impl Application {
+    /// Binds `server.listen` and builds everything.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let listener = TcpListener::bind(&settings.server.listen)
+            .await
+            .map_err(|e| StartupError::Bind {
+                addr: settings.server.listen.clone(),
+                reason: e.to_string(),
+            })?;
+        Self::build_with_listener(settings, listener).await
+    }
+
+    /// Builds everything around a listener the caller already bound.
+    pub async fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> Result<Self, StartupError> {
+        let addr = listener.local_addr().map_err(|e| StartupError::Bind {
+            addr: settings.server.listen.clone(),
+            reason: e.to_string(),
+        })?;
+        let store = store::connect(&settings.storage.url, &settings.storage.key_prefix)
+            .await
+            .map_err(|e| StartupError::Store {
+                url: settings.storage.url.clone(),
+                reason: e.to_string(),
+            })?;
+        let metrics = Arc::new(Metrics::new());
+        let retry = RetryPolicy::default();
+        let attempts = retry.attempts;
+        let client = WechatClient::new(
+            ClientOptions {
+                api_base: settings.upstream.api_base.clone(),
+                timeout: settings.upstream.timeout(),
+                retry,
+            },
+            metrics.clone(),
+        )
+        .map_err(|e| StartupError::Client(e.to_string()))?;
+        let creds = Arc::new(CredentialManager::new(
+            &settings.accounts,
+            store.clone(),
+            client.clone(),
+            metrics.clone(),
+            ManagerOptions::for_upstream(settings.upstream.timeout(), attempts),
+        ));
+        let api_keys = ApiKeys::new(&settings.api.keys);
+        let state = AppState(Arc::new(AppInner {
+            settings,
+            creds,
+            store,
+            metrics,
+            client,
+            api_keys,
+        }));
+        Ok(Self {
+            listener,
+            addr,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let refresher = tokio::spawn(self.state.creds.clone().run_refresh_ahead());
+        let app = http::router(self.state.clone());
+        tracing::info!(addr = %self.addr, accounts = self.state.settings.accounts.len(), "wxgate is listening");
+        let result = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        refresher.abort();
+        result
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

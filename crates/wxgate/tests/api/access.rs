@@ -1,0 +1,122 @@
+//! Who may call what: API keys, unknown accounts, operations endpoints, error shapes.
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn the_business_api_is_disabled_when_no_key_is_configured() {
+    let (mock, addr) = start_mock().await;
+    let mut config = GatewayConfig::new(addr);
+    config.api_keys.clear();
+    let app = spawn_app(&config).await;
+    let (status, body) = app.get_json("main/access_token").await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["code"], "api_disabled");
+    assert!(body["error"]["message"].as_str().is_some());
+    assert_eq!(mock.total_calls(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_key_is_unauthorized() {
+    let (mock, addr) = start_mock().await;
+    let app = spawn_app(&GatewayConfig::new(addr)).await;
+    let url = app.api("main/access_token");
+    let resp = app.http.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let resp = app.http.get(&url).bearer_auth("nope").send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = app
+        .http
+        .get(&url)
+        .header("authorization", format!("Basic {API_KEY}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(mock.total_calls(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_account_is_a_404_with_the_spec_code() {
+    let (_mock, addr) = start_mock().await;
+    let app = spawn_app(&GatewayConfig::new(addr)).await;
+    for path in ["nope/access_token", "nope/tickets/jsapi", "nope/status"] {
+        let (status, body) = app.get_json(path).await;
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(body["error"]["code"], "unknown_account");
+    }
+    let (status, body) = app.post_json("nope/access_token/refresh", None).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "unknown_account");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_malformed_or_oversized_refresh_body_is_a_client_error() {
+    let (_mock, addr) = start_mock().await;
+    let app = spawn_app(&GatewayConfig::new(addr)).await;
+    let url = app.api("main/access_token/refresh");
+    let resp = app
+        .http
+        .post(&url)
+        .bearer_auth(API_KEY)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = app
+        .http
+        .post(&url)
+        .bearer_auth(API_KEY)
+        .body(vec![b' '; 70_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "body_too_large");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_and_request_ids_answer() {
+    let (_mock, addr) = start_mock().await;
+    let app = spawn_app(&GatewayConfig::new(addr)).await;
+    let resp = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().contains_key("x-wxgate-request-id"));
+    assert_eq!(resp.text().await.unwrap(), "ok");
+    let resp = app
+        .http
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = app
+        .http
+        .get(format!("{}/nothing-here", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    app.stop().await;
+}

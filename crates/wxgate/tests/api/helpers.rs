@@ -1,0 +1,288 @@
+//! Test harness: real gateways (in-process or as `wxgate serve` processes) on port 0, in front
+//! of the real mock WeChat API, on real stores.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+use wxgate::config::Settings;
+use wxgate::mock::{MockAccount, MockConfig, MockWechat};
+use wxgate::startup::Application;
+
+pub const APPID: &str = "wx1234567890abcdef";
+pub const SECRET: &str = "the-app-secret-0123456789abcdef";
+pub const API_KEY: &str = "test-api-key-0123456789";
+pub const TOKEN: &str = "pushtoken123";
+#[allow(dead_code)]
+pub const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+
+/// The mock WeChat API, started in this process with the test account.
+pub async fn start_mock() -> (MockWechat, SocketAddr) {
+    start_mock_with(|_| {}).await
+}
+
+pub async fn start_mock_with(tune: impl FnOnce(&mut MockConfig)) -> (MockWechat, SocketAddr) {
+    let mut config = MockConfig {
+        accounts: vec![MockAccount {
+            appid: APPID.into(),
+            secret: SECRET.into(),
+        }],
+        ..MockConfig::default()
+    };
+    tune(&mut config);
+    MockWechat::start(config).await.expect("mock starts")
+}
+
+/// What a test may vary in the gateway's config.
+#[derive(Clone)]
+pub struct GatewayConfig {
+    pub mock_addr: SocketAddr,
+    pub storage_url: String,
+    pub key_prefix: String,
+    pub token_api: &'static str,
+    pub secret: String,
+    pub api_keys: Vec<String>,
+    pub timeout_ms: u64,
+    /// Appended to the account table (after `secret`).
+    pub account_extra: String,
+    /// Appended at the end of the file (e.g. `[[accounts.rules]]`).
+    pub tail: String,
+}
+
+impl GatewayConfig {
+    pub fn new(mock_addr: SocketAddr) -> Self {
+        Self {
+            mock_addr,
+            storage_url: "memory://".into(),
+            key_prefix: "wxgate:".into(),
+            token_api: "stable",
+            secret: SECRET.into(),
+            api_keys: vec![API_KEY.into()],
+            timeout_ms: 2000,
+            account_extra: String::new(),
+            tail: String::new(),
+        }
+    }
+
+    pub fn toml(&self) -> String {
+        let keys: Vec<String> = self.api_keys.iter().map(|k| format!("{k:?}")).collect();
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "http://127.0.0.1:9"
+max_body_bytes = 65536
+[storage]
+url = "{storage}"
+key_prefix = "{prefix}"
+[database]
+url = "sqlite://unused.db"
+[upstream]
+api_base = "http://{mock}"
+open_base = "http://{mock}"
+timeout_ms = {timeout}
+[api]
+keys = [{keys}]
+[[accounts]]
+name = "main"
+appid = "{APPID}"
+secret = "{secret}"
+token = "{TOKEN}"
+token_api = "{api}"
+{extra}
+{tail}
+"#,
+            storage = self.storage_url,
+            prefix = self.key_prefix,
+            mock = self.mock_addr,
+            timeout = self.timeout_ms,
+            keys = keys.join(", "),
+            secret = self.secret,
+            api = self.token_api,
+            extra = self.account_extra,
+            tail = self.tail,
+        )
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings::from_toml_and_env(&self.toml(), std::iter::empty()).expect("valid test config")
+    }
+}
+
+/// A gateway running inside the test process.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub async fn spawn_app(config: &GatewayConfig) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = Application::build_with_listener(config.settings(), listener)
+        .await
+        .expect("gateway builds");
+    let base = format!("http://{}", app.local_addr());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        let _ = app
+            .run_until_stopped(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    TestApp {
+        base,
+        http: http_client(),
+        stop: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(512)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+impl TestApp {
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/v1/accounts/{path}", self.base)
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        get_json(&self.http, &self.api(path)).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.post(self.api(path)).bearer_auth(API_KEY);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Stops the server and waits until it has released everything.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), h).await;
+        }
+    }
+}
+
+pub async fn get_json(http: &reqwest::Client, url: &str) -> (u16, Value) {
+    let resp = http.get(url).bearer_auth(API_KEY).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// A `wxgate serve` process.
+pub struct GatewayProcess {
+    pub base: String,
+    child: Child,
+    stderr: Option<tokio::task::JoinHandle<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl GatewayProcess {
+    pub async fn start(config: &GatewayConfig) -> Self {
+        Self::start_with_env(config, &[]).await
+    }
+
+    pub async fn start_with_env(config: &GatewayConfig, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path: PathBuf = dir.path().join("wxgate.toml");
+        std::fs::write(&path, config.toml()).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxgate"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&path)
+            .current_dir(dir.path())
+            .env("WXGATE_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("wxgate binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut stderr_pipe = child.stderr.take().unwrap();
+        let stderr = tokio::spawn(async move {
+            let mut s = String::new();
+            let _ = stderr_pipe.read_to_string(&mut s).await;
+            s
+        });
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("wxgate prints its address in time")
+            .unwrap()
+            .expect("wxgate prints its address");
+        let base = line
+            .strip_prefix("wxgate listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .trim()
+            .to_owned();
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self {
+            base,
+            child,
+            stderr: Some(stderr),
+            _dir: dir,
+        }
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/v1/accounts/{path}", self.base)
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Stops the process (SIGTERM) and returns everything it logged.
+    pub async fn stop_and_collect_log(mut self) -> String {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        let _ = self.child.kill().await;
+        match self.stderr.take() {
+            Some(h) => h.await.unwrap_or_default(),
+            None => String::new(),
+        }
+    }
+}
+
+/// `WXGATE_TEST_REDIS_URL`, or `None` after printing why the test skips.
+pub fn redis_url(test: &str) -> Option<String> {
+    match std::env::var("WXGATE_TEST_REDIS_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            eprintln!("skipping {test}: WXGATE_TEST_REDIS_URL is not set (CI sets it)");
+            None
+        }
+    }
+}
+
+/// A key prefix no other test uses.
+pub fn unique_prefix() -> String {
+    format!("wxgate-test-{}:", rand::random::<u64>())
+}

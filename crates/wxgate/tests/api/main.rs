@@ -1,0 +1,7 @@
+//! One integration-test binary: real gateways on port 0, the real mock WeChat API, real stores.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod access;
+mod credentials;
+mod helpers;
+mod multi_instance;

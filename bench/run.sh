@@ -68,10 +68,27 @@ run() {
 }
 
 
+# ratio NAME: NAME's throughput as a share of the trivial route's, averaged over the trivial runs
+# before and after it.
+ratio() {
+  awk -v a="$(cat "$work/$1.rps")" -v b="$(cat "$work/trivial.rps")" -v c="$(cat "$work/trivial_again.rps")" -v n="$1" \
+    'BEGIN { printf "%-28s %.0f%% of the trivial route\n", n, 200*a/(b+c) }'
+}
+
 echo "wrk: $THREADS threads, $CONNS connections, ${DURATION}s each, $(nproc) cores"
 run trivial "http://$TRIVIAL/"
 run access_token "http://$GW/api/v1/accounts/main/access_token" -H "Authorization: Bearer $KEY"
+# Each feature's cases (bench/cases/*.sh) use run, $GW, $MOCK, $KEY, $APPID, $work.
+for case in bench/cases/*.sh; do
+  [ -e "$case" ] || continue
+  # shellcheck source=/dev/null
+  source "$case"
+done
 run trivial_again "http://$TRIVIAL/"
 echo
-awk -v a="$(cat "$work/access_token.rps")" -v b="$(cat "$work/trivial.rps")" -v c="$(cat "$work/trivial_again.rps")" \
-  'BEGIN { printf "GET access_token: %.0f%% of the trivial route (first run), %.0f%% (second run)\n", 100*a/b, 100*a/c }'
+ratio access_token
+for f in "$work"/*.rps; do
+  n=$(basename "$f" .rps)
+  case "$n" in trivial|trivial_again|access_token|direct_*) ;; *) ratio "$n" ;; esac
+done
+[ -z "${EXTRA_REPORT:-}" ] || printf '%s\n' "$EXTRA_REPORT"

@@ -1,10 +1,21 @@
 //! wxgate: a self-hosted gateway for WeChat Official Accounts.
 //!
 //! The service around the pure protocol crate [`wxgate_proto`]: configuration, the shared
-//! store, the WeChat API client and its mock, the credential manager and the HTTP routes.
+//! store, the WeChat API client and its mock, the credential manager, the HTTP routes and the
+//! command line. `main.rs` only calls [`cli::main`].
 
+pub mod cli;
+pub mod config;
+pub mod credentials;
 pub mod domain;
+pub mod http;
+pub mod jssdk;
 pub mod metrics;
 pub mod mock;
+pub mod oauth;
+pub mod proxy;
+pub mod push;
+pub mod startup;
 pub mod store;
 pub mod upstream;
+pub mod users;

@@ -25,6 +25,10 @@ pub enum StartupError {
     Store { url: String, reason: String },
     #[error("cannot create the WeChat client: {0}")]
     Client(String),
+    #[error("cannot open the user database {url}: {reason}")]
+    Database { url: String, reason: String },
+    #[error("push setup failed: {0}")]
+    Push(String),
 }
 
 /// A bound, ready-to-run gateway.
@@ -32,6 +36,7 @@ pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     state: AppState,
+    extra_routes: Option<axum::Router<AppState>>,
 }
 
 impl Application {
@@ -61,6 +66,13 @@ impl Application {
                 url: settings.storage.url.clone(),
                 reason: e.to_string(),
             })?;
+        let users = crate::users::connect(&settings.database.url)
+            .await
+            .map_err(|e| StartupError::Database {
+                url: redact_url(&settings.database.url),
+                reason: e.to_string(),
+            })?;
+        let push = crate::push::PushRuntime::new(&settings).map_err(StartupError::Push)?;
         let metrics = Arc::new(Metrics::new());
         let retry = RetryPolicy::default();
         let attempts = retry.attempts;
@@ -88,12 +100,24 @@ impl Application {
             metrics,
             client,
             api_keys,
+            users,
+            push,
         }));
         Ok(Self {
             listener,
             addr,
             state,
+            extra_routes: None,
         })
+    }
+
+    /// Adds routes that only some modes serve (the sandbox's demo page).
+    pub fn with_routes(mut self, routes: axum::Router<AppState>) -> Self {
+        self.extra_routes = Some(match self.extra_routes.take() {
+            Some(r) => r.merge(routes),
+            None => routes,
+        });
+        self
     }
 
     pub fn port(&self) -> u16 {
@@ -114,13 +138,24 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let refresher = tokio::spawn(self.state.creds.clone().run_refresh_ahead());
-        let app = http::router(self.state.clone());
+        let app = http::router(self.state.clone(), self.extra_routes);
         tracing::info!(addr = %self.addr, accounts = self.state.settings.accounts.len(), "wxgate is listening");
         let result = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         refresher.abort();
         result
+    }
+}
+
+/// `scheme://user:password@host/db` → `scheme://user:***@host/db`, for error messages.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 

@@ -20,6 +20,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/accounts/{account}/tickets/jsapi", get(jsapi_ticket))
         .route("/accounts/{account}/tickets/wx_card", get(wx_card_ticket))
         .route("/accounts/{account}/status", get(status))
+        .merge(crate::oauth::api_router())
+        .merge(crate::proxy::api_router())
         .route_layer(middleware::from_fn_with_state(state, auth::require_api_key))
 }
 

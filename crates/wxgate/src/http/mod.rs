@@ -38,6 +38,10 @@ pub struct AppInner {
     pub metrics: Arc<Metrics>,
     pub client: WechatClient,
     pub api_keys: auth::ApiKeys,
+    /// User records (`[database]`).
+    pub users: Arc<dyn crate::users::UserDb>,
+    /// Push material prepared at start.
+    pub push: crate::push::PushRuntime,
 }
 
 impl std::ops::Deref for AppState {
@@ -56,10 +60,15 @@ impl AppState {
     }
 }
 
-/// The whole application router.
-pub fn router(state: AppState) -> Router {
+/// The whole application router, with optional mode-specific `extra` routes.
+pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     Router::new()
+        .merge(extra.unwrap_or_default())
         .merge(ops::router())
+        .merge(crate::push::router())
+        .merge(crate::jssdk::router())
+        .merge(crate::oauth::router())
+        .merge(crate::proxy::router())
         .nest("/api/v1", api::router(state.clone()))
         .route_layer(middleware::from_fn_with_state(state.clone(), track_metrics))
         .fallback(not_found)

@@ -20,20 +20,27 @@ async fn healthz() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ok")
 }
 
-/// 200 when the store answers, else 503 (a load balancer then stops sending traffic here).
+/// 200 when the store and the user database answer, else 503 (a load balancer then stops
+/// sending traffic here).
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let text_plain = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, text_plain, "ready".to_owned()),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                text_plain,
-                "storage is not answering".to_owned(),
-            )
-        }
+    if let Err(e) = state.store.ping().await {
+        tracing::warn!(error = %e, "readiness check failed: storage");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            text_plain,
+            "storage is not answering".to_owned(),
+        );
     }
+    if let Err(e) = state.users.ping().await {
+        tracing::warn!(error = %e, "readiness check failed: database");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            text_plain,
+            "database is not answering".to_owned(),
+        );
+    }
+    (StatusCode::OK, text_plain, "ready".to_owned())
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

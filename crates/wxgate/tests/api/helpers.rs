@@ -42,6 +42,8 @@ pub async fn start_mock_with(tune: impl FnOnce(&mut MockConfig)) -> (MockWechat,
 pub struct GatewayConfig {
     pub mock_addr: SocketAddr,
     pub storage_url: String,
+    /// `[database] url`; a fresh SQLite file per config unless a test sets it.
+    pub database_url: String,
     pub key_prefix: String,
     pub token_api: &'static str,
     pub secret: String,
@@ -58,6 +60,11 @@ impl GatewayConfig {
         Self {
             mock_addr,
             storage_url: "memory://".into(),
+            database_url: format!(
+                "sqlite://{}/wxgate-test-users-{}.db",
+                std::env::temp_dir().display(),
+                rand::random::<u64>()
+            ),
             key_prefix: "wxgate:".into(),
             token_api: "stable",
             secret: SECRET.into(),
@@ -80,7 +87,7 @@ max_body_bytes = 65536
 url = "{storage}"
 key_prefix = "{prefix}"
 [database]
-url = "sqlite://unused.db"
+url = "{database}"
 [upstream]
 api_base = "http://{mock}"
 open_base = "http://{mock}"
@@ -97,6 +104,7 @@ token_api = "{api}"
 {tail}
 "#,
             storage = self.storage_url,
+            database = self.database_url,
             prefix = self.key_prefix,
             mock = self.mock_addr,
             timeout = self.timeout_ms,

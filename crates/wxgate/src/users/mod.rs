@@ -1,0 +1,273 @@
+//! The user-records database: one row per openid that wxgate has seen, fed by subscribe /
+//! unsubscribe pushes and by web logins, read by `GET /api/v1/accounts/{account}/users...`.
+//!
+//! It exists apart from the key-value [`Store`](crate::store::Store) because user records are
+//! durable business data that operators query and back up (`database.url`), while the store holds
+//! short-lived coordination state. Atuin-style, there is one trait, [`UserDb`], and one
+//! implementation per backend ([`SqliteUserDb`], [`PostgresUserDb`]), picked from the URL by
+//! [`connect`], which also brings the schema up to date (embedded migrations, idempotent, safe
+//! when several processes start at once).
+//!
+//! What every backend guarantees:
+//! - every write is ONE SQL statement (an `INSERT ... ON CONFLICT DO UPDATE`), so concurrent
+//!   writers for the same openid, in this process or another, never lose an update and never see
+//!   a half-written row;
+//! - follow events are ordered by their own time: [`UserDb::record_follow`] applies an event only
+//!   when it is strictly newer than the last one applied for that openid (compared inside the
+//!   statement), so late, duplicated or retried deliveries change nothing;
+//! - a login never erases profile data learned earlier (absent fields keep their stored value);
+//! - [`UserDb::list`] pages in byte order of the openid on every backend;
+//! - error messages never contain the password of a database URL.
+
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+pub use self::postgres::PostgresUserDb;
+pub use self::sqlite::SqliteUserDb;
+
+/// The largest page [`UserDb::list`] returns; larger limits are clamped to it.
+pub const MAX_LIST_LIMIT: u32 = 1000;
+
+/// Why a user-database call failed: always an infrastructure problem. Unknown users are
+/// `Ok(None)`, ignored events `Ok(false)`. Messages never contain a URL's password.
+#[derive(Debug, thiserror::Error)]
+pub enum UserDbError {
+    /// `database.url` is not a URL this module can use.
+    #[error("database url is not valid: {0}")]
+    InvalidUrl(String),
+    /// The database could not be reached or opened at start.
+    #[error("database is unreachable: {0}")]
+    Unavailable(String),
+    /// Applying the embedded schema migrations failed.
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Backend(String),
+}
+
+/// What a web login learned about a user. `None` fields are unknown (a `snsapi_base` login
+/// knows only the openid) and never overwrite stored values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LoginProfile {
+    pub openid: String,
+    pub unionid: Option<String>,
+    pub nickname: Option<String>,
+    pub headimgurl: Option<String>,
+}
+
+/// A stored user, serialized exactly as the SPEC's user record. Times are unix seconds; fields
+/// not known yet are `None` (JSON `null`).
+///
+/// - `subscribed`, `subscribe_scene`, `subscribed_at`, `unsubscribed_at` come from the latest
+///   subscribe/unsubscribe event (times are the events' `CreateTime`); `subscribed` is `None`
+///   until such an event was seen; `subscribe_scene` and `subscribed_at` describe the latest
+///   subscribe, `unsubscribed_at` the latest unsubscribe (kept after a re-subscribe).
+/// - `last_login_at` is the latest login time given to [`UserDb::record_login`].
+/// - `created_at` / `updated_at` are wxgate's own clock when the row was inserted / last changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UserRecord {
+    pub openid: String,
+    pub unionid: Option<String>,
+    pub nickname: Option<String>,
+    pub headimgurl: Option<String>,
+    pub subscribed: Option<bool>,
+    pub subscribe_scene: Option<String>,
+    pub subscribed_at: Option<i64>,
+    pub unsubscribed_at: Option<i64>,
+    pub last_login_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The user-records database. Implementations are cheap to share (`Arc<dyn UserDb>`) and safe
+/// to use from many tasks and many processes at once.
+#[async_trait]
+pub trait UserDb: Send + Sync + 'static {
+    /// Records a subscribe (`subscribed = true`, `scene` e.g. `ADD_SCENE_QR_CODE` or the
+    /// `qrscene_...` key) or unsubscribe (`scene` ignored) event that WeChat stamped with unix
+    /// time `at` (its `CreateTime`). Creates the user when unknown.
+    ///
+    /// The event is applied only when `at` is strictly greater than the time of the latest event
+    /// already applied for this openid; an older event, or one with an EQUAL time (typically a
+    /// retry of the same event), changes nothing. Consequence: of two different events with the
+    /// same second, the first one recorded wins. Returns whether the record changed.
+    async fn record_follow(
+        &self,
+        openid: &str,
+        subscribed: bool,
+        scene: Option<&str>,
+        at: i64,
+    ) -> Result<bool, UserDbError>;
+
+    /// Records a web login at unix time `at`: creates the user when unknown, sets
+    /// `last_login_at` (never moving it backwards), and overwrites `unionid`, `nickname`,
+    /// `headimgurl` only with the values `login` actually carries.
+    async fn record_login(&self, login: &LoginProfile, at: i64) -> Result<(), UserDbError>;
+
+    /// The stored user, or `None` when unknown.
+    async fn get(&self, openid: &str) -> Result<Option<UserRecord>, UserDbError>;
+
+    /// Up to `limit` users (clamped to `1..=`[`MAX_LIST_LIMIT`]) whose openid is strictly
+    /// greater than `after` (all when `None`), ordered by openid in byte order.
+    async fn list(&self, after: Option<&str>, limit: u32) -> Result<Vec<UserRecord>, UserDbError>;
+
+    /// Cheap round trip for `/readyz`.
+    async fn ping(&self) -> Result<(), UserDbError>;
+}
+
+/// Opens the database named by `url` and applies pending migrations:
+/// - `sqlite://PATH` or `sqlite:PATH`: the file is created when missing and put in WAL mode
+///   (it may be the same file as the key-value store; the tables do not collide);
+/// - `postgres://...` or `postgresql://...`: a pool with a bounded connect timeout; an
+///   unreachable server fails here, promptly, with [`UserDbError::Unavailable`]. The usual libpq
+///   URL parameters work, e.g. `?options=-csearch_path%3Dmyschema` to use another schema.
+pub async fn connect(url: &str) -> Result<Arc<dyn UserDb>, UserDbError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteUserDb::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresUserDb::connect(url).await?))
+    } else {
+        Err(UserDbError::InvalidUrl(format!(
+            "{:?}: expected sqlite://PATH or postgres://USER@HOST/DB",
+            redact_url(url)
+        )))
+    }
+}
+
+/// Clamps a requested page size to `1..=MAX_LIST_LIMIT`.
+pub(crate) fn clamp_limit(limit: u32) -> i64 {
+    i64::from(limit.clamp(1, MAX_LIST_LIMIT))
+}
+
+/// One embedded schema migration. Versions are applied in ascending order, each exactly once per
+/// database, recorded in `wxgate_schema_migrations`.
+pub(crate) struct Migration {
+    pub version: i64,
+    pub description: &'static str,
+    pub sql: &'static str,
+}
+
+/// wxgate's own clock in unix seconds (for `created_at` / `updated_at`).
+pub(crate) fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The columns [`user_from_row`] reads, as a literal for `concat!` in `SELECT` statements.
+macro_rules! user_columns {
+    () => {
+        "openid, unionid, nickname, headimgurl, subscribed, subscribe_scene, subscribed_at, \
+        unsubscribed_at, last_login_at, created_at, updated_at"
+    };
+}
+pub(crate) use user_columns;
+
+/// Maps a row selected with [`user_columns!`], on any backend.
+pub(crate) fn user_from_row<'r, R>(row: &'r R) -> Result<UserRecord, sqlx::Error>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    bool: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(UserRecord {
+        openid: row.try_get("openid")?,
+        unionid: row.try_get("unionid")?,
+        nickname: row.try_get("nickname")?,
+        headimgurl: row.try_get("headimgurl")?,
+        subscribed: row.try_get("subscribed")?,
+        subscribe_scene: row.try_get("subscribe_scene")?,
+        subscribed_at: row.try_get("subscribed_at")?,
+        unsubscribed_at: row.try_get("unsubscribed_at")?,
+        last_login_at: row.try_get("last_login_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// `url` with any password replaced by `***`, for messages and logs. Unparseable URLs are
+/// reduced to their scheme, since they might still contain a secret.
+pub(crate) fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                // Only fails for URLs that cannot have credentials, which have no password.
+                let _ = parsed.set_password(Some("***"));
+            }
+            let mut redacted = parsed.to_string();
+            if parsed.query_pairs().any(|(k, _)| k == "password") {
+                parsed.set_query(None);
+                redacted = format!("{parsed}?<parameters hidden>");
+            }
+            redacted
+        }
+        Err(_) => match url.split_once(':') {
+            Some((scheme, _)) => format!("{scheme}:<unparseable>"),
+            None => "<unparseable>".to_owned(),
+        },
+    }
+}
+
+/// Removes every form of `url`'s password (raw, percent-encoded and decoded, in the userinfo or
+/// as a `password=` parameter) from `message`. Used on every error text before it leaves this
+/// module, in case a driver quotes its connection string.
+pub(crate) fn scrub(message: String, url: &str) -> String {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return message;
+    };
+    let mut secrets: Vec<String> = Vec::new();
+    if let Some(password) = parsed.password() {
+        secrets.push(password.to_owned());
+        if let Ok(decoded) = percent_encoding::percent_decode_str(password).decode_utf8() {
+            secrets.push(decoded.into_owned());
+        }
+    }
+    for (key, value) in parsed.query_pairs() {
+        if key == "password" {
+            secrets.push(value.into_owned());
+        }
+    }
+    secrets.retain(|s| !s.is_empty());
+    // Longest first, so a secret that contains another is removed whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.iter().fold(message, |message, secret| {
+        message.replace(secret.as_str(), "***")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        let url = "postgres://alice:s%3Dcr3t@db.example.com:5432/wx";
+        let shown = redact_url(url);
+        assert!(!shown.contains("cr3t"), "{shown}");
+        assert!(shown.contains("alice:***@db.example.com"), "{shown}");
+        assert_eq!(
+            scrub("bad s=cr3t and s%3Dcr3t".to_owned(), url),
+            "bad *** and ***"
+        );
+        let q = "postgres://db/wx?user=a&password=hunter2";
+        assert!(!redact_url(q).contains("hunter2"));
+        assert_eq!(scrub("x hunter2 y".to_owned(), q), "x *** y");
+        assert_eq!(redact_url("postgres://a:b@[bad"), "postgres:<unparseable>");
+    }
+
+    #[test]
+    fn clamps_limits() {
+        assert_eq!(clamp_limit(0), 1);
+        assert_eq!(clamp_limit(10), 10);
+        assert_eq!(clamp_limit(u32::MAX), 1000);
+    }
+}

@@ -17,7 +17,31 @@
 //!
 //! A typical safe-mode push: [`open_push`] → [`Message::parse`] → choose a [`Reply`] →
 //! [`Reply::to_xml`] → [`seal_reply`] with `keyring.key(opened.key_used)` →
-//! [`EncryptedReply::to_xml`].
+//! [`EncryptedReply::to_xml`]:
+//!
+//! ```
+//! use wxgate_proto::{open_push, seal_reply, KeyRing, Message, Reply};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let ring = KeyRing::from_encoding_aes_keys("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", None)?;
+//! let (token, appid) = ("pamtest", "wxb11529c136998cb6");
+//! # let push = seal_reply(&ring.current, token, appid,
+//! #     "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oUser]]></FromUserName>\
+//! #      <CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+//! #      <Content><![CDATA[help]]></Content><MsgId>1</MsgId></xml>", Some(1700000000), Some("42"));
+//! # let (timestamp, nonce, msg_signature, body) =
+//! #     (push.timestamp.as_str(), push.nonce.as_str(), push.msg_signature.as_str(), push.to_xml());
+//! // timestamp, nonce, msg_signature come from the query string, body from the POST.
+//! let opened = open_push(&ring, token, timestamp, nonce, msg_signature, body.as_bytes(), Some(appid))?;
+//! let message = Message::parse(opened.plaintext.as_bytes())?;
+//! assert_eq!(message.text(), Some("help"));
+//! let reply_xml = Reply::text("How can we help?")
+//!     .to_xml(message.from_user(), message.to_user(), 1700000001)?;
+//! let sealed = seal_reply(ring.key(opened.key_used), token, appid, &reply_xml, None, None);
+//! let response_body = sealed.to_xml();
+//! # assert!(response_body.starts_with("<xml><Encrypt>"));
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -1029,6 +1029,24 @@ mod tests {
     }
 
     #[test]
+    fn dtd_payloads_are_refused_and_never_expanded() {
+        let laughs = b"<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\">\
+            <!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\
+            <!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">]>\
+            <xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><CreateTime>1</CreateTime>\
+            <MsgType>text</MsgType><Content>&lol3;</Content></xml>";
+        assert_eq!(Message::parse(laughs), Err(ParseError::Doctype));
+        let xxe = b"<!DOCTYPE xml [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]>\
+            <xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><CreateTime>1</CreateTime>\
+            <MsgType>text</MsgType><Content>&xxe;</Content></xml>";
+        assert_eq!(Message::parse(xxe), Err(ParseError::Doctype));
+        assert_eq!(Envelope::parse(xxe), Err(ParseError::Doctype));
+        // Without a DTD an entity reference is simply unknown: an error, not an expansion.
+        let bare = wrap("<MsgType>text</MsgType><Content>&xxe;</Content>");
+        assert!(matches!(Message::parse(&bare), Err(ParseError::Xml(_))));
+    }
+
+    #[test]
     fn envelope_reads_safe_and_compatible_bodies() {
         let safe = b"<xml><ToUserName><![CDATA[gh_1]]></ToUserName><Encrypt><![CDATA[abc=]]></Encrypt></xml>";
         assert_eq!(

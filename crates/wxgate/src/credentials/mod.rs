@@ -579,11 +579,20 @@ impl CredentialManager {
         }
     }
 
-    /// One pass of the refresh-ahead scheduler: refreshes every credential this instance has
-    /// seen that is due. Credentials nobody asked for are never fetched.
+    /// One pass of the refresh-ahead scheduler: re-reads every credential this instance has
+    /// cached from the shared store (so a refresh made by another instance — a forced one in
+    /// particular, which retires the old token — reaches this instance within one scan), then
+    /// refreshes those that are due. Credentials nobody asked for are never fetched.
     pub async fn refresh_due(&self) {
         for acct in self.accounts.values() {
             for slot in &acct.slots {
+                if lock(&slot.cached).is_none() {
+                    continue;
+                }
+                if let Err(e) = self.load_stored(&acct.settings.name, slot).await {
+                    tracing::warn!(account = %acct.settings.name, credential = %slot.kind, error = %e,
+                        "cannot re-read the stored credential");
+                }
                 let Some(cached) = lock(&slot.cached).clone() else {
                     continue;
                 };

@@ -116,3 +116,38 @@ async fn when_the_lease_holder_dies_mid_fetch_another_process_takes_over_after_t
     assert_eq!(mock.calls("cgi-bin/stable_token"), 2);
     let _ = survivor.stop_and_collect_log().await;
 }
+
+#[tokio::test]
+async fn a_forced_refresh_on_one_instance_reaches_the_other_within_a_scan() {
+    // Classic tokens: the forced refresh retires the old token, so every instance must switch.
+    let (mock, addr) = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = GatewayConfig::new(addr);
+    config.storage_url = format!("sqlite://{}", dir.path().join("shared.db").display());
+    config.token_api = "classic";
+    let a = spawn_app(&config).await;
+    let b = spawn_app(&config).await;
+    let (_, first) = a.get_json("main/access_token").await;
+    let (_, same) = b.get_json("main/access_token").await;
+    assert_eq!(first["access_token"], same["access_token"]);
+
+    let (status, refreshed) = a.post_json("main/access_token/refresh", None).await;
+    assert_eq!(status, 200);
+    assert_ne!(refreshed["access_token"], first["access_token"]);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, seen) = b.get_json("main/access_token").await;
+        if seen["access_token"] == refreshed["access_token"] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "instance b still serves the retired token"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(mock.calls("cgi-bin/token"), 2);
+    a.stop().await;
+    b.stop().await;
+}

@@ -1,0 +1,185 @@
+//! De-duplication of WeChat's retries, across requests and across wxgate instances.
+//!
+//! WeChat re-sends a push it got no answer for within 5 s, up to three deliveries in all, and a
+//! retry can arrive while the first delivery is still being handled (a slow webhook), possibly
+//! at another instance. Every delivery therefore first *claims* the push's key in the shared
+//! [`Store`] with `put_if_absent` of a pending marker (TTL [`PENDING_TTL`]); the claimant handles
+//! the push and replaces the marker with its final answer bytes (TTL `push.dedup_ttl_s`). A
+//! delivery that finds an answer sends those very bytes; one that finds a pending marker polls
+//! until the answer appears, for at most the time left of its own answer budget, and then
+//! answers `success` (which WeChat takes as delivered). A claimant that gives up (the database
+//! failed) deletes its own marker so that the next retry handles the push afresh.
+//!
+//! When the store itself fails, the push is handled without de-duplication (logged): a lost
+//! message is worse than a rare duplicate, and duplicates need a retry, which only happens when
+//! the first answer took more than 5 s.
+
+use std::time::{Duration, Instant};
+
+use axum::http::header::CONTENT_TYPE;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+
+use crate::store::Store;
+
+/// How long a claim lives without an answer. Handling a push is bounded well below this
+/// (answer budget 4.5 s plus store writes), so only a crashed instance leaves a marker to
+/// expire; a WeChat retry arriving after that handles the push again.
+pub const PENDING_TTL: Duration = Duration::from_secs(10);
+
+const TAG_PENDING: u8 = 0;
+const TAG_SUCCESS: u8 = 1;
+const TAG_XML: u8 = 2;
+
+/// The final answer to a push, as stored for retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// No passive reply: `200 success` (text/plain).
+    Success,
+    /// A passive reply (plaintext or the encrypted envelope): `200` XML.
+    Xml(String),
+}
+
+impl Answer {
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Answer::Success => vec![TAG_SUCCESS],
+            Answer::Xml(xml) => {
+                let mut v = Vec::with_capacity(xml.len() + 1);
+                v.push(TAG_XML);
+                v.extend_from_slice(xml.as_bytes());
+                v
+            }
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Answer> {
+        match bytes.split_first() {
+            Some((&TAG_SUCCESS, _)) => Some(Answer::Success),
+            Some((&TAG_XML, xml)) => String::from_utf8(xml.to_vec()).ok().map(Answer::Xml),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        match self {
+            Answer::Success => (
+                [(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                )],
+                "success",
+            )
+                .into_response(),
+            Answer::Xml(xml) => (
+                [(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/xml; charset=utf-8"),
+                )],
+                xml,
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// The outcome of claiming a push.
+pub enum Claim {
+    /// This delivery handles the push; finish with [`Ticket::finish`] or [`Ticket::release`].
+    Mine(Ticket),
+    /// An earlier delivery already answered: send the same bytes.
+    Answered(Answer),
+    /// An earlier delivery is still being handled and did not finish in time.
+    StillPending,
+}
+
+/// The right (and duty) to answer one push.
+pub struct Ticket {
+    key: String,
+    /// Our pending marker, or `None` when the store failed and we go unguarded.
+    marker: Option<Vec<u8>>,
+}
+
+/// Claims `key`, waiting for a concurrent delivery's answer until `deadline`.
+pub async fn claim(store: &dyn Store, key: String, deadline: Instant) -> Claim {
+    let mut marker = vec![TAG_PENDING];
+    marker.extend_from_slice(format!("{:016x}", rand::thread_rng().gen::<u64>()).as_bytes());
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match store.put_if_absent(&key, &marker, Some(PENDING_TTL)).await {
+            Ok(true) => {
+                return Claim::Mine(Ticket {
+                    key,
+                    marker: Some(marker),
+                })
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "push: store unavailable, handling without de-duplication");
+                return Claim::Mine(Ticket { key, marker: None });
+            }
+        }
+        // Someone holds the key: an answer, or a pending claim to wait for. If it vanished in
+        // between (answer expired, claim released) the loop claims again.
+        match store.get(&key).await {
+            Ok(Some(bytes)) => {
+                if let Some(answer) = Answer::decode(&bytes) {
+                    tracing::debug!("push: retry answered from the de-duplication record");
+                    return Claim::Answered(answer);
+                }
+            }
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "push: store unavailable while waiting for a retry's answer")
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            tracing::debug!("push: earlier delivery still in progress; answering success");
+            return Claim::StillPending;
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+impl Ticket {
+    /// Stores the final answer for retries (TTL `dedup_ttl`).
+    pub async fn finish(self, store: &dyn Store, answer: &Answer, dedup_ttl: Duration) {
+        if self.marker.is_none() {
+            return;
+        }
+        if let Err(e) = store
+            .put(&self.key, &answer.encode(), Some(dedup_ttl))
+            .await
+        {
+            tracing::warn!(error = %e, "push: could not store the answer for retries");
+        }
+    }
+
+    /// Gives the push up so that the next retry handles it afresh.
+    pub async fn release(self, store: &dyn Store) {
+        if let Some(marker) = &self.marker {
+            if let Err(e) = store.delete_if_equals(&self.key, marker).await {
+                tracing::warn!(error = %e, "push: could not release the claim");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_round_trip_and_markers_are_not_answers() {
+        for a in [Answer::Success, Answer::Xml("<xml>é</xml>".into())] {
+            assert_eq!(Answer::decode(&a.encode()), Some(a));
+        }
+        assert_eq!(Answer::decode(&[TAG_PENDING, b'1']), None);
+        assert_eq!(Answer::decode(&[]), None);
+    }
+}

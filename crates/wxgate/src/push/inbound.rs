@@ -1,0 +1,214 @@
+//! Authenticating and opening what WeChat sends to `/wx/{account}`, before anything is done
+//! with it.
+//!
+//! Guarantees: `signature` (over Token, timestamp, nonce) is checked on every request, in every
+//! mode, in constant time; when `push.replay_window_s` is not 0 a timestamp further than that
+//! from our clock is refused, so a captured request cannot be replayed later; in safe and
+//! compatible mode (`encrypt_type=aes`) the ciphertext is authenticated by `msg_signature`
+//! before it is decrypted, decrypted with the current EncodingAESKey or else the previous one,
+//! and must name the account's own appid. XML is read by `wxgate_proto`, which refuses any
+//! DOCTYPE (no entity is ever expanded). Every failure is a client error with a stable code,
+//! never a panic.
+
+use axum::http::StatusCode;
+use wxgate_proto::crypto::{open_push, CryptoError, KeyUsed};
+use wxgate_proto::signature::verify_signature;
+use wxgate_proto::{Message, ParseError};
+
+use super::runtime::AccountPush;
+use crate::http::ApiError;
+
+/// The query string of a push or URL verification, read leniently (bad percent-encoding is
+/// replaced, never rejected: the signature check decides).
+#[derive(Debug, Default)]
+pub struct PushQuery {
+    pub signature: Option<String>,
+    pub timestamp: Option<String>,
+    pub nonce: Option<String>,
+    pub echostr: Option<String>,
+    pub encrypt_type: Option<String>,
+    pub msg_signature: Option<String>,
+}
+
+impl PushQuery {
+    pub fn parse(raw: Option<&str>) -> PushQuery {
+        let mut q = PushQuery::default();
+        for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            let slot = match k.as_ref() {
+                "signature" => &mut q.signature,
+                "timestamp" => &mut q.timestamp,
+                "nonce" => &mut q.nonce,
+                "echostr" => &mut q.echostr,
+                "encrypt_type" => &mut q.encrypt_type,
+                "msg_signature" => &mut q.msg_signature,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(v.into_owned());
+            }
+        }
+        q
+    }
+}
+
+fn required<'a>(value: &'a Option<String>, name: &'static str) -> Result<&'a str, ApiError> {
+    value
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .ok_or(ApiError::MissingParameter(name))
+}
+
+/// How the push was protected; the reply goes back the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// No `encrypt_type` (or `raw`): plaintext XML, plaintext reply.
+    Plain,
+    /// `encrypt_type=aes` (safe or compatible mode): the reply is sealed with this key.
+    Encrypted(KeyUsed),
+}
+
+/// An authenticated, decrypted and parsed push.
+pub struct Inbound {
+    pub message: Message,
+    pub mode: Mode,
+}
+
+fn invalid_signature(message: &str) -> ApiError {
+    ApiError::client(StatusCode::FORBIDDEN, "invalid_signature", message)
+}
+
+fn invalid_message(message: String) -> ApiError {
+    ApiError::client(StatusCode::BAD_REQUEST, "invalid_message", message)
+}
+
+/// Checks `signature` and the timestamp's freshness; shared by GET and POST.
+fn authenticate(
+    account: &AccountPush,
+    q: &PushQuery,
+    now: i64,
+    replay_window_s: u64,
+) -> Result<(), ApiError> {
+    let signature = required(&q.signature, "signature")?;
+    let timestamp = required(&q.timestamp, "timestamp")?;
+    let nonce = required(&q.nonce, "nonce")?;
+    let token = account.token()?;
+    if !verify_signature(token, timestamp, nonce, signature) {
+        return Err(invalid_signature(
+            "signature does not match sha1(sort(token, timestamp, nonce)); check that `token` \
+             equals the Token of the server configuration in the WeChat console",
+        ));
+    }
+    if replay_window_s > 0 {
+        let fresh = timestamp
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .is_some_and(|ts| now.abs_diff(ts) <= replay_window_s);
+        if !fresh {
+            return Err(ApiError::client(
+                StatusCode::FORBIDDEN,
+                "stale_timestamp",
+                format!(
+                    "timestamp is more than {replay_window_s} s away from this server's clock \
+                     (push.replay_window_s); a replayed request, or a clock that needs syncing"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// URL verification (`GET`): the `echostr` to answer when the request is authentic.
+pub fn verify_url(
+    account: &AccountPush,
+    q: &PushQuery,
+    now: i64,
+    replay_window_s: u64,
+) -> Result<String, ApiError> {
+    let echostr = q
+        .echostr
+        .clone()
+        .ok_or(ApiError::MissingParameter("echostr"))?;
+    authenticate(account, q, now, replay_window_s)?;
+    Ok(echostr)
+}
+
+/// Authenticates, decrypts (when `encrypt_type=aes`) and parses a push body.
+pub fn open(
+    account: &AccountPush,
+    q: &PushQuery,
+    body: &[u8],
+    now: i64,
+    replay_window_s: u64,
+) -> Result<Inbound, ApiError> {
+    let encrypted = match q.encrypt_type.as_deref().map(str::trim) {
+        None | Some("") => false,
+        Some(t) if t.eq_ignore_ascii_case("raw") => false,
+        Some(t) if t.eq_ignore_ascii_case("aes") => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                "encrypt_type must be `aes` or `raw` (or absent)",
+            ))
+        }
+    };
+    authenticate(account, q, now, replay_window_s)?;
+    if !encrypted {
+        let message = Message::parse(body).map_err(parse_error)?;
+        return Ok(Inbound {
+            message,
+            mode: Mode::Plain,
+        });
+    }
+    let msg_signature = required(&q.msg_signature, "msg_signature")?;
+    let keyring = account.keyring.as_ref().ok_or_else(|| {
+        ApiError::bad_request(
+            "encryption_not_configured",
+            format!(
+                "the push is encrypted (encrypt_type=aes) but account {:?} has no \
+                 `encoding_aes_key` configured",
+                account.name
+            ),
+        )
+    })?;
+    let token = account.token()?;
+    let timestamp = required(&q.timestamp, "timestamp")?;
+    let nonce = required(&q.nonce, "nonce")?;
+    let opened = open_push(
+        keyring,
+        token,
+        timestamp,
+        nonce,
+        msg_signature,
+        body,
+        Some(&account.appid),
+    )
+    .map_err(crypto_error)?;
+    let message = Message::parse(opened.plaintext.as_bytes())
+        .map_err(|e| invalid_message(format!("the decrypted message is not a valid push: {e}")))?;
+    Ok(Inbound {
+        message,
+        mode: Mode::Encrypted(opened.key_used),
+    })
+}
+
+fn parse_error(e: ParseError) -> ApiError {
+    invalid_message(format!("the body is not a valid WeChat push: {e}"))
+}
+
+fn crypto_error(e: CryptoError) -> ApiError {
+    match e {
+        CryptoError::InvalidXml(p) => parse_error(p),
+        CryptoError::InvalidSignature => invalid_signature(
+            "msg_signature does not match sha1(sort(token, timestamp, nonce, Encrypt))",
+        ),
+        CryptoError::AppIdMismatch => invalid_signature(
+            "the ciphertext was made for another appid than this account's `appid`",
+        ),
+        other => invalid_message(format!(
+            "the ciphertext cannot be decrypted ({other}, WXBizMsgCrypt {}); check that \
+             `encoding_aes_key` (or `encoding_aes_key_previous`) is the console's EncodingAESKey",
+            other.code()
+        )),
+    }
+}

@@ -1,0 +1,216 @@
+//! One push, from bytes to answer: authenticate and open it ([`inbound`](super::inbound)),
+//! claim it against retries ([`dedup`](super::dedup)), update the follower record, pick the
+//! reply (rules first, then the webhook), render and — in safe/compatible mode — seal it.
+//!
+//! Guarantees: the answer comes within [`ANSWER_BUDGET`] of the request's arrival (WeChat gives
+//! up after 5 s); the handling runs in its own task, so a WeChat connection that drops early
+//! cancels nothing (the answer is still stored for the retry); rules and the webhook run once
+//! per push however many deliveries arrive; an encrypted reply is sealed with the key that
+//! opened the push, with a fresh timestamp and nonce.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use wxgate_proto::crypto::seal_reply;
+use wxgate_proto::Reply;
+
+use super::dedup::{self, Answer, Claim, Ticket};
+use super::inbound::{self, Inbound, Mode, PushQuery};
+use super::rules;
+use super::runtime::AccountPush;
+use super::webhook;
+use crate::domain::unix_now;
+use crate::http::{body, ApiError, AppState};
+
+/// Time from a push's arrival within which it is answered (WeChat waits 5 s).
+pub const ANSWER_BUDGET: Duration = Duration::from_millis(4500);
+
+/// Longest wait for the follower-record update before the push is refused with 503.
+const FOLLOW_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `GET /wx/{account}`: the echostr of an authentic URL verification.
+pub fn verify_url(
+    state: &AppState,
+    account: &str,
+    raw_query: Option<&str>,
+) -> Result<Response, ApiError> {
+    let account = state.push.account(account)?;
+    account.token()?;
+    let q = PushQuery::parse(raw_query);
+    let echostr = inbound::verify_url(
+        &account,
+        &q,
+        unix_now(),
+        state.settings.push.replay_window_s,
+    )
+    .inspect_err(|e| log_rejection(&account.name, "url verification", e))?;
+    Ok((
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        echostr,
+    )
+        .into_response())
+}
+
+/// `POST /wx/{account}`: the answer to a push.
+pub async fn receive(
+    state: &AppState,
+    account: &str,
+    raw_query: Option<&str>,
+    headers: &HeaderMap,
+    request_body: Body,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let account = state.push.account(account)?;
+    account.token()?;
+    let bytes = body::read_limited(headers, request_body, state.settings.server.max_body_bytes)
+        .await
+        .inspect_err(|e| log_rejection(&account.name, "push", e))?;
+    let q = PushQuery::parse(raw_query);
+    let inbound = inbound::open(
+        &account,
+        &q,
+        &bytes,
+        unix_now(),
+        state.settings.push.replay_window_s,
+    )
+    .inspect_err(|e| log_rejection(&account.name, "push", e))?;
+
+    let key = format!("push:{}:{}", account.name, inbound.message.dedup_key());
+    let deadline = started + ANSWER_BUDGET;
+    let ticket = match dedup::claim(state.store.as_ref(), key, deadline).await {
+        Claim::Answered(answer) => return Ok(answer.into_response()),
+        Claim::StillPending => return Ok(Answer::Success.into_response()),
+        Claim::Mine(ticket) => ticket,
+    };
+    let task = tokio::spawn(handle(state.clone(), account, inbound, ticket, deadline));
+    match task.await {
+        Ok(result) => result.map(IntoResponse::into_response),
+        Err(e) => Err(ApiError::Internal(format!(
+            "push handling task failed: {e}"
+        ))),
+    }
+}
+
+/// Everything after the claim; runs in its own task.
+async fn handle(
+    state: AppState,
+    account: Arc<AccountPush>,
+    inbound: Inbound,
+    ticket: Ticket,
+    deadline: Instant,
+) -> Result<Answer, ApiError> {
+    let store = state.store.clone();
+    if let Err(e) = record_follow(&state, &account, &inbound).await {
+        // Give the push back: WeChat retries on the 503 and the retry handles it afresh (rules
+        // and webhook have not run yet, so nothing happens twice).
+        ticket.release(store.as_ref()).await;
+        return Err(e);
+    }
+    let message = &inbound.message;
+    let reply = match rules::first_match(&account.rules, message) {
+        Some(r) => Some(r.clone()),
+        None if account.webhook.is_some() => {
+            let wait = account
+                .webhook
+                .as_ref()
+                .map_or(Duration::ZERO, |w| w.timeout)
+                .min(deadline.saturating_duration_since(Instant::now()));
+            webhook::ask(
+                &state,
+                &account,
+                message.from_user(),
+                &message.to_json(),
+                wait,
+            )
+            .await
+        }
+        None => None,
+    };
+    let answer = render(&account, &inbound, reply.as_ref());
+    let ttl = Duration::from_secs(state.settings.push.dedup_ttl_s);
+    ticket.finish(store.as_ref(), &answer, ttl).await;
+    Ok(answer)
+}
+
+/// subscribe/unsubscribe → the follower record, before the push is answered. The scene
+/// recorded for a subscribe is its `EventKey` as sent (`qrscene_…` for a QR-code follow),
+/// none for a plain follow. A database failure (or no answer within [`FOLLOW_TIMEOUT`]) is a
+/// 503 so that WeChat retries.
+async fn record_follow(
+    state: &AppState,
+    account: &AccountPush,
+    inbound: &Inbound,
+) -> Result<(), ApiError> {
+    let m = &inbound.message;
+    if !m.msg_type().eq_ignore_ascii_case("event") {
+        return Ok(());
+    }
+    let subscribed = match m.event().map(str::trim) {
+        Some(e) if e.eq_ignore_ascii_case("subscribe") => true,
+        Some(e) if e.eq_ignore_ascii_case("unsubscribe") => false,
+        _ => return Ok(()),
+    };
+    let scene = if subscribed {
+        m.event_key().map(str::trim).filter(|k| !k.is_empty())
+    } else {
+        None
+    };
+    let write = state
+        .users
+        .record_follow(m.from_user(), subscribed, scene, m.create_time());
+    match tokio::time::timeout(FOLLOW_TIMEOUT, write).await {
+        Ok(Ok(_changed)) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::error!(account = %account.name, error = %e, "push: follower record not updated; answering 503 so WeChat retries");
+            Err(ApiError::Unavailable(format!("user database: {e}")))
+        }
+        Err(_) => {
+            tracing::error!(account = %account.name, "push: follower record update timed out; answering 503 so WeChat retries");
+            Err(ApiError::Unavailable("user database: timed out".into()))
+        }
+    }
+}
+
+/// The bytes WeChat gets: `success`, the reply XML, or the reply sealed with the key that
+/// opened the push (fresh timestamp and nonce).
+fn render(account: &AccountPush, inbound: &Inbound, reply: Option<&Reply>) -> Answer {
+    let Some(reply) = reply else {
+        return Answer::Success;
+    };
+    let m = &inbound.message;
+    let xml = match reply.to_xml(m.from_user(), m.to_user(), unix_now()) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::warn!(account = %account.name, error = %e, "push: reply cannot be rendered; answering success");
+            return Answer::Success;
+        }
+    };
+    match inbound.mode {
+        Mode::Plain => Answer::Xml(xml),
+        Mode::Encrypted(key_used) => {
+            let (Some(ring), Ok(token)) = (account.keyring.as_ref(), account.token()) else {
+                return Answer::Success;
+            };
+            let sealed = seal_reply(ring.key(key_used), token, &account.appid, &xml, None, None);
+            Answer::Xml(sealed.to_xml())
+        }
+    }
+}
+
+fn log_rejection(account: &str, what: &str, e: &ApiError) {
+    match e {
+        ApiError::Client {
+            code: "invalid_signature" | "stale_timestamp",
+            message,
+            ..
+        } => tracing::warn!(account, what, reason = %message, "push: request rejected"),
+        other => tracing::debug!(account, what, error = ?other, "push: request rejected"),
+    }
+}

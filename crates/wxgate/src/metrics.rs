@@ -27,6 +27,7 @@ struct Inner {
     refreshes: BTreeMap<(String, String, String), u64>,
     http_requests: BTreeMap<(String, String), u64>,
     http_latency: BTreeMap<String, Histogram>,
+    last_errors: BTreeMap<(String, String), crate::credentials::ErrorRecord>,
 }
 
 /// Thread-safe registry; cheap to share behind an `Arc`.
@@ -64,6 +65,33 @@ impl Metrics {
                 .entry((account.to_owned(), endpoint.to_owned(), outcome.to_owned()))
                 .or_default() += 1;
         });
+    }
+
+    /// Remembers the latest failed upstream call of `account` on `endpoint` (status API).
+    pub fn upstream_error(
+        &self,
+        account: &str,
+        endpoint: &str,
+        record: crate::credentials::ErrorRecord,
+    ) {
+        self.with(|i| {
+            i.last_errors
+                .insert((account.to_owned(), endpoint.to_owned()), record);
+        });
+    }
+
+    /// The latest failed upstream call of one account, keyed by endpoint.
+    pub fn last_upstream_errors(
+        &self,
+        account: &str,
+    ) -> BTreeMap<String, crate::credentials::ErrorRecord> {
+        self.with(|i| {
+            i.last_errors
+                .iter()
+                .filter(|((a, _), _)| a == account)
+                .map(|((_, e), r)| (e.clone(), r.clone()))
+                .collect()
+        })
     }
 
     /// A credential fetched from WeChat (`reason`: `initial`, `ahead`, `forced`, `token_invalid`).

@@ -120,5 +120,6 @@ async fn status(
         "now": unix_now(),
         "credentials": credentials,
         "upstream_calls": state.metrics.upstream_counts(&account),
+        "last_upstream_errors": state.metrics.last_upstream_errors(&account),
     })))
 }

@@ -31,6 +31,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/cgi-bin/ticket/getticket", any(getticket))
         .route("/cgi-bin/getcallbackip", any(getcallbackip))
         .route("/cgi-bin/message/custom/send", any(custom_send))
+        .route("/cgi-bin/media/upload", any(super::media::upload))
+        .route("/cgi-bin/media/get", any(super::media::get))
         .route("/connect/oauth2/authorize", get(authorize))
         .route("/sns/oauth2/access_token", any(oauth_access_token))
         .route("/sns/oauth2/refresh_token", any(oauth_refresh_token))
@@ -97,7 +99,7 @@ async fn gate(State(shared): St, req: Request, next: Next) -> Response {
     }
 }
 
-fn wx_error(WxErr(code, msg): WxErr) -> Response {
+pub(super) fn wx_error(WxErr(code, msg): WxErr) -> Response {
     tracing::debug!(errcode = code, "mock WeChat error answer");
     Json(json!({"errcode": code, "errmsg": format!("{msg} rid: {}", random_rid())})).into_response()
 }

@@ -36,6 +36,8 @@ pub(crate) fn errmsg_for(code: i64) -> &'static str {
         }
         40002 => "invalid grant_type",
         40003 => "invalid openid",
+        40004 => "invalid media type",
+        40007 => "invalid media_id",
         40013 => "invalid appid",
         40014 => "invalid access_token",
         40029 => "invalid code",
@@ -48,6 +50,7 @@ pub(crate) fn errmsg_for(code: i64) -> &'static str {
         41001 => "access_token missing",
         41002 => "appid missing",
         41004 => "appsecret missing",
+        41005 => "media data missing",
         41008 => "missing code",
         42001 => "access_token expired",
         42002 => "refresh_token expired",
@@ -167,6 +170,8 @@ pub(crate) struct Inner {
     web_tokens: HashMap<String, WebTokenRec>,
     refresh_tokens: HashMap<String, WebTokenRec>,
     pub custom_messages: Vec<Value>,
+    /// Uploaded media (kept across `reset`, like issued tokens).
+    pub media: Vec<super::MockMedia>,
 }
 
 /// Endpoint labels are paths without the leading `/`.
@@ -198,6 +203,7 @@ impl Inner {
             web_tokens: HashMap::new(),
             refresh_tokens: HashMap::new(),
             custom_messages: Vec::new(),
+            media: Vec::new(),
         }
     }
 

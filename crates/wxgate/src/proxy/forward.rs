@@ -1,0 +1,589 @@
+//! Forwarding one business call to WeChat with the central access_token, streaming both ways,
+//! and the single refresh-and-retry on a token error.
+//!
+//! Guarantees:
+//! - **bounded memory**: request and response bodies are streamed; only a request body of at
+//!   most [`REPLAY_MAX`] bytes (so it can be sent again) and a JSON-looking response of at most
+//!   [`INSPECT_MAX`] bytes (so its `errcode` can be read) are held whole;
+//! - **size limit**: `server.max_body_bytes` is checked against `Content-Length` up front and
+//!   counted while streaming (413 `body_too_large` either way);
+//! - **time limit without cutting transfers**: `upstream.timeout_ms` bounds every *silence* —
+//!   from the last request byte sent to the response headers, and between two chunks of either
+//!   body — so a slow WeChat answers 504 `upstream_unavailable` but a long download or upload
+//!   that keeps moving is not cut (a whole transfer is capped at [`TRANSFER_CAP`]);
+//! - **one retry, never a loop**: errcode 40001/40014/42001 in a JSON answer triggers one
+//!   guarded refresh (`refresh_access_token(account, Some(token_used))`, so a burst of failing
+//!   calls causes at most one fetch) and, when the body can be replayed and the token changed,
+//!   exactly one more attempt. A body that was streamed is not replayed: the caller gets
+//!   WeChat's answer with an `X-Wxgate-Hint` header, and the token is refreshed all the same so
+//!   its own retry works;
+//! - **nothing secret leaks**: the caller's `Authorization` (its wxgate API key) and other
+//!   headers are not forwarded, only [`REQUEST_HEADERS`]; logs carry the path, never the query
+//!   (it holds the token), plus WeChat's `rid` and wxgate's request id for failed calls.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use futures::stream::{self, BoxStream};
+use futures::{StreamExt, TryStreamExt};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::path::{upstream_query, WechatPath};
+use crate::credentials::ErrorRecord;
+use crate::domain::{unix_now, CredentialKind};
+use crate::http::{ApiError, AppState};
+use crate::upstream::UpstreamError;
+
+/// Request bodies up to this size are read whole and may be sent twice (token retry).
+pub const REPLAY_MAX: usize = 64 * 1024;
+/// JSON answers up to this size are read whole to look for a token errcode.
+pub const INSPECT_MAX: usize = 64 * 1024;
+/// Upper bound of one whole proxied transfer, however steadily it moves.
+pub const TRANSFER_CAP: Duration = Duration::from_secs(30 * 60);
+/// The metrics endpoint label of proxied calls.
+pub const ENDPOINT: &str = "proxy";
+
+/// Caller headers forwarded to WeChat (plus `Content-Length` of streamed bodies).
+static REQUEST_HEADERS: [HeaderName; 3] = [
+    header::CONTENT_TYPE,
+    header::ACCEPT,
+    header::ACCEPT_LANGUAGE,
+];
+
+/// WeChat headers answered to the caller.
+static RESPONSE_HEADERS: [HeaderName; 8] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_DISPOSITION,
+    header::CONTENT_LENGTH,
+    header::CACHE_CONTROL,
+    header::CONTENT_ENCODING,
+    header::ETAG,
+    header::LAST_MODIFIED,
+    header::EXPIRES,
+];
+
+/// The header that explains what wxgate did (or could not do) about a token error.
+pub const HINT_HEADER: &str = "x-wxgate-hint";
+
+const HINT_NOT_REPLAYED: &str = "WeChat rejected the access_token; wxgate refreshed it but did \
+     not retry because the request body was streamed (over 64 KiB or of unknown length) and \
+     cannot be replayed - send the request again";
+const HINT_SAME_TOKEN: &str = "WeChat rejected the access_token and no newer one is available \
+     yet (wxgate forces at most one refresh per account per 30 s) - retry shortly; if this \
+     persists another program is fetching tokens for this account";
+const HINT_RETRY_REJECTED: &str = "WeChat rejected the refreshed access_token as well; wxgate \
+     does not retry twice - check that no other program fetches tokens for this account";
+const HINT_REFRESH_FAILED: &str = "WeChat rejected the access_token and refreshing it failed; \
+     see GET /api/v1/accounts/{account}/status for the cause";
+
+type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// One proxied call, already validated.
+pub struct Call<'a> {
+    pub state: &'a AppState,
+    pub account: &'a str,
+    pub method: Method,
+    pub path: WechatPath,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    /// `X-Wxgate-Request-Id` of the call, for log lines.
+    pub request_id: Option<String>,
+}
+
+/// Forwards `call` with `body` and answers WeChat's response (see the module documentation).
+pub async fn forward(call: Call<'_>, body: Body) -> Result<Response, ApiError> {
+    let limit = call.state.settings.server.max_body_bytes;
+    let declared = content_length(&call.headers);
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::BodyTooLarge(limit));
+    }
+    let mut outgoing = Outgoing::prepare(body, declared, limit).await?;
+    let token = call
+        .state
+        .creds
+        .get(call.account, CredentialKind::AccessToken)
+        .await?;
+    let first = call.attempt(&token.value, &mut outgoing).await?;
+    let Some(errcode) = first.token_errcode() else {
+        return Ok(first.into_response(None));
+    };
+    let fresh = match call
+        .state
+        .creds
+        .refresh_access_token(call.account, Some(&token.value))
+        .await
+    {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            tracing::warn!(account = call.account, path = %call.path.decoded, errcode, error = %e,
+                request_id = call.request_id.as_deref().unwrap_or("-"),
+                "proxied call hit a token error and the refresh failed");
+            return Ok(first.into_response(Some(HINT_REFRESH_FAILED)));
+        }
+    };
+    if !outgoing.is_replayable() {
+        tracing::warn!(account = call.account, path = %call.path.decoded, errcode,
+            request_id = call.request_id.as_deref().unwrap_or("-"),
+            "proxied call hit a token error; token refreshed, streamed body not retried");
+        return Ok(first.into_response(Some(HINT_NOT_REPLAYED)));
+    }
+    if fresh.value == token.value {
+        return Ok(first.into_response(Some(HINT_SAME_TOKEN)));
+    }
+    tracing::info!(account = call.account, path = %call.path.decoded, errcode,
+        request_id = call.request_id.as_deref().unwrap_or("-"),
+        "proxied call hit a token error; retrying once with the refreshed token");
+    let second = call.attempt(&fresh.value, &mut outgoing).await?;
+    let hint = second.token_errcode().map(|_| HINT_RETRY_REJECTED);
+    Ok(second.into_response(hint))
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Progress of one attempt's request body, shared with the stream that feeds it.
+struct Progress {
+    origin: Instant,
+    /// Milliseconds after `origin` of the last byte handed to WeChat.
+    last_ms: AtomicU64,
+    too_large: AtomicBool,
+    caller_failed: AtomicBool,
+}
+
+impl Progress {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            origin: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            too_large: AtomicBool::new(false),
+            caller_failed: AtomicBool::new(false),
+        })
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle_deadline(&self, timeout: Duration) -> Instant {
+        self.origin + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + timeout
+    }
+}
+
+/// The request body as it will be sent.
+enum Outgoing {
+    /// Read whole (at most [`REPLAY_MAX`] bytes): sent on every attempt.
+    Replayable(Bytes),
+    /// Larger or of unknown length: streamed once (`None` after it was taken).
+    Streamed {
+        stream: Option<ByteStream>,
+        declared: Option<u64>,
+    },
+}
+
+impl Outgoing {
+    /// Reads up to [`REPLAY_MAX`] bytes; a body that ends by then is replayable, any other is
+    /// streamed (what was read first goes first), counted against `limit`.
+    async fn prepare(body: Body, declared: Option<u64>, limit: u64) -> Result<Self, ApiError> {
+        let mut data = body.into_data_stream();
+        let mut prefix: Vec<Bytes> = Vec::new();
+        let mut read: usize = 0;
+        let may_replay = declared.is_none_or(|n| n <= REPLAY_MAX as u64);
+        if may_replay {
+            loop {
+                match data.next().await {
+                    None => {
+                        let whole = match prefix.len() {
+                            0 => Bytes::new(),
+                            1 => prefix.swap_remove(0),
+                            _ => Bytes::from(prefix.concat()),
+                        };
+                        return Ok(Outgoing::Replayable(whole));
+                    }
+                    Some(Ok(chunk)) => {
+                        read += chunk.len();
+                        if read as u64 > limit {
+                            return Err(ApiError::BodyTooLarge(limit));
+                        }
+                        prefix.push(chunk);
+                        if read > REPLAY_MAX {
+                            break;
+                        }
+                    }
+                    Some(Err(e)) => return Err(bad_body(&e)),
+                }
+            }
+        }
+        let stream = stream::iter(prefix.into_iter().map(Ok))
+            .chain(data)
+            .map_err(std::io::Error::other)
+            .boxed();
+        Ok(Outgoing::Streamed {
+            stream: Some(stream),
+            declared,
+        })
+    }
+
+    fn is_replayable(&self) -> bool {
+        matches!(self, Outgoing::Replayable(_))
+    }
+
+    /// The body of one attempt, the `Content-Length` to declare for it, or `None` for an empty
+    /// body.
+    fn take(
+        &mut self,
+        limit: u64,
+        progress: &Arc<Progress>,
+    ) -> Option<(reqwest::Body, Option<u64>)> {
+        match self {
+            Outgoing::Replayable(bytes) if bytes.is_empty() => None,
+            Outgoing::Replayable(bytes) => Some((reqwest::Body::from(bytes.clone()), None)),
+            Outgoing::Streamed { stream, declared } => {
+                let stream = stream.take()?;
+                let progress = progress.clone();
+                let mut sent: u64 = 0;
+                let counted = stream.map(move |item| match item {
+                    Ok(chunk) => {
+                        sent += chunk.len() as u64;
+                        if sent > limit {
+                            progress.too_large.store(true, Ordering::Relaxed);
+                            return Err(std::io::Error::other("request body over the limit"));
+                        }
+                        progress.touch();
+                        Ok(chunk)
+                    }
+                    Err(e) => {
+                        progress.caller_failed.store(true, Ordering::Relaxed);
+                        Err(e)
+                    }
+                });
+                Some((reqwest::Body::wrap_stream(counted), *declared))
+            }
+        }
+    }
+}
+
+fn bad_body(e: &dyn std::fmt::Display) -> ApiError {
+    ApiError::client(
+        StatusCode::BAD_REQUEST,
+        "bad_body",
+        format!("could not read the request body: {e}"),
+    )
+}
+
+/// What WeChat answered to one attempt.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: AnswerBody,
+    /// `errcode` of a JSON answer read whole (0 or absent: `None`).
+    errcode: Option<i64>,
+    idle: Duration,
+}
+
+enum AnswerBody {
+    Whole(Bytes),
+    Stream {
+        prefix: Vec<Bytes>,
+        rest: reqwest::Response,
+    },
+}
+
+#[derive(Deserialize)]
+struct WxStatus {
+    #[serde(default)]
+    errcode: Option<i64>,
+    #[serde(default)]
+    errmsg: Option<String>,
+}
+
+impl Answer {
+    fn token_errcode(&self) -> Option<i64> {
+        self.errcode.filter(|c| matches!(c, 40001 | 40014 | 42001))
+    }
+
+    /// Headers, then (for small JSON-looking answers) the whole body.
+    async fn read(
+        mut resp: reqwest::Response,
+        method: &Method,
+        idle: Duration,
+    ) -> Result<(Self, Option<String>), UpstreamError> {
+        let status = resp.status();
+        let mut headers = HeaderMap::new();
+        for name in &RESPONSE_HEADERS {
+            if let Some(v) = resp.headers().get(name) {
+                headers.insert(name.clone(), v.clone());
+            }
+        }
+        let inspect = *method != Method::HEAD
+            && looks_like_json(resp.headers())
+            && resp
+                .content_length()
+                .is_none_or(|n| n <= INSPECT_MAX as u64);
+        let mut prefix: Vec<Bytes> = Vec::new();
+        if inspect {
+            let mut read = 0usize;
+            loop {
+                let chunk = tokio::time::timeout(idle, resp.chunk())
+                    .await
+                    .map_err(|_| UpstreamError::Timeout)?
+                    .map_err(|e| UpstreamError::Transport(reqwest_message(e)))?;
+                match chunk {
+                    None => {
+                        let whole = Bytes::from(prefix.concat());
+                        let parsed = serde_json::from_slice::<WxStatus>(&whole).ok();
+                        let errcode = parsed.as_ref().and_then(|p| p.errcode).filter(|c| *c != 0);
+                        let errmsg = parsed.and_then(|p| p.errmsg);
+                        headers.remove(header::CONTENT_LENGTH);
+                        let answer = Answer {
+                            status,
+                            headers,
+                            body: AnswerBody::Whole(whole),
+                            errcode,
+                            idle,
+                        };
+                        return Ok((answer, errmsg));
+                    }
+                    Some(c) => {
+                        read += c.len();
+                        prefix.push(c);
+                        if read > INSPECT_MAX {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let answer = Answer {
+            status,
+            headers,
+            body: AnswerBody::Stream { prefix, rest: resp },
+            errcode: None,
+            idle,
+        };
+        Ok((answer, None))
+    }
+
+    fn into_response(self, hint: Option<&'static str>) -> Response {
+        let body = match self.body {
+            AnswerBody::Whole(bytes) => Body::from(bytes),
+            AnswerBody::Stream { prefix, rest } => Body::from_stream(
+                stream::iter(prefix.into_iter().map(Ok)).chain(idle_bounded(
+                    rest.bytes_stream()
+                        .map_err(|e| std::io::Error::other(reqwest_message(e))),
+                    self.idle,
+                )),
+            ),
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers;
+        if let Some(hint) = hint {
+            response
+                .headers_mut()
+                .insert(HINT_HEADER, HeaderValue::from_static(hint));
+        }
+        response
+    }
+}
+
+/// Ends `inner` with an error when it stays silent for longer than `idle`.
+fn idle_bounded(
+    inner: impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    idle: Duration,
+) -> ByteStream {
+    stream::unfold(Some(inner.boxed()), move |state| async move {
+        let mut inner = state?;
+        match tokio::time::timeout(idle, inner.next()).await {
+            Ok(Some(item)) => Some((item, Some(inner))),
+            Ok(None) => None,
+            Err(_) => {
+                tracing::warn!(
+                    idle_ms = idle.as_millis(),
+                    "proxied download stalled; cut off"
+                );
+                Some((
+                    Err(std::io::Error::other(
+                        "WeChat stopped sending the response body",
+                    )),
+                    None,
+                ))
+            }
+        }
+    })
+    .boxed()
+}
+
+/// WeChat answers JSON as `application/json`, sometimes `text/plain`, occasionally without a
+/// content type; media is `image/*`, `audio/*`, `application/octet-stream`, … and is never held.
+fn looks_like_json(headers: &HeaderMap) -> bool {
+    match headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => true,
+        Some(ct) => {
+            let ct = ct.to_ascii_lowercase();
+            ct.contains("json") || ct.starts_with("text/plain")
+        }
+    }
+}
+
+/// A reqwest error as a sentence without the request URL (which holds the token).
+fn reqwest_message(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+impl Call<'_> {
+    /// One attempt with `token`: send, wait for the headers under the idle bound, read a small
+    /// JSON answer whole; count it in the metrics and log a failure.
+    async fn attempt(&self, token: &str, outgoing: &mut Outgoing) -> Result<Answer, ApiError> {
+        let state = self.state;
+        let limit = state.settings.server.max_body_bytes;
+        let timeout = state.settings.upstream.timeout();
+        let url = format!(
+            "{}/{}?{}",
+            state.client.api_base(),
+            self.path.raw,
+            upstream_query(self.query.as_deref(), token)
+        );
+        let progress = Progress::new();
+        let mut request = state
+            .client
+            .http()
+            .request(self.method.clone(), url)
+            .timeout(TRANSFER_CAP);
+        for name in &REQUEST_HEADERS {
+            if let Some(v) = self.headers.get(name) {
+                request = request.header(name, v);
+            }
+        }
+        if let Some((body, declared)) = outgoing.take(limit, &progress) {
+            if let Some(n) = declared {
+                request = request.header(header::CONTENT_LENGTH, n);
+            }
+            request = request.body(body);
+        }
+        let sent = send_within(request.send(), &progress, timeout).await;
+        if progress.too_large.load(Ordering::Relaxed) {
+            return Err(ApiError::BodyTooLarge(limit));
+        }
+        let resp = match sent {
+            Ok(resp) => resp,
+            Err(SendError::Reqwest(e)) if progress.caller_failed.load(Ordering::Relaxed) => {
+                return Err(bad_body(&reqwest_message(e)));
+            }
+            Err(e) => {
+                let error = match e {
+                    SendError::Idle => UpstreamError::Timeout,
+                    SendError::Reqwest(e) if e.is_timeout() => UpstreamError::Timeout,
+                    SendError::Reqwest(e) => UpstreamError::Transport(reqwest_message(e)),
+                };
+                self.record_failure(&error);
+                return Err(ApiError::Upstream(error));
+            }
+        };
+        match Answer::read(resp, &self.method, timeout).await {
+            Ok((answer, errmsg)) => {
+                self.record(&answer, errmsg);
+                Ok(answer)
+            }
+            Err(error) => {
+                self.record_failure(&error);
+                Err(ApiError::Upstream(error))
+            }
+        }
+    }
+
+    fn record(&self, answer: &Answer, errmsg: Option<String>) {
+        let failure = if !answer.status.is_success() {
+            Some(UpstreamError::HttpStatus(answer.status.as_u16()))
+        } else {
+            answer
+                .errcode
+                .map(|code| UpstreamError::wechat(code, errmsg.unwrap_or_default()))
+        };
+        match failure {
+            Some(error) => self.record_failure(&error),
+            None => {
+                self.state
+                    .metrics
+                    .upstream_call(self.account, ENDPOINT, "ok");
+                tracing::debug!(account = self.account, method = %self.method,
+                    path = %self.path.decoded, status = answer.status.as_u16(), "proxied call");
+            }
+        }
+    }
+
+    fn record_failure(&self, error: &UpstreamError) {
+        let metrics = &self.state.metrics;
+        metrics.upstream_call(self.account, ENDPOINT, &error.outcome_label());
+        metrics.upstream_error(
+            self.account,
+            ENDPOINT,
+            ErrorRecord {
+                at: unix_now(),
+                message: format!("{} {}: {error}", self.method, self.path.decoded),
+                hint: error.hint(),
+                wechat_errcode: error.wechat_errcode(),
+                wechat_rid: error.wechat_rid().map(str::to_owned),
+            },
+        );
+        tracing::warn!(
+            account = self.account,
+            method = %self.method,
+            path = %self.path.decoded,
+            outcome = %error.outcome_label(),
+            wechat_rid = error.wechat_rid().unwrap_or("-"),
+            request_id = self.request_id.as_deref().unwrap_or("-"),
+            error = %error,
+            "proxied WeChat call failed"
+        );
+    }
+}
+
+/// Why no response headers arrived.
+enum SendError {
+    Reqwest(reqwest::Error),
+    /// Nothing moved for `upstream.timeout_ms`.
+    Idle,
+}
+
+/// Awaits the response headers while the request keeps making progress: fails with a timeout
+/// error once `timeout` passed since the later of the start and the last body byte sent.
+async fn send_within(
+    send: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+    progress: &Progress,
+    timeout: Duration,
+) -> Result<reqwest::Response, SendError> {
+    tokio::pin!(send);
+    loop {
+        let deadline = progress.idle_deadline(timeout);
+        tokio::select! {
+            result = &mut send => return result.map_err(SendError::Reqwest),
+            () = tokio::time::sleep_until(deadline) => {
+                if progress.idle_deadline(timeout) <= Instant::now() {
+                    return Err(SendError::Idle);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Domain verification files (`/MP_verify_<code>.txt`).
+//!
+//! Before WeChat accepts a JS-safe domain or a web-authorization (OAuth) domain it fetches
+//! `http(s)://<domain>/MP_verify_<code>.txt` and expects the file's exact content. wxgate answers
+//! that file from any account's `verify_files` (names are validated at start to
+//! `MP_verify_[A-Za-z0-9]+\.txt`, and two accounts cannot serve one name differently), with
+//! `GET` and `HEAD`, as `text/plain`. No other name is served at the root: everything else is
+//! the usual JSON 404, so the route cannot be turned into a file server.
+
+use axum::extract::{RawPathParams, State};
+use axum::http::{header, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::http::{ApiError, AppState};
+
+/// `/{file}`: the configured body for a configured name, else 404 `not_found`.
+pub(super) async fn verify_file(
+    State(state): State<AppState>,
+    params: RawPathParams,
+    method: Method,
+) -> Response {
+    // Compared raw: configured names need no percent-encoding, so an encoded variant is simply
+    // another (unknown) name.
+    let name = params
+        .iter()
+        .find(|(k, _)| *k == "file")
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    let body = state
+        .settings
+        .accounts
+        .iter()
+        .find_map(|a| a.verify_files.get(name));
+    match body {
+        None => ApiError::not_found("not_found", "no such endpoint").into_response(),
+        Some(body) if method == Method::GET || method == Method::HEAD => (
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            body.clone(),
+        )
+            .into_response(),
+        Some(_) => ApiError::client(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "verification files are served with GET and HEAD only",
+        )
+        .into_response(),
+    }
+}

@@ -1,10 +1,266 @@
-//! STUB — JS-SDK signing (issue 5).
+//! JS-SDK for browsers: `wx.config` signatures, a diagnosis of failing ones, and a small script
+//! that does the right thing on every device.
+//!
+//! - `GET /jssdk/{account}/config?url=…[&apis=a,b]` signs the page URL byte for byte (fragment
+//!   removed, nothing decoded or re-encoded beyond reading the query parameter once) with the
+//!   account's current jsapi_ticket, a fresh nonce and the current time — only for pages on the
+//!   account's `js_domains`.
+//! - `GET /jssdk/{account}/diagnose?url=…&signature=…&timestamp=…&nonceStr=…` says in plain
+//!   words why a signature a page used does not verify ([`diagnose`]).
+//! - `GET /jssdk/{account}/wxgate.js` is the browser side: it signs the landing URL on iOS and the
+//!   current URL elsewhere, then calls `wx.config`.
+//!
+//! `config` and `diagnose` answer CORS for origins on `js_domains` ([`cors`]). Handlers only
+//! parse; the work is in [`sign`] and [`diagnose`].
 
-use axum::Router;
+pub mod cors;
+pub mod diagnose;
+pub mod page;
+pub mod query;
+pub mod sign;
 
-use crate::http::AppState;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+
+use self::diagnose::{KnownTicket, Presented};
+use self::page::PageUrl;
+use crate::config::AccountSettings;
+use crate::domain::CredentialKind;
+use crate::http::{ApiError, ApiResult, AppState};
+
+/// The browser script, served as is; it reads the gateway and account from its own URL.
+const SCRIPT: &str = include_str!("wxgate.js");
+/// At most this many other accounts are tried by `diagnose` ("signed for the wrong account").
+const MAX_OTHER_ACCOUNTS: usize = 16;
 
 /// Routes called by browsers (`/jssdk/{account}/…`).
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/jssdk/{account}/config", get(config).options(preflight))
+        .route(
+            "/jssdk/{account}/diagnose",
+            get(diagnose).options(preflight),
+        )
+        .route("/jssdk/{account}/wxgate.js", get(script))
+}
+
+/// A required query parameter, decoded once; blank counts as missing.
+fn required(
+    raw: Option<&str>,
+    name: &'static str,
+    invalid_code: &'static str,
+) -> ApiResult<String> {
+    match query::param(raw, name) {
+        None => Err(ApiError::MissingParameter(name)),
+        Some(Ok(v)) if v.is_empty() => Err(ApiError::MissingParameter(name)),
+        Some(Ok(v)) => Ok(v),
+        Some(Err(())) => Err(ApiError::bad_request(
+            invalid_code,
+            format!("the query parameter `{name}` is not valid UTF-8 once percent-decoded"),
+        )),
+    }
+}
+
+fn parse_page(raw: &str) -> ApiResult<PageUrl> {
+    PageUrl::parse(raw).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_url",
+            format!("{e}; pass the page's location.href, encoded with encodeURIComponent"),
+        )
+    })
+}
+
+/// The account's settings and the request's origin when allowed by CORS, or the
+/// `unknown_account` answer.
+fn account_and_origin<'s>(
+    state: &'s AppState,
+    account: &str,
+    headers: &HeaderMap,
+) -> Result<(&'s AccountSettings, Option<HeaderValue>), Response> {
+    let Some(settings) = state.settings.account(account) else {
+        return Err(ApiError::UnknownAccount(account.to_owned()).into_response());
+    };
+    let origin = cors::allowed_origin(&settings.js_domains, headers).cloned();
+    Ok((settings, origin))
+}
+
+/// The answer (success or error), never cached, decorated for CORS.
+fn finish(result: ApiResult<Response>, origin: Option<&HeaderValue>) -> Response {
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    cors::decorate(response, origin)
+}
+
+async fn config(
+    State(state): State<AppState>,
+    Path(account): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let (settings, origin) = match account_and_origin(&state, &account, &headers) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    finish(
+        config_answer(&state, settings, raw.as_deref()).await,
+        origin.as_ref(),
+    )
+}
+
+async fn config_answer(
+    state: &AppState,
+    settings: &AccountSettings,
+    raw: Option<&str>,
+) -> ApiResult<Response> {
+    let page = parse_page(&required(raw, "url", "invalid_url")?)?;
+    let apis = match query::param(raw, "apis") {
+        Some(Ok(a)) => sign::api_list(Some(&a)),
+        Some(Err(())) => {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                "`apis` is not valid UTF-8",
+            ))
+        }
+        None => Vec::new(),
+    };
+    let answer = sign::sign_config(state, settings, &page, apis).await?;
+    Ok(Json(answer).into_response())
+}
+
+async fn diagnose(
+    State(state): State<AppState>,
+    Path(account): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let (settings, origin) = match account_and_origin(&state, &account, &headers) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    finish(
+        diagnose_answer(&state, settings, raw.as_deref()).await,
+        origin.as_ref(),
+    )
+}
+
+async fn diagnose_answer(
+    state: &AppState,
+    settings: &AccountSettings,
+    raw: Option<&str>,
+) -> ApiResult<Response> {
+    let url = required(raw, "url", "invalid_url")?;
+    let signature = required(raw, "signature", "invalid_parameter")?;
+    let timestamp = required(raw, "timestamp", "invalid_parameter")?;
+    // `nonceStr` as in wx.config; `noncestr` as in the signed string is accepted too.
+    let nonce_str = match query::param(raw, "nonceStr") {
+        Some(_) => required(raw, "nonceStr", "invalid_parameter")?,
+        None => required(raw, "noncestr", "invalid_parameter")
+            .map_err(|_| ApiError::MissingParameter("nonceStr"))?,
+    };
+    let timestamp: u64 = timestamp.trim().parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_parameter",
+            "`timestamp` must be the integer given to wx.config (unix seconds)",
+        )
+    })?;
+    let tickets = known_tickets(state, settings).await?;
+    let presented = Presented {
+        url: &url,
+        signature: &signature,
+        timestamp,
+        nonce_str: &nonce_str,
+    };
+    let diagnosis = diagnose::diagnose(&settings.name, &settings.js_domains, &presented, &tickets);
+    Ok(Json(diagnosis).into_response())
+}
+
+/// The account's current ticket first, then its remembered ones, then the other accounts'.
+async fn known_tickets(state: &AppState, account: &AccountSettings) -> ApiResult<Vec<KnownTicket>> {
+    let current = state
+        .creds
+        .get(&account.name, CredentialKind::jsapi())
+        .await?;
+    let mut tickets = vec![KnownTicket {
+        account: account.name.clone(),
+        appid: account.appid.clone(),
+        ticket: current.value.clone(),
+        replaced_since: None,
+    }];
+    push_history(state, account, &current.value, &mut tickets).await;
+    let others = state
+        .settings
+        .accounts
+        .iter()
+        .filter(|a| a.name != account.name)
+        .take(MAX_OTHER_ACCOUNTS);
+    for other in others {
+        // Best effort: another account's outage must not hide this account's diagnosis.
+        let Ok(c) = state.creds.get(&other.name, CredentialKind::jsapi()).await else {
+            continue;
+        };
+        tickets.push(KnownTicket {
+            account: other.name.clone(),
+            appid: other.appid.clone(),
+            ticket: c.value.clone(),
+            replaced_since: None,
+        });
+        push_history(state, other, &c.value, &mut tickets).await;
+    }
+    Ok(tickets)
+}
+
+async fn push_history(
+    state: &AppState,
+    account: &AccountSettings,
+    current: &str,
+    out: &mut Vec<KnownTicket>,
+) {
+    for past in sign::ticket_history(state, &account.name).await {
+        if past.ticket != current {
+            out.push(KnownTicket {
+                account: account.name.clone(),
+                appid: account.appid.clone(),
+                ticket: past.ticket,
+                replaced_since: Some(past.seen_at),
+            });
+        }
+    }
+}
+
+async fn preflight(
+    State(state): State<AppState>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match state.settings.account(&account) {
+        Some(settings) => cors::preflight(&settings.js_domains, &headers),
+        None => ApiError::UnknownAccount(account).into_response(),
+    }
+}
+
+async fn script(State(state): State<AppState>, Path(account): Path<String>) -> Response {
+    if state.settings.account(&account).is_none() {
+        return ApiError::UnknownAccount(account).into_response();
+    }
+    (
+        StatusCode::OK,
+        [
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/javascript; charset=utf-8"),
+            ),
+            (
+                CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+        ],
+        SCRIPT,
+    )
+        .into_response()
 }

@@ -1,6 +1,7 @@
-//! The `wxgate` command line: `serve`, `check`, `sandbox`, `mock-wechat`.
+//! The `wxgate` command line: `serve`, `check`, `sandbox`, `mock-wechat`, `simulate`.
 
 mod sandbox;
+mod simulate;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +45,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         mock_listen: SocketAddr,
     },
+    /// Act as WeChat: sign (and encrypt) a push to a running wxgate and print the decoded reply.
+    Simulate(simulate::SimulateArgs),
     /// Run only the mock WeChat API (for tests of other services).
     MockWechat {
         #[arg(long, default_value = "127.0.0.1:9900")]
@@ -118,6 +121,7 @@ async fn run(command: Command) -> Result<(), String> {
             listen,
             mock_listen,
         } => sandbox::run(listen, mock_listen).await,
+        Command::Simulate(args) => simulate::run(args).await,
         Command::MockWechat { listen, accounts } => {
             let mut config = crate::mock::MockConfig::default();
             for a in &accounts {

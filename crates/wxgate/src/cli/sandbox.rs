@@ -85,6 +85,15 @@ reply = {{ type = "text", content = "Try: hello" }}
         .map_err(|e| e.to_string())?;
     let base = format!("http://{}", app.local_addr());
     let api = format!("{base}/api/v1/accounts/{DEMO_ACCOUNT}");
+    // The config on disk, so that `wxgate simulate` can sign and encrypt pushes for the demo.
+    let config_file = db.with_extension("toml");
+    if let Err(e) = std::fs::write(&config_file, &config) {
+        eprintln!("wxgate sandbox: cannot write {}: {e}", config_file.display());
+    }
+    let simulate = format!(
+        "wxgate simulate --config {} --account {DEMO_ACCOUNT} --url {base}",
+        config_file.display()
+    );
     println!(
         r#"
 wxgate sandbox is running — no WeChat account needed.
@@ -102,10 +111,15 @@ Try:
   curl -H 'Authorization: Bearer {api_key}' {api}/status
   curl {base}/metrics
 
+Act as WeChat (a signed, encrypted push to {base}/wx/{DEMO_ACCOUNT}; prints the decoded reply):
+  {simulate} --text help
+  {simulate} --event subscribe --openid oDemoUser
+
 Ctrl-C stops it.
 "#
     );
     let result = app.run_until_stopped(shutdown_signal()).await;
+    let _ = std::fs::remove_file(&config_file);
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }

@@ -1,0 +1,172 @@
+//! Harness additions for the browser-facing tests (JS-SDK, OAuth, the demo page): a gateway
+//! whose `public_url` is its real address (WeChat's authorize step sends browsers back to it),
+//! with access to its state, and the steps of a login followed by hand.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use reqwest::header::LOCATION;
+use serde_json::Value;
+use wxgate::http::AppState;
+use wxgate::startup::Application;
+
+use crate::helpers::{http_client, GatewayConfig, API_KEY};
+
+/// A gateway in this process whose `server.public_url` is its own address.
+pub struct WebApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub state: AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub async fn spawn_web_app(config: &GatewayConfig) -> WebApp {
+    spawn_web_app_with(config, None).await
+}
+
+/// Same, with mode-specific routes (the sandbox's demo page).
+pub async fn spawn_web_app_with(
+    config: &GatewayConfig,
+    routes: Option<axum::Router<AppState>>,
+) -> WebApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut settings = config.settings();
+    settings.server.public_url = base.clone();
+    let mut app = Application::build_with_listener(settings, listener)
+        .await
+        .expect("gateway builds");
+    if let Some(r) = routes {
+        app = app.with_routes(r);
+    }
+    let state = app.state().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        let _ = app
+            .run_until_stopped(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    WebApp {
+        base,
+        http: http_client(),
+        state,
+        stop: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+impl WebApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/v1/accounts/{path}", self.base)
+    }
+
+    /// GET with the API key; status and JSON body (`Null` when not JSON).
+    pub async fn api_get(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(self.api(path))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GET without credentials; status and JSON body.
+    pub async fn get(&self, path_and_query: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(self.url(path_and_query))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The account's current jsapi ticket, from the business API.
+    pub async fn jsapi_ticket(&self, account: &str) -> String {
+        let (status, body) = self.api_get(&format!("{account}/tickets/jsapi")).await;
+        assert_eq!(status, 200, "{body}");
+        body["ticket"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET /oauth/{account}/login?redirect=..&scope=..`: the authorize URL it redirects to.
+    pub async fn start_login(&self, account: &str, redirect: &str, scope: Option<&str>) -> String {
+        let mut query = vec![("redirect", redirect)];
+        if let Some(s) = scope {
+            query.push(("scope", s));
+        }
+        let resp = self
+            .http
+            .get(self.url(&format!("/oauth/{account}/login")))
+            .query(&query)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 302, "{:?}", resp.text().await);
+        location(&resp)
+    }
+
+    /// Stops the server and waits until it has released everything.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), h).await;
+        }
+    }
+}
+
+pub fn location(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get(LOCATION)
+        .expect("a Location header")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The value of query parameter `name` in `url`.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    parsed
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// What WeChat's authorize page does for a user: the mock's answer to `authorize` (without its
+/// `#wechat_redirect`) with `extra` mock parameters (`mock_openid=…`, `mock_snapshot=1`,
+/// `mock_deny=1`). Returns the callback URL the browser is sent to.
+pub async fn authorize(http: &reqwest::Client, authorize_url: &str, extra: &str) -> String {
+    let without_fragment = authorize_url.split('#').next().unwrap();
+    let url = if extra.is_empty() {
+        without_fragment.to_owned()
+    } else {
+        format!("{without_fragment}&{extra}")
+    };
+    let resp = http.get(url).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 302, "{:?}", resp.text().await);
+    location(&resp)
+}
+
+/// Hits a callback URL; status, Location (when redirected) and JSON body (when not).
+pub async fn hit(http: &reqwest::Client, url: &str) -> (u16, Option<String>, Value) {
+    let resp = http.get(url).send().await.unwrap();
+    let status = resp.status().as_u16();
+    let loc = resp
+        .headers()
+        .get(LOCATION)
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, loc, resp.json().await.unwrap_or(Value::Null))
+}

@@ -63,6 +63,16 @@ fn digest(kind: &str, value: &str) -> String {
     hex::encode(h.finalize())
 }
 
+/// The store key of a pending login (public for tests that age it).
+pub fn state_store_key(state: &str) -> String {
+    state_key(state)
+}
+
+/// The store key of the login record behind a `wxgate_code` (public for tests that age it).
+pub fn login_store_key(account: &str, code: &str) -> String {
+    login_key(account, code)
+}
+
 fn state_key(state: &str) -> String {
     format!("oauth:state:{}", digest("state", state))
 }

@@ -17,7 +17,7 @@ pub mod path;
 mod verify;
 
 use axum::body::Body;
-use axum::extract::{RawPathParams, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::any;
@@ -41,15 +41,14 @@ pub fn api_router() -> Router<AppState> {
 
 async fn proxy(
     State(state): State<AppState>,
-    params: RawPathParams,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let (account, raw_path) = path_params(&params)?;
+    let (account, raw_path) = split_path(uri.path())?;
     let settings = state.require_account(&account)?;
-    let path = WechatPath::parse(&raw_path)
+    let path = WechatPath::parse(raw_path)
         .and_then(|p| p.check_allowed(&settings.proxy_allow).map(|()| p))
         .map_err(path_error)?;
     let request_id = headers
@@ -68,22 +67,25 @@ async fn proxy(
     forward::forward(call, body).await
 }
 
-/// The account (decoded) and the WeChat path (still percent-encoded, validated later).
-fn path_params(params: &RawPathParams) -> ApiResult<(String, String)> {
-    let mut account = None;
-    let mut raw_path = None;
-    for (key, value) in params {
-        match key {
-            "account" => account = Some(value),
-            "path" => raw_path = Some(value),
-            _ => {}
-        }
-    }
-    let account = account
-        .and_then(|a| percent_decode_str(a).decode_utf8().ok())
-        .ok_or_else(|| ApiError::UnknownAccount(String::new()))?;
-    let raw_path = raw_path.unwrap_or_default().trim_start_matches('/');
-    Ok((account.into_owned(), raw_path.to_owned()))
+/// The account (decoded) and the WeChat path *as sent* (still percent-encoded: axum's path
+/// parameters are decoded, which would hide an encoded `/`), from
+/// `[/api/v1]/accounts/{account}/wechat/{path…}`.
+fn split_path(path: &str) -> ApiResult<(String, &str)> {
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    let mut parts = path.splitn(5, '/');
+    let (Some(""), Some("accounts"), Some(account), Some("wechat"), Some(rest)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(ApiError::not_found("not_found", "no such endpoint"));
+    };
+    let account = percent_decode_str(account)
+        .decode_utf8()
+        .map_err(|_| ApiError::UnknownAccount(account.to_owned()))?;
+    Ok((account.into_owned(), rest))
 }
 
 fn path_error(e: PathError) -> ApiError {

@@ -7,8 +7,8 @@
 //! `GET` and `HEAD`, as `text/plain`. No other name is served at the root: everything else is
 //! the usual JSON 404, so the route cannot be turned into a file server.
 
-use axum::extract::{RawPathParams, State};
-use axum::http::{header, Method, StatusCode};
+use axum::extract::State;
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use crate::http::{ApiError, AppState};
@@ -16,16 +16,12 @@ use crate::http::{ApiError, AppState};
 /// `/{file}`: the configured body for a configured name, else 404 `not_found`.
 pub(super) async fn verify_file(
     State(state): State<AppState>,
-    params: RawPathParams,
     method: Method,
+    uri: Uri,
 ) -> Response {
-    // Compared raw: configured names need no percent-encoding, so an encoded variant is simply
-    // another (unknown) name.
-    let name = params
-        .iter()
-        .find(|(k, _)| *k == "file")
-        .map(|(_, v)| v)
-        .unwrap_or_default();
+    // Compared as sent: configured names need no percent-encoding, so an encoded variant is
+    // simply another (unknown) name.
+    let name = uri.path().trim_start_matches('/');
     let body = state
         .settings
         .accounts

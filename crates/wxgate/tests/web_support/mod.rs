@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use reqwest::header::LOCATION;
 use serde_json::Value;
+use wxgate::config::Settings;
 use wxgate::http::AppState;
 use wxgate::startup::Application;
 
@@ -22,18 +23,21 @@ pub struct WebApp {
 }
 
 pub async fn spawn_web_app(config: &GatewayConfig) -> WebApp {
-    spawn_web_app_with(config, None).await
+    spawn_web_app_with(config, None, |_, _| {}).await
 }
 
-/// Same, with mode-specific routes (the sandbox's demo page).
+/// Same, with mode-specific routes (the sandbox's demo page) and a last change to the settings
+/// that may use the gateway's base URL (e.g. `oauth_redirects` pointing at the gateway itself).
 pub async fn spawn_web_app_with(
     config: &GatewayConfig,
     routes: Option<axum::Router<AppState>>,
+    tune: impl FnOnce(&mut Settings, &str),
 ) -> WebApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut settings = config.settings();
     settings.server.public_url = base.clone();
+    tune(&mut settings, &base);
     let mut app = Application::build_with_listener(settings, listener)
         .await
         .expect("gateway builds");

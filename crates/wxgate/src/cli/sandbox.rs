@@ -82,7 +82,8 @@ reply = {{ type = "text", content = "Try: hello" }}
         .map_err(|e| format!("sandbox config: {e}"))?;
     let app = Application::build(settings)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .with_routes(crate::oauth::demo::router());
     let base = format!("http://{}", app.local_addr());
     let api = format!("{base}/api/v1/accounts/{DEMO_ACCOUNT}");
     // The config on disk, so that `wxgate simulate` can sign and encrypt pushes for the demo.
@@ -103,6 +104,7 @@ wxgate sandbox is running — no WeChat account needed.
   demo account    {DEMO_ACCOUNT} (appid {DEMO_APPID}, token_api stable)
   API key         {api_key}
   store           {db_url}
+  demo page       {base}/demo   (JS-SDK signature + web login; {base}/demo?autologin=1 logs in at once)
 
 Try:
   curl -H 'Authorization: Bearer {api_key}' {api}/access_token

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "api/helpers.rs"]
+#[allow(dead_code)]
 mod helpers;
 mod web_support;
 

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "api/helpers.rs"]
+#[allow(dead_code)]
 mod helpers;
 mod web_support;
 
@@ -537,7 +538,7 @@ async fn diagnose_refuses_missing_parameters_and_unknown_accounts() {
     let url = component("https://h5.example.com/");
     for (query, code) in [
         (
-            format!("signature=a&timestamp=1&nonceStr=n"),
+            "signature=a&timestamp=1&nonceStr=n".to_owned(),
             "missing_parameter",
         ),
         (

@@ -74,16 +74,14 @@ fn parse_page(raw: &str) -> ApiResult<PageUrl> {
     })
 }
 
-/// The account's settings and the request's origin when allowed by CORS, or the
-/// `unknown_account` answer.
+/// The account's settings and the request's origin when allowed by CORS, or
+/// `unknown_account`.
 fn account_and_origin<'s>(
     state: &'s AppState,
     account: &str,
     headers: &HeaderMap,
-) -> Result<(&'s AccountSettings, Option<HeaderValue>), Response> {
-    let Some(settings) = state.settings.account(account) else {
-        return Err(ApiError::UnknownAccount(account.to_owned()).into_response());
-    };
+) -> ApiResult<(&'s AccountSettings, Option<HeaderValue>)> {
+    let settings = state.require_account(account)?;
     let origin = cors::allowed_origin(&settings.js_domains, headers).cloned();
     Ok((settings, origin))
 }
@@ -105,7 +103,7 @@ async fn config(
 ) -> Response {
     let (settings, origin) = match account_and_origin(&state, &account, &headers) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     finish(
         config_answer(&state, settings, raw.as_deref()).await,
@@ -141,7 +139,7 @@ async fn diagnose(
 ) -> Response {
     let (settings, origin) = match account_and_origin(&state, &account, &headers) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     finish(
         diagnose_answer(&state, settings, raw.as_deref()).await,

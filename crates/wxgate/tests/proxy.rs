@@ -556,6 +556,54 @@ async fn a_slow_wechat_answers_504_upstream_unavailable() {
 }
 
 #[tokio::test]
+async fn a_slow_upload_that_keeps_moving_is_not_cut_by_the_timeout() {
+    let (mock, addr) = start_mock().await;
+    let mut config = GatewayConfig::new(addr);
+    config.timeout_ms = 400;
+    let app = spawn_with(&config, |s| s.server.max_body_bytes = 4 * MB as u64).await;
+    let boundary = "slowBoundary";
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"media\"; filename=\"s.jpg\"\r\n\r\n"
+    );
+    let chunk = 64 * 1024;
+    let chunks = 8;
+    let parts = futures::stream::once(async move { bytes::Bytes::from(head) })
+        .chain(futures::stream::iter(0..chunks).then(move |n| async move {
+            // 8 pauses of 200 ms: 1.6 s in all, four times the timeout, never 400 ms silent.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let start = (n * chunk) as u64;
+            bytes::Bytes::from(
+                (start..start + chunk as u64)
+                    .map(media_byte)
+                    .collect::<Vec<u8>>(),
+            )
+        }))
+        .chain(futures::stream::once(async move {
+            bytes::Bytes::from(format!("\r\n--{boundary}--\r\n"))
+        }))
+        .map(Ok::<_, std::io::Error>);
+    let started = Instant::now();
+    let resp = app
+        .http
+        .post(app.wechat("cgi-bin/media/upload?type=image"))
+        .bearer_auth(API_KEY)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(reqwest::Body::wrap_stream(parts))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(resp).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["media_id"].is_string(), "{body}");
+    assert!(started.elapsed() > Duration::from_millis(1500));
+    assert_eq!(mock.media_uploads()[0].size, (chunks * chunk) as u64);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_missing_or_wrong_api_key_is_401_and_an_unknown_account_404() {
     let (mock, addr) = start_mock().await;
     let app = spawn(&GatewayConfig::new(addr)).await;

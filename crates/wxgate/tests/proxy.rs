@@ -678,6 +678,42 @@ async fn the_request_id_is_answered_and_a_callers_own_id_kept() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn a_failed_call_is_logged_with_wechat_rid_and_request_id_but_never_the_token() {
+    let (mock, addr) = start_mock().await;
+    let gw = helpers::GatewayProcess::start(&GatewayConfig::new(addr)).await;
+    let http = http_client();
+    let (_, token) = helpers::get_json(&http, &gw.api("main/access_token")).await;
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    mock.inject_fault("cgi-bin/menu/get", Fault::Errcode(45009));
+    let resp = http
+        .get(gw.api("main/wechat/cgi-bin/menu/get?access_token=caller-secret-token"))
+        .bearer_auth(API_KEY)
+        .header("x-wxgate-request-id", "req-rid-test-1")
+        .send()
+        .await
+        .unwrap();
+    let (_, body) = json_of(resp).await;
+    let rid = body["errmsg"]
+        .as_str()
+        .and_then(|m| m.rsplit_once("rid: "))
+        .map(|(_, rid)| rid.to_owned())
+        .unwrap();
+    let log = gw.stop_and_collect_log().await;
+    let line = log
+        .lines()
+        .find(|l| l.contains("proxied WeChat call failed"))
+        .unwrap_or_else(|| panic!("no failure line in {log}"));
+    assert!(line.contains(&rid), "{line}");
+    assert!(line.contains("req-rid-test-1"), "{line}");
+    assert!(line.contains("/cgi-bin/menu/get"), "{line}");
+    assert!(
+        !log.contains(&token),
+        "the access_token leaked into the log"
+    );
+    assert!(!log.contains("caller-secret-token"));
+}
+
 // ---- status and metrics ----
 
 #[tokio::test]

@@ -731,6 +731,34 @@ async fn a_retry_storm_runs_the_webhook_once_and_gets_identical_answers() {
 }
 
 #[tokio::test]
+async fn retries_of_a_rule_answered_push_get_the_very_same_encrypted_bytes() {
+    let (app, _) = app_with(&aes_extra(), HELLO_RULE).await;
+    let wx = Wechat::new(&app);
+    let xml = text_xml("oRita", "hello", msg_id());
+    let pushes: Vec<Push> = (0..3).map(|_| wx.safe(&xml)).collect();
+    let answers = futures::future::join_all(pushes.iter().map(|p| wx.send(p))).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_, _, later) = wx.send(&wx.safe(&xml)).await;
+    for (s, _, body) in &answers {
+        assert_eq!(*s, 200);
+        assert_eq!(
+            body, &later,
+            "identical bytes, although every seal has a fresh nonce"
+        );
+    }
+    assert_eq!(
+        open_encrypted(&later, AES_KEY).0.reply,
+        Reply::text("world")
+    );
+    // A different message is a different answer.
+    let (_, _, other) = wx
+        .send(&wx.safe(&text_xml("oRita", "hello", msg_id())))
+        .await;
+    assert_ne!(other, later);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn retries_are_deduplicated_across_two_gateway_instances_sharing_redis() {
     let Some(redis) =
         helpers::redis_url("retries_are_deduplicated_across_two_gateway_instances_sharing_redis")

@@ -10,6 +10,12 @@
 //! answers `success` (which WeChat takes as delivered). A claimant that gives up (the database
 //! failed) deletes its own marker so that the next retry handles the push afresh.
 //!
+//! A push whose answer needs no webhook call (a rule answers it, or the account has no
+//! webhook) skips the pending marker: its answer is computed — harmless to do twice, follower
+//! updates being idempotent per `CreateTime` — and stored with one `put_if_absent`
+//! ([`settle`]); a delivery that loses that race sends the winner's bytes. This halves the
+//! store writes of the common path.
+//!
 //! When the store itself fails, the push is handled without de-duplication (logged): a lost
 //! message is worse than a rare duplicate, and duplicates need a retry, which only happens when
 //! the first answer took more than 5 s.
@@ -140,6 +146,50 @@ pub async fn claim(store: &dyn Store, key: String, deadline: Instant) -> Claim {
         if now >= deadline {
             tracing::debug!("push: earlier delivery still in progress; answering success");
             return Claim::StillPending;
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// The side-effect-free path: `answer` was computed without calling the webhook (a rule
+/// answered, or there is no webhook), so computing it twice is harmless and one store write is
+/// enough. The first answer stored wins and every delivery gets its bytes; a pending claim of a
+/// delivery that does call the webhook (an instance with another config) is waited for as in
+/// [`claim`].
+pub async fn settle(
+    store: &dyn Store,
+    key: &str,
+    answer: Answer,
+    ttl: Duration,
+    deadline: Instant,
+) -> Answer {
+    let encoded = answer.encode();
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match store.put_if_absent(key, &encoded, Some(ttl)).await {
+            Ok(true) => return answer,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "push: store unavailable, answer not kept for retries");
+                return answer;
+            }
+        }
+        match store.get(key).await {
+            Ok(Some(bytes)) => {
+                if let Some(stored) = Answer::decode(&bytes) {
+                    return stored;
+                }
+            }
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "push: store unavailable while reading a retry's answer");
+                return answer;
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Answer::Success;
         }
         tokio::time::sleep(pause.min(deadline - now)).await;
         pause = (pause * 2).min(Duration::from_millis(100));

@@ -1,12 +1,13 @@
 //! One push, from bytes to answer: authenticate and open it ([`inbound`](super::inbound)),
-//! claim it against retries ([`dedup`](super::dedup)), update the follower record, pick the
-//! reply (rules first, then the webhook), render and — in safe/compatible mode — seal it.
+//! de-duplicate it against retries ([`dedup`](super::dedup)), update the follower record, pick
+//! the reply (rules first, then the webhook), render and — in safe/compatible mode — seal it.
 //!
 //! Guarantees: the answer comes within [`ANSWER_BUDGET`] of the request's arrival (WeChat gives
-//! up after 5 s); the handling runs in its own task, so a WeChat connection that drops early
-//! cancels nothing (the answer is still stored for the retry); rules and the webhook run once
-//! per push however many deliveries arrive; an encrypted reply is sealed with the key that
-//! opened the push, with a fresh timestamp and nonce.
+//! up after 5 s); the webhook runs once per push however many deliveries arrive, at however
+//! many instances, and in a task of its own, so a WeChat connection that drops early cancels
+//! neither the call nor the answer kept for the retry; every delivery of a push gets the same
+//! answer bytes; an encrypted reply is sealed with the key that opened the push, with a fresh
+//! timestamp and nonce.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,6 +85,10 @@ pub async fn receive(
 
     let key = format!("push:{}:{}", account.name, inbound.message.dedup_key());
     let deadline = started + ANSWER_BUDGET;
+    let rule_reply = rules::first_match(&account.rules, &inbound.message);
+    if rule_reply.is_some() || account.webhook.is_none() {
+        return answer_without_webhook(state, &account, &inbound, rule_reply, &key, deadline).await;
+    }
     let ticket = match dedup::claim(state.store.as_ref(), key, deadline).await {
         Claim::Answered(answer) => return Ok(answer.into_response()),
         Claim::StillPending => return Ok(Answer::Success.into_response()),
@@ -98,7 +103,25 @@ pub async fn receive(
     }
 }
 
-/// Everything after the claim; runs in its own task.
+/// A push answered by a rule, or by nothing (no webhook): no claim, one store write.
+async fn answer_without_webhook(
+    state: &AppState,
+    account: &AccountPush,
+    inbound: &Inbound,
+    reply: Option<&Reply>,
+    key: &str,
+    deadline: Instant,
+) -> Result<Response, ApiError> {
+    record_follow(state, account, inbound).await?;
+    let answer = render(account, inbound, reply);
+    let ttl = Duration::from_secs(state.settings.push.dedup_ttl_s);
+    let answer = dedup::settle(state.store.as_ref(), key, answer, ttl, deadline).await;
+    Ok(answer.into_response())
+}
+
+/// Everything after the claim of a push that goes to the webhook; runs in its own task, so
+/// that a WeChat connection dropped early cancels neither the webhook call nor the answer
+/// kept for the retry.
 async fn handle(
     state: AppState,
     account: Arc<AccountPush>,
@@ -114,25 +137,19 @@ async fn handle(
         return Err(e);
     }
     let message = &inbound.message;
-    let reply = match rules::first_match(&account.rules, message) {
-        Some(r) => Some(r.clone()),
-        None if account.webhook.is_some() => {
-            let wait = account
-                .webhook
-                .as_ref()
-                .map_or(Duration::ZERO, |w| w.timeout)
-                .min(deadline.saturating_duration_since(Instant::now()));
-            webhook::ask(
-                &state,
-                &account,
-                message.from_user(),
-                &message.to_json(),
-                wait,
-            )
-            .await
-        }
-        None => None,
-    };
+    let wait = account
+        .webhook
+        .as_ref()
+        .map_or(Duration::ZERO, |w| w.timeout)
+        .min(deadline.saturating_duration_since(Instant::now()));
+    let reply = webhook::ask(
+        &state,
+        &account,
+        message.from_user(),
+        &message.to_json(),
+        wait,
+    )
+    .await;
     let answer = render(&account, &inbound, reply.as_ref());
     let ttl = Duration::from_secs(state.settings.push.dedup_ttl_s);
     ticket.finish(store.as_ref(), &answer, ttl).await;

@@ -72,9 +72,11 @@ fn found(location: &str) -> Response {
             ],
         )
             .into_response(),
-        Err(_) => {
-            ApiError::Internal(format!("unusable redirect location {location:?}")).into_response()
-        }
+        Err(_) => ApiError::Internal(format!(
+            "a redirect location of {} bytes is not a valid header value",
+            location.len()
+        ))
+        .into_response(),
     }
 }
 

@@ -332,7 +332,7 @@ impl CredentialManager {
                             return Ok(c);
                         }
                     }
-                    self.fetch_and_store(acct, slot, reason, replacing).await
+                    self.fetch_and_store(acct, slot, reason, None).await
                 }
                 .await;
                 if let Err(e) = self
@@ -356,20 +356,18 @@ impl CredentialManager {
     }
 
     /// Fetches from WeChat and stores. Called only while holding the store lease.
+    /// `reported_invalid` is an access token a caller reported as rejected by WeChat.
     async fn fetch_and_store(
         &self,
         acct: &AccountCreds,
         slot: &Slot,
         reason: &str,
-        replacing: Option<&Credential>,
+        reported_invalid: Option<&str>,
     ) -> Result<Arc<Credential>, CredentialError> {
         let account = acct.settings.name.as_str();
         let started_ms = unix_now_ms();
         let issued = match slot.kind.ticket() {
-            None => {
-                self.fetch_access_token(acct, replacing.map(|c| c.value.as_str()))
-                    .await
-            }
+            None => self.fetch_access_token(acct, reported_invalid).await,
             Some(ticket) => {
                 let token = Box::pin(self.get(account, CredentialKind::AccessToken)).await?;
                 let secret = SecretString::from(token.value.clone());
@@ -479,8 +477,13 @@ impl CredentialManager {
     ///
     /// - `invalid_token` given and not the current token → the current one, no fetch;
     /// - a forced refresh already happened for this account within 30 s (on any instance) →
-    ///   the current credential (waiting for that refresh if it is still in flight);
+    ///   the current credential;
     /// - otherwise one fetch (see [`Self::fetch_access_token`]).
+    ///
+    /// Everything happens under this process's flight lock and the account's store lease, and
+    /// the 30 s guard is taken only while holding the lease: a caller that arrives while a
+    /// refresh is in flight anywhere waits for it and answers its result, never the token that
+    /// is being replaced.
     pub async fn refresh_access_token(
         &self,
         account: &str,
@@ -488,37 +491,88 @@ impl CredentialManager {
     ) -> Result<Arc<Credential>, CredentialError> {
         let acct = self.account(account)?;
         let slot = acct.slot(CredentialKind::AccessToken);
-        let current = match self.load_stored(account, slot).await? {
+        let _flight = slot.flight.lock().await;
+        let Some(seen) = self.current_access_token(account, slot).await? else {
+            // Nothing valid at all: an ordinary first fetch (not counted by the guard).
+            return Box::pin(self.obtain(acct, slot, None, "initial")).await;
+        };
+        if invalid_token.is_some_and(|bad| bad != seen.value) {
+            return Ok(seen);
+        }
+        let lease_key = Self::lease_key(account, slot.kind);
+        let deadline = tokio::time::Instant::now() + self.options.wait_timeout;
+        let owner = format!("{}:{}", self.instance_id, unix_now_ms());
+        loop {
+            if self
+                .store
+                .put_if_absent(&lease_key, owner.as_bytes(), Some(self.options.lease_ttl))
+                .await?
+            {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(CredentialError::WaitTimeout);
+            }
+            tokio::time::sleep(WAIT_POLL).await;
+        }
+        let result = self
+            .refresh_under_lease(acct, slot, &seen, invalid_token)
+            .await;
+        if let Err(e) = self
+            .store
+            .delete_if_equals(&lease_key, owner.as_bytes())
+            .await
+        {
+            tracing::warn!(account, error = %e, "could not release a refresh lease; it will expire");
+        }
+        result
+    }
+
+    /// The stored access token when valid, else this instance's cached one when valid.
+    async fn current_access_token(
+        &self,
+        account: &str,
+        slot: &Slot,
+    ) -> Result<Option<Arc<Credential>>, CredentialError> {
+        Ok(match self.load_stored(account, slot).await? {
             Some(c) => Some(c),
             None => lock(&slot.cached)
                 .clone()
                 .filter(|c| c.is_valid_at(unix_now())),
-        };
-        if let (Some(bad), Some(cur)) = (invalid_token, current.as_ref()) {
-            if cur.value != bad {
-                return Ok(cur.clone());
+        })
+    }
+
+    /// The forced-refresh decision, with the lease held.
+    async fn refresh_under_lease(
+        &self,
+        acct: &AccountCreds,
+        slot: &Slot,
+        seen: &Credential,
+        invalid_token: Option<&str>,
+    ) -> Result<Arc<Credential>, CredentialError> {
+        let account = acct.settings.name.as_str();
+        // A refresh may have completed (here or elsewhere) while we waited for the lease.
+        if let Some(c) = self.load_stored(account, slot).await? {
+            if c.fetched_at_ms > seen.fetched_at_ms {
+                return Ok(c);
             }
         }
-        let Some(current) = current else {
-            // Nothing valid at all: an ordinary first fetch (not counted by the guard).
-            return Box::pin(self.get(account, CredentialKind::AccessToken)).await;
-        };
-        let guard_owner = format!("{}:{}", self.instance_id, unix_now_ms());
         let guarded = self
             .store
             .put_if_absent(
                 &Self::guard_key(account),
-                guard_owner.as_bytes(),
+                self.instance_id.as_bytes(),
                 Some(FORCED_REFRESH_GUARD),
             )
             .await?;
-        let _flight = slot.flight.lock().await;
         if !guarded {
-            // Refreshed recently: hand out whatever is current now (possibly the result of that
-            // refresh, when another caller's flight just finished).
-            return match self.load_stored(account, slot).await? {
+            tracing::info!(
+                account,
+                "forced refresh skipped: one already happened within 30 s"
+            );
+            return match self.current_access_token(account, slot).await? {
                 Some(c) => Ok(c),
-                None => Box::pin(self.obtain(acct, slot, None, "initial")).await,
+                None => self.fetch_and_store(acct, slot, "initial", None).await,
             };
         }
         let reason = if invalid_token.is_some() {
@@ -526,57 +580,8 @@ impl CredentialManager {
         } else {
             "forced"
         };
-        // A newer token may have been stored while we waited for the flight lock.
-        if let Some(c) = self.load_stored(account, slot).await? {
-            if c.fetched_at_ms > current.fetched_at_ms {
-                return Ok(c);
-            }
-        }
-        let token_reported = invalid_token.map(|_| current.as_ref());
-        Box::pin(self.obtain_forced(acct, slot, &current, token_reported, reason)).await
-    }
-
-    async fn obtain_forced(
-        &self,
-        acct: &AccountCreds,
-        slot: &Slot,
-        current: &Credential,
-        reported: Option<&Credential>,
-        reason: &str,
-    ) -> Result<Arc<Credential>, CredentialError> {
-        // The stable API's normal mode may legitimately return the same token; `replacing` is
-        // then used only to order versions, so accept any newer fetch.
-        let replacing = reported.unwrap_or(current);
-        let account = acct.settings.name.as_str();
-        let lease_key = Self::lease_key(account, slot.kind);
-        let deadline = tokio::time::Instant::now() + self.options.wait_timeout;
-        loop {
-            let owner = format!("{}:{}", self.instance_id, unix_now_ms());
-            if self
-                .store
-                .put_if_absent(&lease_key, owner.as_bytes(), Some(self.options.lease_ttl))
-                .await?
-            {
-                let result = self
-                    .fetch_and_store(acct, slot, reason, Some(replacing))
-                    .await;
-                let _ = self
-                    .store
-                    .delete_if_equals(&lease_key, owner.as_bytes())
-                    .await;
-                return result;
-            }
-            // Another instance is fetching: take its result.
-            if let Some(c) = self.load_stored(account, slot).await? {
-                if c.fetched_at_ms > current.fetched_at_ms {
-                    return Ok(c);
-                }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(CredentialError::WaitTimeout);
-            }
-            tokio::time::sleep(WAIT_POLL).await;
-        }
+        self.fetch_and_store(acct, slot, reason, invalid_token)
+            .await
     }
 
     /// One pass of the refresh-ahead scheduler: re-reads every credential this instance has

@@ -116,6 +116,9 @@ async fn request_id(req: Request, next: Next) -> Response {
             let n: u64 = rand::thread_rng().gen();
             HeaderValue::from_str(&format!("{n:016x}")).unwrap_or(HeaderValue::from_static("0"))
         });
+    // Handlers log it too, so it goes into the request as well as the answer.
+    let mut req = req;
+    req.headers_mut().insert("x-wxgate-request-id", id.clone());
     let mut response = next.run(req).await.into_response();
     response.headers_mut().insert("x-wxgate-request-id", id);
     response

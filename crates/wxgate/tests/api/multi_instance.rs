@@ -151,3 +151,35 @@ async fn a_forced_refresh_on_one_instance_reaches_the_other_within_a_scan() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn concurrent_invalid_token_reports_on_two_instances_all_get_the_one_new_token() {
+    let (mock, addr) = start_mock().await;
+    mock.set_latency(Duration::from_millis(200));
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = GatewayConfig::new(addr);
+    config.storage_url = format!("sqlite://{}", dir.path().join("shared.db").display());
+    config.token_api = "classic";
+    let a = spawn_app(&config).await;
+    let b = spawn_app(&config).await;
+    let (_, first) = a.get_json("main/access_token").await;
+    let stale = first["access_token"].as_str().unwrap().to_owned();
+    let report = Some(serde_json::json!({ "invalid_token": stale }));
+    let answers = join_all((0..10).map(|i| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        app.post_json("main/access_token/refresh", report.clone())
+    }))
+    .await;
+    let tokens: HashSet<String> = answers
+        .iter()
+        .map(|(s, body)| {
+            assert_eq!(*s, 200, "{body}");
+            body["access_token"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(tokens.len(), 1, "everyone got the same token: {tokens:?}");
+    assert!(!tokens.contains(&stale), "nobody got the reported token back");
+    assert_eq!(mock.calls("cgi-bin/token"), 2);
+    a.stop().await;
+    b.stop().await;
+}

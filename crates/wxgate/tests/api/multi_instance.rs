@@ -178,7 +178,10 @@ async fn concurrent_invalid_token_reports_on_two_instances_all_get_the_one_new_t
         })
         .collect();
     assert_eq!(tokens.len(), 1, "everyone got the same token: {tokens:?}");
-    assert!(!tokens.contains(&stale), "nobody got the reported token back");
+    assert!(
+        !tokens.contains(&stale),
+        "nobody got the reported token back"
+    );
     assert_eq!(mock.calls("cgi-bin/token"), 2);
     a.stop().await;
     b.stop().await;

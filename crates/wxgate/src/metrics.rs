@@ -4,7 +4,7 @@
 //! plain maps rather than pulling in a metrics framework; rendering follows the Prometheus text
 //! exposition format.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -21,12 +21,19 @@ struct Histogram {
     sum: f64,
 }
 
+/// Requests of one route: counts by status and the latency histogram.
+#[derive(Default)]
+struct RouteStats {
+    by_status: Vec<(u16, u64)>,
+    latency: Histogram,
+}
+
 #[derive(Default)]
 struct Inner {
     upstream_calls: BTreeMap<(String, String, String), u64>,
     refreshes: BTreeMap<(String, String, String), u64>,
-    http_requests: BTreeMap<(String, String), u64>,
-    http_latency: BTreeMap<String, Histogram>,
+    /// Looked up by `&str` on every request, so the hot path allocates nothing.
+    http: HashMap<String, RouteStats>,
     last_errors: BTreeMap<(String, String), crate::credentials::ErrorRecord>,
 }
 
@@ -106,10 +113,15 @@ impl Metrics {
     /// One HTTP request served, by route template (never the raw path: it may hold codes).
     pub fn http_request(&self, route: &str, status: u16, latency: Duration) {
         self.with(|i| {
-            *i.http_requests
-                .entry((route.to_owned(), status.to_string()))
-                .or_default() += 1;
-            let h = i.http_latency.entry(route.to_owned()).or_default();
+            let stats = match i.http.get_mut(route) {
+                Some(s) => s,
+                None => i.http.entry(route.to_owned()).or_default(),
+            };
+            match stats.by_status.iter_mut().find(|(s, _)| *s == status) {
+                Some((_, n)) => *n += 1,
+                None => stats.by_status.push((status, 1)),
+            }
+            let h = &mut stats.latency;
             let secs = latency.as_secs_f64();
             for (slot, bound) in h.buckets.iter_mut().zip(LATENCY_BUCKETS) {
                 if secs <= bound {
@@ -146,12 +158,18 @@ impl Metrics {
             for ((a, k, r), n) in &i.refreshes {
                 let _ = writeln!(out, "wxgate_credential_refreshes_total{{account=\"{}\",credential=\"{}\",reason=\"{}\"}} {n}", esc(a), esc(k), esc(r));
             }
+            let mut routes: Vec<(&String, &RouteStats)> = i.http.iter().collect();
+            routes.sort_by(|a, b| a.0.cmp(b.0));
             out.push_str("# HELP wxgate_http_requests_total HTTP requests by route and status.\n# TYPE wxgate_http_requests_total counter\n");
-            for ((r, s), n) in &i.http_requests {
-                let _ = writeln!(out, "wxgate_http_requests_total{{route=\"{}\",status=\"{s}\"}} {n}", esc(r));
+            for (r, stats) in &routes {
+                let mut by_status = stats.by_status.clone();
+                by_status.sort_unstable();
+                for (s, n) in by_status {
+                    let _ = writeln!(out, "wxgate_http_requests_total{{route=\"{}\",status=\"{s}\"}} {n}", esc(r));
+                }
             }
             out.push_str("# HELP wxgate_http_request_duration_seconds HTTP request latency by route.\n# TYPE wxgate_http_request_duration_seconds histogram\n");
-            for (r, h) in &i.http_latency {
+            for (r, h) in routes.iter().map(|(r, s)| (r, &s.latency)) {
                 for (bound, n) in LATENCY_BUCKETS.iter().zip(h.buckets) {
                     let _ = writeln!(out, "wxgate_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{bound}\"}} {n}", esc(r));
                 }

@@ -102,6 +102,7 @@ impl Application {
             api_keys,
             users,
             push,
+            jssdk_tickets: Default::default(),
         }));
         Ok(Self {
             listener,

@@ -4,9 +4,10 @@
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{auth, body, ApiError, ApiResult, AppState};
@@ -25,27 +26,46 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route_layer(middleware::from_fn_with_state(state, auth::require_api_key))
 }
 
-fn token_json(c: &Credential) -> Json<Value> {
-    Json(json!({
-        "access_token": c.value,
-        "expires_at": c.expires_at,
-        "expires_in": c.expires_in(unix_now()).max(0),
-        "fetched_at": c.fetched_at,
-    }))
+/// `GET access_token` and the refresh answer (SPEC shape).
+#[derive(Serialize)]
+struct TokenAnswer<'a> {
+    access_token: &'a str,
+    expires_at: i64,
+    expires_in: i64,
+    fetched_at: i64,
 }
 
-fn ticket_json(c: &Credential) -> Json<Value> {
-    Json(json!({
-        "ticket": c.value,
-        "expires_at": c.expires_at,
-        "expires_in": c.expires_in(unix_now()).max(0),
-    }))
+/// `GET tickets/…` (SPEC shape).
+#[derive(Serialize)]
+struct TicketAnswer<'a> {
+    ticket: &'a str,
+    expires_at: i64,
+    expires_in: i64,
+}
+
+fn token_json(c: &Credential) -> Response {
+    Json(TokenAnswer {
+        access_token: &c.value,
+        expires_at: c.expires_at,
+        expires_in: c.expires_in(unix_now()).max(0),
+        fetched_at: c.fetched_at,
+    })
+    .into_response()
+}
+
+fn ticket_json(c: &Credential) -> Response {
+    Json(TicketAnswer {
+        ticket: &c.value,
+        expires_at: c.expires_at,
+        expires_in: c.expires_in(unix_now()).max(0),
+    })
+    .into_response()
 }
 
 async fn access_token(
     State(state): State<AppState>,
     Path(account): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     state.require_account(&account)?;
     let c = state
         .creds
@@ -65,7 +85,7 @@ async fn refresh(
     Path(account): Path<String>,
     headers: HeaderMap,
     req_body: Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     state.require_account(&account)?;
     let bytes =
         body::read_limited(&headers, req_body, state.settings.server.max_body_bytes).await?;
@@ -92,7 +112,7 @@ async fn refresh(
 async fn jsapi_ticket(
     State(state): State<AppState>,
     Path(account): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     state.require_account(&account)?;
     let c = state.creds.get(&account, CredentialKind::jsapi()).await?;
     Ok(ticket_json(&c))
@@ -101,7 +121,7 @@ async fn jsapi_ticket(
 async fn wx_card_ticket(
     State(state): State<AppState>,
     Path(account): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     state.require_account(&account)?;
     let c = state.creds.get(&account, CredentialKind::wx_card()).await?;
     Ok(ticket_json(&c))

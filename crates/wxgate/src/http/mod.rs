@@ -42,6 +42,8 @@ pub struct AppInner {
     pub users: Arc<dyn crate::users::UserDb>,
     /// Push material prepared at start.
     pub push: crate::push::PushRuntime,
+    /// The jsapi tickets already added to `diagnose`'s history.
+    pub jssdk_tickets: crate::jssdk::sign::RecordedTickets,
 }
 
 impl std::ops::Deref for AppState {
@@ -92,16 +94,15 @@ async fn method_not_allowed() -> ApiError {
 /// Records request counts and latency by route template (never the raw path, which may carry
 /// one-time codes).
 async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    // `MatchedPath` is a shared string: cloning it allocates nothing.
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
     let response = next.run(req).await;
-    state
-        .metrics
-        .http_request(&route, response.status().as_u16(), started.elapsed());
+    state.metrics.http_request(
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }
 
@@ -112,14 +113,23 @@ async fn request_id(req: Request, next: Next) -> Response {
         .get("x-wxgate-request-id")
         .filter(|v| v.len() <= 64)
         .cloned()
-        .unwrap_or_else(|| {
-            let n: u64 = rand::thread_rng().gen();
-            HeaderValue::from_str(&format!("{n:016x}")).unwrap_or(HeaderValue::from_static("0"))
-        });
+        .unwrap_or_else(new_request_id);
     // Handlers log it too, so it goes into the request as well as the answer.
     let mut req = req;
     req.headers_mut().insert("x-wxgate-request-id", id.clone());
     let mut response = next.run(req).await.into_response();
     response.headers_mut().insert("x-wxgate-request-id", id);
     response
+}
+
+/// 16 random hex digits, formatted on the stack.
+fn new_request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut n: u64 = rand::thread_rng().gen();
+    let mut buf = [0u8; 16];
+    for b in buf.iter_mut().rev() {
+        *b = HEX[(n & 0xf) as usize];
+        n >>= 4;
+    }
+    HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("0"))
 }

@@ -14,7 +14,7 @@
 //! store calls); a lost write between racing instances only makes `diagnose` less specific.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -109,28 +109,30 @@ fn history_key(account: &str) -> String {
     format!("jssdk:tickets:{account}")
 }
 
-/// Per (store, account): the ticket this process last recorded.
-fn recorded() -> &'static Mutex<HashMap<(usize, String), String>> {
-    static RECORDED: OnceLock<Mutex<HashMap<(usize, String), String>>> = OnceLock::new();
-    RECORDED.get_or_init(|| Mutex::new(HashMap::new()))
-}
+/// Per account, the ticket this gateway last added to the history, so signing touches the
+/// store only when the ticket changes. Lives in the application state.
+#[derive(Default)]
+pub struct RecordedTickets(Mutex<HashMap<String, String>>);
 
-fn store_id(state: &AppState) -> usize {
-    std::sync::Arc::as_ptr(&state.store) as *const u8 as usize
+impl RecordedTickets {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        match self.0.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
 }
 
 /// Adds `ticket` to the account's history unless this process already did. Never fails the
 /// request: a store error only costs `diagnose` some precision.
 async fn remember_ticket(state: &AppState, account: &str, ticket: &str, expires_at: i64) {
-    let slot = (store_id(state), account.to_owned());
+    if state
+        .jssdk_tickets
+        .lock()
+        .get(account)
+        .is_some_and(|t| t == ticket)
     {
-        let seen = match recorded().lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        if seen.get(&slot).is_some_and(|t| t == ticket) {
-            return;
-        }
+        return;
     }
     let mut history = ticket_history(state, account).await;
     if history.first().is_none_or(|p| p.ticket != ticket) {
@@ -156,11 +158,10 @@ async fn remember_ticket(state: &AppState, account: &str, ticket: &str, expires_
             return;
         }
     }
-    let mut seen = match recorded().lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    };
-    seen.insert(slot, ticket.to_owned());
+    state
+        .jssdk_tickets
+        .lock()
+        .insert(account.to_owned(), ticket.to_owned());
 }
 
 /// The account's recent jsapi tickets, newest first (empty when unknown or unreadable).

@@ -5,7 +5,7 @@
 //! read-check-write while holding that lock, so each call is atomic with respect to every other
 //! call in the process. It gives no coordination across processes — use SQLite or Redis for that.
 //! Expiry is checked on every access against a monotonic clock (an expired entry is treated
-//! exactly like a missing one), and a sweep every [`SWEEP_EVERY_WRITES`] writes drops expired
+//! exactly like a missing one), and an amortized sweep (see `after_write`) drops expired
 //! entries nobody touches again, so the map does not grow without bound.
 
 use std::collections::HashMap;
@@ -58,10 +58,13 @@ impl MemoryStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Counts a write and, every [`SWEEP_EVERY_WRITES`] writes, drops every expired entry.
+    /// Counts a write and drops every expired entry once the writes since the last sweep reach
+    /// [`SWEEP_EVERY_WRITES`] or the map's size, whichever is larger: a sweep costs O(size), so
+    /// this keeps its cost per write constant however many entries are live.
     fn after_write(&self, map: &mut HashMap<String, Entry>, now: Instant) {
         let n = self.writes.fetch_add(1, Ordering::Relaxed) + 1;
-        if n % SWEEP_EVERY_WRITES == 0 {
+        if n >= SWEEP_EVERY_WRITES.max(map.len() as u64) {
+            self.writes.store(0, Ordering::Relaxed);
             map.retain(|_, entry| entry.is_live(now));
         }
     }

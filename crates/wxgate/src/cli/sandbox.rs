@@ -89,7 +89,10 @@ reply = {{ type = "text", content = "Try: hello" }}
     // The config on disk, so that `wxgate simulate` can sign and encrypt pushes for the demo.
     let config_file = db.with_extension("toml");
     if let Err(e) = std::fs::write(&config_file, &config) {
-        eprintln!("wxgate sandbox: cannot write {}: {e}", config_file.display());
+        eprintln!(
+            "wxgate sandbox: cannot write {}: {e}",
+            config_file.display()
+        );
     }
     let simulate = format!(
         "wxgate simulate --config {} --account {DEMO_ACCOUNT} --url {base}",

@@ -16,54 +16,26 @@ use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
-use wxgate::config::Settings;
 use wxgate::mock::{media_byte, Fault};
-use wxgate::startup::Application;
 
-use helpers::{http_client, start_mock, GatewayConfig, API_KEY, APPID};
+use helpers::{
+    http_client, spawn_app, spawn_app_with, start_mock, GatewayConfig, TestApp, API_KEY, APPID,
+};
 
 const MB: usize = 1024 * 1024;
 const CLASSIC: &str = "cgi-bin/token";
 const UPLOAD: &str = "cgi-bin/media/upload";
 
-// ---- harness: an in-process gateway with tunable settings ----
+// ---- harness: the shared in-process gateway, with this file's calls ----
 
-struct App {
-    base: String,
-    http: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<()>>,
+/// Calls of these tests, on the shared harness's gateway.
+trait ProxyCalls {
+    fn wechat(&self, path: &str) -> String;
+    async fn get(&self, path: &str) -> reqwest::Response;
+    async fn api_json(&self, path: &str) -> Value;
 }
 
-async fn spawn(config: &GatewayConfig) -> App {
-    spawn_with(config, |_| {}).await
-}
-
-async fn spawn_with(config: &GatewayConfig, tune: impl FnOnce(&mut Settings)) -> App {
-    let mut settings = config.settings();
-    tune(&mut settings);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let app = Application::build_with_listener(settings, listener)
-        .await
-        .expect("gateway builds");
-    let base = format!("http://{}", app.local_addr());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(async move {
-        let _ = app
-            .run_until_stopped(async {
-                let _ = rx.await;
-            })
-            .await;
-    });
-    App {
-        base,
-        http: http_client(),
-        stop: Some(tx),
-        handle: Some(handle),
-    }
-}
-
-impl App {
+impl ProxyCalls for TestApp {
     fn wechat(&self, path: &str) -> String {
         format!("{}/api/v1/accounts/main/wechat/{path}", self.base)
     }
@@ -80,15 +52,6 @@ impl App {
     async fn api_json(&self, path: &str) -> Value {
         let url = format!("{}/api/v1/accounts/main/{path}", self.base);
         helpers::get_json(&self.http, &url).await.1
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(h) = self.handle.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), h).await;
-        }
     }
 }
 
@@ -193,7 +156,7 @@ fn metric(text: &str, prefix: &str) -> Option<f64> {
 #[tokio::test]
 async fn a_proxied_json_post_reaches_wechat_as_raw_utf8_with_the_central_token() {
     let (mock, addr) = start_mock().await;
-    let app = spawn(&GatewayConfig::new(addr)).await;
+    let app = spawn_app(&GatewayConfig::new(addr)).await;
     let body = r#"{"button":[{"type":"click","name":"今日歌曲","key":"V1001"}]}"#;
     let resp = app
         .http
@@ -235,7 +198,7 @@ async fn a_proxied_json_post_reaches_wechat_as_raw_utf8_with_the_central_token()
 #[tokio::test]
 async fn a_get_keeps_the_callers_parameters_and_replaces_its_access_token() {
     let (_mock, addr) = start_mock().await;
-    let app = spawn(&GatewayConfig::new(addr)).await;
+    let app = spawn_app(&GatewayConfig::new(addr)).await;
     let resp = app
         .get("cgi-bin/user/get?next_openid=oABC&access_token=not-the-real-one&lang=zh_CN&access_token=again")
         .await;
@@ -260,7 +223,7 @@ async fn a_get_keeps_the_callers_parameters_and_replaces_its_access_token() {
 #[tokio::test]
 async fn a_multipart_upload_and_a_binary_download_pass_through_unchanged() {
     let (mock, addr) = start_mock().await;
-    let app = spawn(&GatewayConfig::new(addr)).await;
+    let app = spawn_app(&GatewayConfig::new(addr)).await;
     let size = 20_000;
     let resp = upload(
         &app.http,
@@ -304,7 +267,7 @@ async fn a_multipart_upload_and_a_binary_download_pass_through_unchanged() {
 #[tokio::test]
 async fn a_wechat_error_answer_is_passed_through_as_is() {
     let (mock, addr) = start_mock().await;
-    let app = spawn(&GatewayConfig::new(addr)).await;
+    let app = spawn_app(&GatewayConfig::new(addr)).await;
     mock.inject_fault("cgi-bin/menu/get", Fault::Errcode(48001));
     let (status, body) = json_of(app.get("cgi-bin/menu/get").await).await;
     assert_eq!(status, 200);
@@ -321,7 +284,7 @@ async fn a_wechat_error_answer_is_passed_through_as_is() {
 #[tokio::test]
 async fn an_invalidated_token_is_refreshed_once_and_the_call_retried() {
     let (mock, addr) = start_mock().await;
-    let app = spawn(classic(&mut GatewayConfig::new(addr))).await;
+    let app = spawn_app(classic(&mut GatewayConfig::new(addr))).await;
     let (status, _) = json_of(app.get("cgi-bin/getcallbackip").await).await;
     assert_eq!(status, 200);
     assert_eq!(mock.calls(CLASSIC), 1);
@@ -347,7 +310,7 @@ async fn an_invalidated_token_is_refreshed_once_and_the_call_retried() {
 #[tokio::test]
 async fn an_invalidated_stable_token_is_replaced_and_the_call_retried() {
     let (mock, addr) = start_mock().await;
-    let app = spawn(&GatewayConfig::new(addr)).await;
+    let app = spawn_app(&GatewayConfig::new(addr)).await;
     let _ = app.get("cgi-bin/getcallbackip").await;
     mock.invalidate_access_tokens(APPID);
     let (status, echo) = json_of(app.get("cgi-bin/user/get").await).await;
@@ -377,7 +340,7 @@ async fn an_invalidated_stable_token_is_replaced_and_the_call_retried() {
 #[tokio::test]
 async fn concurrent_batches_of_stale_token_calls_cause_a_single_refresh() {
     let (mock, addr) = start_mock().await;
-    let app = spawn(classic(&mut GatewayConfig::new(addr))).await;
+    let app = spawn_app(classic(&mut GatewayConfig::new(addr))).await;
     let _ = app.get("cgi-bin/getcallbackip").await;
     mock.invalidate_access_tokens(APPID);
     // A slow refresh, so the second batch starts while it is in flight and still uses the
@@ -411,7 +374,7 @@ async fn concurrent_batches_of_stale_token_calls_cause_a_single_refresh() {
 #[tokio::test]
 async fn a_streamed_upload_rejected_for_its_token_is_answered_with_a_hint_and_not_retried() {
     let (mock, addr) = start_mock().await;
-    let app = spawn_with(classic(&mut GatewayConfig::new(addr)), |s| {
+    let app = spawn_app_with(classic(&mut GatewayConfig::new(addr)), |s| {
         s.server.max_body_bytes = 4 * MB as u64;
     })
     .await;
@@ -448,7 +411,7 @@ async fn a_streamed_upload_rejected_for_its_token_is_answered_with_a_hint_and_no
 #[tokio::test]
 async fn a_small_upload_rejected_for_its_token_is_replayed() {
     let (mock, addr) = start_mock().await;
-    let app = spawn(classic(&mut GatewayConfig::new(addr))).await;
+    let app = spawn_app(classic(&mut GatewayConfig::new(addr))).await;
     let _ = app.get("cgi-bin/getcallbackip").await;
     mock.invalidate_access_tokens(APPID);
     let url = app.wechat("cgi-bin/media/upload?type=thumb");
@@ -467,7 +430,7 @@ async fn the_allowlist_lets_listed_prefixes_through_and_refuses_the_rest() {
     let (mock, addr) = start_mock().await;
     let mut config = GatewayConfig::new(addr);
     config.account_extra = r#"proxy_allow = ["/cgi-bin/menu/", "/cgi-bin/message/"]"#.into();
-    let app = spawn(&config).await;
+    let app = spawn_app(&config).await;
     let (status, body) = json_of(app.get("cgi-bin/menu/get").await).await;
     assert_eq!(status, 200, "{body}");
     for path in [
@@ -488,7 +451,7 @@ async fn the_allowlist_lets_listed_prefixes_through_and_refuses_the_rest() {
 #[tokio::test]
 async fn sns_and_the_credential_endpoints_are_never_proxied() {
     let (mock, addr) = start_mock().await;
-    let app = spawn(&GatewayConfig::new(addr)).await;
+    let app = spawn_app(&GatewayConfig::new(addr)).await;
     for path in [
         "sns/userinfo?openid=o1",
         "sns/oauth2/access_token",
@@ -512,7 +475,7 @@ async fn sns_and_the_credential_endpoints_are_never_proxied() {
 #[tokio::test]
 async fn traversal_and_encoded_separator_tricks_are_refused() {
     let (mock, addr) = start_mock().await;
-    let app = spawn(&GatewayConfig::new(addr)).await;
+    let app = spawn_app(&GatewayConfig::new(addr)).await;
     let prefix = "/api/v1/accounts/main/wechat/";
     for path in [
         "cgi-bin/../sns/userinfo",
@@ -538,7 +501,7 @@ async fn a_slow_wechat_answers_504_upstream_unavailable() {
     let (mock, addr) = start_mock().await;
     let mut config = GatewayConfig::new(addr);
     config.timeout_ms = 300;
-    let app = spawn(&config).await;
+    let app = spawn_app(&config).await;
     let _ = app.get("cgi-bin/getcallbackip").await;
     mock.set_latency(Duration::from_millis(1500));
     let started = Instant::now();
@@ -560,7 +523,7 @@ async fn a_slow_upload_that_keeps_moving_is_not_cut_by_the_timeout() {
     let (mock, addr) = start_mock().await;
     let mut config = GatewayConfig::new(addr);
     config.timeout_ms = 400;
-    let app = spawn_with(&config, |s| s.server.max_body_bytes = 4 * MB as u64).await;
+    let app = spawn_app_with(&config, |s| s.server.max_body_bytes = 4 * MB as u64).await;
     let boundary = "slowBoundary";
     let head = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"media\"; filename=\"s.jpg\"\r\n\r\n"
@@ -606,7 +569,7 @@ async fn a_slow_upload_that_keeps_moving_is_not_cut_by_the_timeout() {
 #[tokio::test]
 async fn a_missing_or_wrong_api_key_is_401_and_an_unknown_account_404() {
     let (mock, addr) = start_mock().await;
-    let app = spawn(&GatewayConfig::new(addr)).await;
+    let app = spawn_app(&GatewayConfig::new(addr)).await;
     let url = app.wechat("cgi-bin/menu/get");
     let resp = app.http.get(&url).send().await.unwrap();
     assert!(resp.headers().contains_key("x-wxgate-request-id"));
@@ -645,7 +608,7 @@ async fn a_missing_or_wrong_api_key_is_401_and_an_unknown_account_404() {
 #[tokio::test]
 async fn bodies_over_the_limit_are_413_whether_declared_or_streamed() {
     let (mock, addr) = start_mock().await;
-    let app = spawn_with(&GatewayConfig::new(addr), |s| {
+    let app = spawn_app_with(&GatewayConfig::new(addr), |s| {
         s.server.max_body_bytes = 200_000;
     })
     .await;
@@ -663,7 +626,7 @@ async fn bodies_over_the_limit_are_413_whether_declared_or_streamed() {
 #[tokio::test]
 async fn the_request_id_is_answered_and_a_callers_own_id_kept() {
     let (_mock, addr) = start_mock().await;
-    let app = spawn(&GatewayConfig::new(addr)).await;
+    let app = spawn_app(&GatewayConfig::new(addr)).await;
     let resp = app
         .http
         .get(app.wechat("cgi-bin/menu/get"))
@@ -719,7 +682,7 @@ async fn a_failed_call_is_logged_with_wechat_rid_and_request_id_but_never_the_to
 #[tokio::test]
 async fn status_and_metrics_show_the_same_proxy_figures_and_the_last_error() {
     let (mock, addr) = start_mock().await;
-    let app = spawn(&GatewayConfig::new(addr)).await;
+    let app = spawn_app(&GatewayConfig::new(addr)).await;
     for _ in 0..3 {
         let _ = app.get("cgi-bin/menu/get").await;
     }
@@ -797,7 +760,7 @@ secret = "another-secret"
 verify_files = { "MP_verify_Zz9.txt" = "Zz9" }
 "#
     .into();
-    let app = spawn(&config).await;
+    let app = spawn_app(&config).await;
     let http = &app.http;
     for (file, content) in [
         ("MP_verify_AbC123.txt", "AbC123"),

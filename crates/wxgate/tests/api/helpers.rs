@@ -130,8 +130,17 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app(config: &GatewayConfig) -> TestApp {
+    spawn_app_with(config, |_| {}).await
+}
+
+/// Like [`spawn_app`], with a last word on the settings (for values `GatewayConfig` has no
+/// field for).
+#[allow(dead_code)]
+pub async fn spawn_app_with(config: &GatewayConfig, tune: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = config.settings();
+    tune(&mut settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let app = Application::build_with_listener(config.settings(), listener)
+    let app = Application::build_with_listener(settings, listener)
         .await
         .expect("gateway builds");
     let base = format!("http://{}", app.local_addr());

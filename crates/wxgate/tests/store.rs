@@ -596,6 +596,90 @@ async fn sqlite_bad_urls() {
     ));
 }
 
+/// While another connection holds the write lock, a write waits for it WITHOUT blocking the
+/// runtime's thread (SQLite's busy timeout is not used; the store retries asynchronously), goes
+/// through once the lock is released, and fails with a backend error when the lock is held too
+/// long (5 s).
+#[tokio::test(flavor = "current_thread")]
+async fn sqlite_locked_database_is_retried_without_blocking_the_runtime() {
+    use sqlx::Connection as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir.path().join("locked.db"));
+    let s = Arc::new(SqliteStore::open(&url).await.unwrap());
+    s.put("k", b"before", None).await.unwrap();
+
+    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+
+    let put = tokio::spawn({
+        let s = Arc::clone(&s);
+        async move { s.put("k", b"after", None).await }
+    });
+    // On this single-threaded runtime, timers keep firing on time while the put waits.
+    let started = Instant::now();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "the runtime was blocked"
+    );
+    assert!(!put.is_finished(), "the put ignored the lock");
+    // Reads are not blocked by a writer in WAL mode.
+    assert_eq!(s.get("k").await.unwrap().as_deref(), Some(&b"before"[..]));
+
+    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+    put.await.unwrap().unwrap();
+    assert_eq!(s.get("k").await.unwrap().as_deref(), Some(&b"after"[..]));
+
+    // A lock that is never released: the write gives up after about 5 s.
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = s.put("k", b"never", None).await.unwrap_err();
+    assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+    assert!(!err.to_string().contains("never"), "{err}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(4900) && waited < Duration::from_secs(8),
+        "{waited:?}"
+    );
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    assert_eq!(s.get("k").await.unwrap().as_deref(), Some(&b"after"[..]));
+    blocker.close().await.unwrap();
+}
+
+/// The WAL is checkpointed and restarted while writes keep coming, so it stays far smaller than
+/// the data written through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_wal_stays_bounded_under_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wal.db");
+    let s = SqliteStore::open(&sqlite_url(&path)).await.unwrap();
+    let value = vec![b'x'; 100];
+    const WRITES: usize = 8000;
+    for i in 0..WRITES {
+        s.put(&format!("key:{i}"), &value, None).await.unwrap();
+    }
+    let wal = std::fs::metadata(dir.path().join("wal.db-wal"))
+        .unwrap()
+        .len();
+    // Without checkpoints every one of these commits would append at least one 4 KiB page
+    // (32 MB in all).
+    assert!(
+        wal < 16 * 1024 * 1024,
+        "WAL is {wal} bytes after {WRITES} writes"
+    );
+    println!("WAL is {wal} bytes after {WRITES} writes");
+    drop(s);
+}
+
 /// Spawns `n` copies of this test binary running only `sqlite_process_child` in `mode` on `db`,
 /// waits for all of them and returns their stdout lines.
 async fn run_children(n: usize, mode: &str, db: &Path) -> Vec<String> {

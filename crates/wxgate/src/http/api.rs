@@ -16,11 +16,20 @@ use crate::domain::{unix_now, CredentialKind};
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
-        .route("/accounts/{account}/access_token", get(access_token))
-        .route("/accounts/{account}/access_token/refresh", post(refresh))
-        .route("/accounts/{account}/tickets/jsapi", get(jsapi_ticket))
-        .route("/accounts/{account}/tickets/wx_card", get(wx_card_ticket))
-        .route("/accounts/{account}/status", get(status))
+        .route("/api/v1/accounts/{account}/access_token", get(access_token))
+        .route(
+            "/api/v1/accounts/{account}/access_token/refresh",
+            post(refresh),
+        )
+        .route(
+            "/api/v1/accounts/{account}/tickets/jsapi",
+            get(jsapi_ticket),
+        )
+        .route(
+            "/api/v1/accounts/{account}/tickets/wx_card",
+            get(wx_card_ticket),
+        )
+        .route("/api/v1/accounts/{account}/status", get(status))
         .merge(crate::oauth::api_router())
         .merge(crate::proxy::api_router())
         .route_layer(middleware::from_fn_with_state(state, auth::require_api_key))

@@ -71,7 +71,7 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .merge(crate::jssdk::router())
         .merge(crate::oauth::router())
         .merge(crate::proxy::router())
-        .nest("/api/v1", api::router(state.clone()))
+        .merge(api::router(state.clone()))
         .route_layer(middleware::from_fn_with_state(state.clone(), track_metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -40,13 +40,13 @@ pub fn router() -> Router<AppState> {
         .route("/oauth/{account}/callback", get(callback))
 }
 
-/// Business API routes under `/api/v1` (Bearer auth applied by the caller):
+/// Business API routes (Bearer auth applied by the caller):
 /// `accounts/{account}/logins/{code}`, `accounts/{account}/users…`.
 pub fn api_router() -> Router<AppState> {
     Router::new()
-        .route("/accounts/{account}/logins/{code}", get(redeem))
-        .route("/accounts/{account}/users", get(list_users))
-        .route("/accounts/{account}/users/{openid}", get(get_user))
+        .route("/api/v1/accounts/{account}/logins/{code}", get(redeem))
+        .route("/api/v1/accounts/{account}/users", get(list_users))
+        .route("/api/v1/accounts/{account}/users/{openid}", get(get_user))
 }
 
 /// A query parameter decoded once; `None` when absent or blank.

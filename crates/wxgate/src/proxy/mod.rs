@@ -33,10 +33,10 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/{file}", any(verify::verify_file))
 }
 
-/// Business API routes under `/api/v1` (Bearer auth applied by the caller):
+/// Business API routes (Bearer auth applied by the caller):
 /// `accounts/{account}/wechat/{*path}`.
 pub fn api_router() -> Router<AppState> {
-    Router::new().route("/accounts/{account}/wechat/{*path}", any(proxy))
+    Router::new().route("/api/v1/accounts/{account}/wechat/{*path}", any(proxy))
 }
 
 async fn proxy(

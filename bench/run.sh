@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # HTTP benchmarks of wxgate with wrk, each next to a trivial axum route measured in the same run
 # on the same machine, so the figures read as ratios. Usage: bench/run.sh [seconds] [connections]
+# BENCH_STORE=memory:// (or redis://…) measures with another store than the embedded SQLite file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
@@ -28,7 +29,7 @@ cat >"$work/wxgate.toml" <<TOML
 [server]
 listen = "$GW"
 [storage]
-url = "sqlite://$work/wxgate.db"
+url = "${BENCH_STORE:-sqlite://$work/wxgate.db}"
 [database]
 url = "sqlite://$work/wxgate.db"
 [upstream]

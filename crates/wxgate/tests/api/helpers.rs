@@ -37,6 +37,9 @@ pub async fn start_mock_with(tune: impl FnOnce(&mut MockConfig)) -> (MockWechat,
     MockWechat::start(config).await.expect("mock starts")
 }
 
+/// A shared temporary directory, deleted when its last holder is dropped.
+pub type Scratch = std::sync::Arc<tempfile::TempDir>;
+
 /// What a test may vary in the gateway's config.
 #[derive(Clone)]
 pub struct GatewayConfig {
@@ -53,18 +56,18 @@ pub struct GatewayConfig {
     pub account_extra: String,
     /// Appended at the end of the file (e.g. `[[accounts.rules]]`).
     pub tail: String,
+    /// Holds the default user database; removed when the last holder is dropped (every gateway
+    /// started from this config holds it too, see [`GatewayConfig::scratch`]).
+    scratch: Scratch,
 }
 
 impl GatewayConfig {
     pub fn new(mock_addr: SocketAddr) -> Self {
+        let scratch = tempfile::tempdir().expect("a temporary directory");
         Self {
             mock_addr,
             storage_url: "memory://".into(),
-            database_url: format!(
-                "sqlite://{}/wxgate-test-users-{}.db",
-                std::env::temp_dir().display(),
-                rand::random::<u64>()
-            ),
+            database_url: format!("sqlite://{}", scratch.path().join("users.db").display()),
             key_prefix: "wxgate:".into(),
             token_api: "stable",
             secret: SECRET.into(),
@@ -72,6 +75,7 @@ impl GatewayConfig {
             timeout_ms: 2000,
             account_extra: String::new(),
             tail: String::new(),
+            scratch: std::sync::Arc::new(scratch),
         }
     }
 
@@ -116,6 +120,11 @@ token_api = "{api}"
         )
     }
 
+    /// The temporary directory of this config's files, for a gateway to hold while it runs.
+    pub fn scratch(&self) -> Scratch {
+        self.scratch.clone()
+    }
+
     pub fn settings(&self) -> Settings {
         Settings::from_toml_and_env(&self.toml(), std::iter::empty()).expect("valid test config")
     }
@@ -127,6 +136,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
+    _scratch: Scratch,
 }
 
 pub async fn spawn_app(config: &GatewayConfig) -> TestApp {
@@ -153,6 +163,7 @@ pub async fn spawn_app_with(config: &GatewayConfig, tune: impl FnOnce(&mut Setti
             .await;
     });
     TestApp {
+        _scratch: config.scratch(),
         base,
         http: http_client(),
         stop: Some(tx),
@@ -211,6 +222,7 @@ pub struct GatewayProcess {
     child: Child,
     stderr: Option<tokio::task::JoinHandle<String>>,
     _dir: tempfile::TempDir,
+    _scratch: Scratch,
 }
 
 impl GatewayProcess {
@@ -259,6 +271,7 @@ impl GatewayProcess {
             child,
             stderr: Some(stderr),
             _dir: dir,
+            _scratch: config.scratch(),
         }
     }
 

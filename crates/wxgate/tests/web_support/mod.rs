@@ -11,7 +11,7 @@ use wxgate::config::Settings;
 use wxgate::http::AppState;
 use wxgate::startup::Application;
 
-use crate::helpers::{http_client, GatewayConfig, API_KEY};
+use crate::helpers::{http_client, GatewayConfig, Scratch, API_KEY};
 
 /// A gateway in this process whose `server.public_url` is its own address.
 pub struct WebApp {
@@ -20,6 +20,7 @@ pub struct WebApp {
     pub state: AppState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
+    _scratch: Scratch,
 }
 
 pub async fn spawn_web_app(config: &GatewayConfig) -> WebApp {
@@ -54,6 +55,7 @@ pub async fn spawn_web_app_with(
             .await;
     });
     WebApp {
+        _scratch: config.scratch(),
         base,
         http: http_client(),
         state,

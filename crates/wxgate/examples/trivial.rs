@@ -1,6 +1,10 @@
 //! The baseline of `bench/run.sh`: the most trivial axum route, on the same runtime settings as
 //! wxgate, so gateway figures can be read as a ratio of what this machine can serve at all.
 
+/// The same allocator as the `wxgate` binary, so the comparison is like for like.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let addr = std::env::args()

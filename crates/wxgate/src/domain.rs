@@ -17,7 +17,7 @@ pub enum TokenApi {
 }
 
 /// The JS-SDK tickets, fetched with `cgi-bin/ticket/getticket?type=...`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TicketKind {
     Jsapi,
     WxCard,
@@ -37,37 +37,29 @@ impl TicketKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CredentialKind {
     AccessToken,
-    Ticket(TicketKindOrd),
-}
-
-/// [`TicketKind`] with an order, so credential kinds can key ordered maps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TicketKindOrd {
-    Jsapi,
-    WxCard,
+    Ticket(TicketKind),
 }
 
 impl CredentialKind {
     pub const ALL: [CredentialKind; 3] = [
         CredentialKind::AccessToken,
-        CredentialKind::Ticket(TicketKindOrd::Jsapi),
-        CredentialKind::Ticket(TicketKindOrd::WxCard),
+        CredentialKind::Ticket(TicketKind::Jsapi),
+        CredentialKind::Ticket(TicketKind::WxCard),
     ];
 
     pub fn jsapi() -> Self {
-        CredentialKind::Ticket(TicketKindOrd::Jsapi)
+        CredentialKind::Ticket(TicketKind::Jsapi)
     }
 
     pub fn wx_card() -> Self {
-        CredentialKind::Ticket(TicketKindOrd::WxCard)
+        CredentialKind::Ticket(TicketKind::WxCard)
     }
 
     /// The ticket kind, for the ticket credentials.
     pub fn ticket(self) -> Option<TicketKind> {
         match self {
             CredentialKind::AccessToken => None,
-            CredentialKind::Ticket(TicketKindOrd::Jsapi) => Some(TicketKind::Jsapi),
-            CredentialKind::Ticket(TicketKindOrd::WxCard) => Some(TicketKind::WxCard),
+            CredentialKind::Ticket(t) => Some(t),
         }
     }
 
@@ -75,8 +67,8 @@ impl CredentialKind {
     pub fn as_str(self) -> &'static str {
         match self {
             CredentialKind::AccessToken => "access_token",
-            CredentialKind::Ticket(TicketKindOrd::Jsapi) => "jsapi_ticket",
-            CredentialKind::Ticket(TicketKindOrd::WxCard) => "wx_card_ticket",
+            CredentialKind::Ticket(TicketKind::Jsapi) => "jsapi_ticket",
+            CredentialKind::Ticket(TicketKind::WxCard) => "wx_card_ticket",
         }
     }
 }
@@ -108,4 +100,33 @@ pub fn unix_now_ms() -> i64 {
 pub fn redact(secret: &str) -> String {
     let shown: String = secret.chars().take(4).collect();
     format!("{shown}…({} chars)", secret.chars().count())
+}
+
+/// `url` with any password replaced by `***`, for messages and logs. Unparseable URLs are
+/// reduced to their scheme, since they might still contain a secret.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                // Only fails for URLs that cannot have credentials, which have no password.
+                let _ = parsed.set_password(Some("***"));
+            }
+            let mut redacted = parsed.to_string();
+            if parsed.query_pairs().any(|(k, _)| k == "password") {
+                parsed.set_query(None);
+                redacted = format!("{parsed}?<parameters hidden>");
+            }
+            redacted
+        }
+        Err(_) => match url.split_once(':') {
+            Some((scheme, _)) => format!("{scheme}:<unparseable>"),
+            None => "<unparseable>".to_owned(),
+        },
+    }
+}
+
+/// Locks `m`, also after another thread panicked while holding it: every value wxgate keeps
+/// behind a `Mutex` stays consistent between statements, so a poisoned lock is still usable.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -57,11 +57,7 @@ impl Metrics {
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
-        let mut guard = match self.inner.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        f(&mut guard)
+        f(&mut crate::domain::lock(&self.inner))
     }
 
     /// One upstream WeChat call (each attempt counts). `outcome` is `ok`, `errcode_N`,

@@ -69,7 +69,7 @@ impl Application {
         let users = crate::users::connect(&settings.database.url)
             .await
             .map_err(|e| StartupError::Database {
-                url: redact_url(&settings.database.url),
+                url: crate::domain::redact_url(&settings.database.url),
                 reason: e.to_string(),
             })?;
         let push = crate::push::PushRuntime::new(&settings).map_err(StartupError::Push)?;
@@ -146,17 +146,6 @@ impl Application {
             .await;
         refresher.abort();
         result
-    }
-}
-
-/// `scheme://user:password@host/db` → `scheme://user:***@host/db`, for error messages.
-fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
     }
 }
 

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::status::{CredentialStatus, ErrorRecord};
 use crate::config::AccountSettings;
-use crate::domain::{redact, unix_now, unix_now_ms, CredentialKind, TokenApi};
+use crate::domain::{lock, redact, unix_now, unix_now_ms, CredentialKind, TokenApi};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use crate::upstream::{UpstreamError, WechatClient};
@@ -170,13 +170,6 @@ pub struct CredentialManager {
     options: ManagerOptions,
     /// Identifies this instance's leases.
     instance_id: String,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
 }
 
 impl CredentialManager {

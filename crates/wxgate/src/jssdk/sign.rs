@@ -116,10 +116,7 @@ pub struct RecordedTickets(Mutex<HashMap<String, String>>);
 
 impl RecordedTickets {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        match self.0.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        crate::domain::lock(&self.0)
     }
 }
 

@@ -53,9 +53,7 @@ impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
         // The critical sections below never panic, so a poisoned lock can only come from a
         // panic elsewhere while holding it; the map itself is still consistent.
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::domain::lock(&self.entries)
     }
 
     /// Counts a write and drops every expired entry once the writes since the last sweep reach

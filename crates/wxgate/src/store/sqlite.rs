@@ -43,13 +43,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension as _, Row};
 use tokio::sync::{oneshot, Notify};
 
 use super::{Store, StoreError};
+use crate::domain::unix_now_ms as now_ms;
 
 /// How long a call keeps retrying while another connection (or process) holds the write lock,
 /// and how long opening waits for the lock while several processes set up a new file at once.
@@ -473,12 +474,6 @@ fn value_column(row: &Row<'_>) -> rusqlite::Result<Vec<u8>> {
             other.data_type(),
         )),
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Absolute expiry for a TTL, rounded up to the next millisecond; `None` (never) for no TTL or a

@@ -23,7 +23,6 @@ mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Row, Type};
@@ -155,11 +154,7 @@ pub(crate) struct Migration {
 }
 
 /// wxgate's own clock in unix seconds (for `created_at` / `updated_at`).
-pub(crate) fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+pub(crate) use crate::domain::unix_now as now_secs;
 
 /// The columns [`user_from_row`] reads, as a literal for `concat!` in `SELECT` statements.
 macro_rules! user_columns {
@@ -194,28 +189,7 @@ where
     })
 }
 
-/// `url` with any password replaced by `***`, for messages and logs. Unparseable URLs are
-/// reduced to their scheme, since they might still contain a secret.
-pub(crate) fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                // Only fails for URLs that cannot have credentials, which have no password.
-                let _ = parsed.set_password(Some("***"));
-            }
-            let mut redacted = parsed.to_string();
-            if parsed.query_pairs().any(|(k, _)| k == "password") {
-                parsed.set_query(None);
-                redacted = format!("{parsed}?<parameters hidden>");
-            }
-            redacted
-        }
-        Err(_) => match url.split_once(':') {
-            Some((scheme, _)) => format!("{scheme}:<unparseable>"),
-            None => "<unparseable>".to_owned(),
-        },
-    }
-}
+pub(crate) use crate::domain::redact_url;
 
 /// Removes every form of `url`'s password (raw, percent-encoded and decoded, in the userinfo or
 /// as a `password=` parameter) from `message`. Used on every error text before it leaves this

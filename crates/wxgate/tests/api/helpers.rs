@@ -10,6 +10,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 use wxgate::config::Settings;
+use wxgate::http::AppState;
 use wxgate::mock::{MockAccount, MockConfig, MockWechat};
 use wxgate::startup::Application;
 
@@ -134,26 +135,45 @@ token_api = "{api}"
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
+    /// The running gateway's state (its store, user database, credentials).
+    #[allow(dead_code)]
+    pub state: AppState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
     _scratch: Scratch,
 }
 
 pub async fn spawn_app(config: &GatewayConfig) -> TestApp {
-    spawn_app_with(config, |_| {}).await
+    spawn_app_full(config, None, |_, _| {}).await
 }
 
 /// Like [`spawn_app`], with a last word on the settings (for values `GatewayConfig` has no
 /// field for).
 #[allow(dead_code)]
 pub async fn spawn_app_with(config: &GatewayConfig, tune: impl FnOnce(&mut Settings)) -> TestApp {
-    let mut settings = config.settings();
-    tune(&mut settings);
+    spawn_app_full(config, None, |s, _| tune(s)).await
+}
+
+/// The one way tests start an in-process gateway: bound first, so `server.public_url` is its real
+/// address (OAuth redirects come back to it), with optional mode-specific routes (the sandbox's
+/// demo page) and a last change to the settings that may use the gateway's base URL.
+pub async fn spawn_app_full(
+    config: &GatewayConfig,
+    routes: Option<axum::Router<AppState>>,
+    tune: impl FnOnce(&mut Settings, &str),
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let app = Application::build_with_listener(settings, listener)
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut settings = config.settings();
+    settings.server.public_url = base.clone();
+    tune(&mut settings, &base);
+    let mut app = Application::build_with_listener(settings, listener)
         .await
         .expect("gateway builds");
-    let base = format!("http://{}", app.local_addr());
+    if let Some(r) = routes {
+        app = app.with_routes(r);
+    }
+    let state = app.state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         let _ = app
@@ -166,6 +186,7 @@ pub async fn spawn_app_with(config: &GatewayConfig, tune: impl FnOnce(&mut Setti
         _scratch: config.scratch(),
         base,
         http: http_client(),
+        state,
         stop: Some(tx),
         handle: Some(handle),
     }

@@ -1,30 +1,20 @@
-//! Harness additions for the browser-facing tests (JS-SDK, OAuth, the demo page): a gateway
-//! whose `public_url` is its real address (WeChat's authorize step sends browsers back to it),
-//! with access to its state, and the steps of a login followed by hand.
+//! Harness additions for the browser-facing tests (JS-SDK, OAuth, the demo page): the calls
+//! they make on the shared harness's gateway, and the steps of a login followed by hand.
 #![allow(dead_code)]
-
-use std::time::Duration;
 
 use reqwest::header::LOCATION;
 use serde_json::Value;
 use wxgate::config::Settings;
 use wxgate::http::AppState;
-use wxgate::startup::Application;
 
-use crate::helpers::{http_client, GatewayConfig, Scratch, API_KEY};
+use crate::helpers::{spawn_app_full, GatewayConfig, TestApp, API_KEY};
 
-/// A gateway in this process whose `server.public_url` is its own address.
-pub struct WebApp {
-    pub base: String,
-    pub http: reqwest::Client,
-    pub state: AppState,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<()>>,
-    _scratch: Scratch,
-}
+/// A gateway in this process whose `server.public_url` is its own address: the shared
+/// harness's, with the calls of the web tests added below.
+pub type WebApp = TestApp;
 
 pub async fn spawn_web_app(config: &GatewayConfig) -> WebApp {
-    spawn_web_app_with(config, None, |_, _| {}).await
+    spawn_app_full(config, None, |_, _| {}).await
 }
 
 /// Same, with mode-specific routes (the sandbox's demo page) and a last change to the settings
@@ -34,43 +24,12 @@ pub async fn spawn_web_app_with(
     routes: Option<axum::Router<AppState>>,
     tune: impl FnOnce(&mut Settings, &str),
 ) -> WebApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut settings = config.settings();
-    settings.server.public_url = base.clone();
-    tune(&mut settings, &base);
-    let mut app = Application::build_with_listener(settings, listener)
-        .await
-        .expect("gateway builds");
-    if let Some(r) = routes {
-        app = app.with_routes(r);
-    }
-    let state = app.state().clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(async move {
-        let _ = app
-            .run_until_stopped(async {
-                let _ = rx.await;
-            })
-            .await;
-    });
-    WebApp {
-        _scratch: config.scratch(),
-        base,
-        http: http_client(),
-        state,
-        stop: Some(tx),
-        handle: Some(handle),
-    }
+    spawn_app_full(config, routes, tune).await
 }
 
-impl WebApp {
+impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
-    }
-
-    pub fn api(&self, path: &str) -> String {
-        format!("{}/api/v1/accounts/{path}", self.base)
     }
 
     /// GET with the API key; status and JSON body (`Null` when not JSON).
@@ -120,16 +79,6 @@ impl WebApp {
             .unwrap();
         assert_eq!(resp.status().as_u16(), 302, "{:?}", resp.text().await);
         location(&resp)
-    }
-
-    /// Stops the server and waits until it has released everything.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(h) = self.handle.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), h).await;
-        }
     }
 }
 

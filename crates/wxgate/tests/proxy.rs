@@ -7,15 +7,12 @@
 #[path = "api/helpers.rs"]
 mod helpers;
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wxgate::mock::{media_byte, Fault};
 
 use helpers::{
@@ -831,60 +828,23 @@ verify_files = { "MP_verify_Zz9.txt" = "Zz9" }
 
 // ---- memory: a real `wxgate serve` process ----
 
-/// A `wxgate serve` process whose memory can be read.
-struct Process {
-    base: String,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
+/// A `wxgate serve` process (the shared harness's) whose memory can be read.
+struct Process(helpers::GatewayProcess);
 
 impl Process {
     async fn start(config: &GatewayConfig, max_body_bytes: u64) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path: PathBuf = dir.path().join("wxgate.toml");
-        let toml = config.toml().replace(
-            "max_body_bytes = 65536",
-            &format!("max_body_bytes = {max_body_bytes}"),
-        );
-        std::fs::write(&path, toml).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wxgate"))
-            .arg("serve")
-            .arg("--config")
-            .arg(&path)
-            .current_dir(dir.path())
-            .env("WXGATE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("wxgate binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("wxgate prints its address in time")
-            .unwrap()
-            .expect("wxgate prints its address");
-        let base = line
-            .strip_prefix("wxgate listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .trim()
-            .to_owned();
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self {
-            base,
-            child,
-            _dir: dir,
-        }
+        let mut config = config.clone();
+        config.max_body_bytes = max_body_bytes;
+        Process(helpers::GatewayProcess::start(&config).await)
     }
 
     fn wechat(&self, path: &str) -> String {
-        format!("{}/api/v1/accounts/main/wechat/{path}", self.base)
+        self.0.api(&format!("main/wechat/{path}"))
     }
 
     /// Peak resident memory so far (VmHWM), in bytes.
     fn peak_rss(&self) -> u64 {
-        let pid = self.child.id().expect("running");
+        let pid = self.0.pid().expect("running");
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let kb: u64 = status
             .lines()
@@ -895,8 +855,8 @@ impl Process {
         kb * 1024
     }
 
-    async fn stop(mut self) {
-        let _ = self.child.kill().await;
+    async fn stop(self) {
+        let _ = self.0.stop_and_collect_log().await;
     }
 }
 

@@ -53,6 +53,8 @@ pub struct GatewayConfig {
     pub secret: String,
     pub api_keys: Vec<String>,
     pub timeout_ms: u64,
+    /// `server.max_body_bytes`.
+    pub max_body_bytes: u64,
     /// Appended to the account table (after `secret`).
     pub account_extra: String,
     /// Appended at the end of the file (e.g. `[[accounts.rules]]`).
@@ -74,6 +76,7 @@ impl GatewayConfig {
             secret: SECRET.into(),
             api_keys: vec![API_KEY.into()],
             timeout_ms: 2000,
+            max_body_bytes: 65536,
             account_extra: String::new(),
             tail: String::new(),
             scratch: std::sync::Arc::new(scratch),
@@ -87,7 +90,7 @@ impl GatewayConfig {
 [server]
 listen = "127.0.0.1:0"
 public_url = "http://127.0.0.1:9"
-max_body_bytes = 65536
+max_body_bytes = {max_body}
 [storage]
 url = "{storage}"
 key_prefix = "{prefix}"
@@ -113,6 +116,7 @@ token_api = "{api}"
             prefix = self.key_prefix,
             mock = self.mock_addr,
             timeout = self.timeout_ms,
+            max_body = self.max_body_bytes,
             keys = keys.join(", "),
             secret = self.secret,
             api = self.token_api,
@@ -298,6 +302,12 @@ impl GatewayProcess {
 
     pub fn api(&self, path: &str) -> String {
         format!("{}/api/v1/accounts/{path}", self.base)
+    }
+
+    /// The operating system's id of the process, while it runs.
+    #[allow(dead_code)]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// Kills the process at once (SIGKILL), as a crash would.

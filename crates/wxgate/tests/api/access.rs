@@ -120,3 +120,63 @@ async fn health_readiness_metrics_and_request_ids_answer() {
     assert_eq!(body["error"]["code"], "not_found");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn readiness_turns_503_when_the_store_stops_answering() {
+    // A Redis of this test's own, so it can be stopped without touching anyone else's.
+    if redis_url("readiness_turns_503_when_the_store_stops_answering").is_none() {
+        return;
+    }
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let mut redis = tokio::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redis-server is installed where WXGATE_TEST_REDIS_URL is set");
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let (_mock, addr) = start_mock().await;
+    let mut config = GatewayConfig::new(addr);
+    config.storage_url = url;
+    // The store connects at start: wait for the server to accept connections.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "redis-server did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let app = spawn_app(&config).await;
+    let readyz = format!("{}/readyz", app.base);
+    let resp = app.http.get(&readyz).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+
+    redis.kill().await.unwrap();
+    let resp = app.http.get(&readyz).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.text().await.unwrap(), "storage is not answering");
+    // Liveness is not readiness: the process itself is fine.
+    let resp = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    app.stop().await;
+}

@@ -655,6 +655,53 @@ async fn sqlite_locked_database_is_retried_without_blocking_the_runtime() {
     blocker.close().await.unwrap();
 }
 
+/// Writes are committed in batches; one write that fails inside a batch (here a trigger rejects
+/// one key) fails alone: every other write arriving with it is committed and reported as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_failing_write_does_not_fail_its_batch() {
+    use sqlx::Connection as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir.path().join("poison.db"));
+    let s: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
+    let mut admin = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER poison BEFORE INSERT ON wxgate_kv WHEN NEW.key = 'batch:poison'
+         BEGIN SELECT RAISE(ABORT, 'poisoned key'); END",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    admin.close().await.unwrap();
+
+    const N: usize = 64;
+    for round in 0..5 {
+        let results = race(N, |i| {
+            let s = Arc::clone(&s);
+            async move {
+                let key = if i == N / 2 {
+                    "batch:poison".to_owned()
+                } else {
+                    format!("batch:{round}:{i}")
+                };
+                let outcome = s.put_if_absent(&key, b"v", ms(60_000)).await;
+                (key, outcome)
+            }
+        })
+        .await;
+        for (key, outcome) in results {
+            if key == "batch:poison" {
+                let err = outcome.unwrap_err();
+                assert!(err.to_string().contains("poisoned key"), "{err}");
+                assert_eq!(s.get(&key).await.unwrap(), None);
+            } else {
+                assert!(outcome.unwrap(), "{key} was not written");
+                assert_eq!(s.get(&key).await.unwrap().as_deref(), Some(&b"v"[..]));
+            }
+        }
+    }
+}
+
 /// The WAL is checkpointed and restarted while writes keep coming, so it stays far smaller than
 /// the data written through it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

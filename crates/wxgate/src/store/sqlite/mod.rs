@@ -3,45 +3,36 @@
 //!
 //! Why this is safe across processes: the file is in WAL journal mode, where SQLite's own file
 //! locks let any number of readers proceed alongside exactly one writer at a time. Every
-//! primitive is ONE SQL statement in autocommit mode (an upsert whose `DO UPDATE ... WHERE`
-//! encodes the condition, a `DELETE ... RETURNING`, ...), and a writing statement holds the
-//! database write lock from before it reads the row until it has committed, so the check and the
-//! write can never interleave with another process's — there is no read-then-write window.
-//! Whether a conditional write happened comes from the statement's own change count.
+//! primitive is ONE SQL statement (an upsert whose `DO UPDATE ... WHERE` encodes the condition,
+//! a `DELETE ... RETURNING`, ...), run while this process holds the database write lock, so the
+//! check and the write can never interleave with another process's — there is no
+//! read-then-write window. Whether a conditional write happened comes from the statement's own
+//! change count.
 //!
-//! Why it is fast: each process has ONE connection (behind a `std::sync::Mutex` held only for
-//! the duration of one statement, never across an `.await`; a task that finds it taken first
-//! yields to the runtime a few times rather than parking its worker thread) with cached prepared
-//! statements, and runs every statement synchronously on the calling task's thread: with WAL and
-//! `synchronous=NORMAL` a write is a few microseconds of work in the page cache, without an
-//! fsync, so handing it to another thread would cost more than running it. One connection also
-//! means the process's own writers never contend for SQLite's write lock. The connection's busy
-//! timeout is zero, so SQLite never sleeps on a worker thread: when another process (or the
-//! checkpointer below) holds the lock, the statement fails with `SQLITE_BUSY`/`SQLITE_LOCKED`,
-//! the mutex is released, and the statement is retried after an asynchronous back-off (an
-//! immediate yield, then 1 ms doubling up to 50 ms) for up to [`BUSY_TIMEOUT`] in total before
-//! the call fails. Retrying is safe because a statement that failed this way changed nothing.
-//!
-//! WAL checkpoints: SQLite's automatic checkpoint would run inside the commit of whichever
-//! request crosses the threshold and fsync twice on that worker thread. Instead, a background
-//! task with its own connection runs `PRAGMA wal_checkpoint(RESTART)` on a blocking thread
-//! every [`CHECKPOINT_EVERY_WRITES`] writes of the process (and [`CHECKPOINT_INTERVAL`] after
-//! any write). RESTART takes the write lock for the duration (its connection polls for the lock
-//! every 100 µs: SQLite's default busy handler sleeps ever longer and keeps missing the short
-//! gaps between writes), so it cannot be starved by a steady stream of writes and the next write
-//! starts the WAL over from the beginning, which keeps its size bounded; this process's writers
-//! meanwhile just see `SQLITE_BUSY` and retry asynchronously. The automatic checkpoint stays enabled only as a backstop at a high
-//! threshold ([`AUTOCHECKPOINT_BACKSTOP_PAGES`]), should the background task fall behind.
+//! How it is fast: writes are group-committed by one writer thread per process
+//! ([`writer`]): the writes waiting while a transaction runs are committed together in the next
+//! one, so a burst costs a few log pages and one round of file locking per batch instead of
+//! per write. Reads run on the calling task's thread on a second connection (WAL readers never
+//! wait for the writer), with cached prepared statements, behind a `std::sync::Mutex` held only
+//! for one statement, never across an `.await` (a task that finds it taken first yields to the
+//! runtime a few times rather than parking its worker thread). The read connection's busy
+//! timeout is zero, so SQLite never sleeps on a worker thread: in the rare cases a read finds
+//! the database busy (another process recovering the log), the mutex is released and the read
+//! retried after an asynchronous back-off (an immediate yield, then 1 ms doubling up to 50 ms)
+//! for up to [`BUSY_TIMEOUT`] in total. Checkpoints run off the request path ([`checkpoint`]).
 //!
 //! Expiry is stored as an absolute wall-clock time in milliseconds (`expires_at_ms`; all processes
 //! of a host share its clock). Every statement treats a row with `expires_at_ms <= now` exactly
-//! like a missing row. Expired rows are all deleted at open, and every [`SWEEP_EVERY_WRITES`]
-//! writes of a process at most [`SWEEP_LIMIT`] of them are deleted through the index on
-//! `expires_at_ms`, so the sweep's cost on the request path is bounded. Errors never include
-//! stored values.
+//! like a missing row. Expired rows are all deleted at open, and the writer deletes at most
+//! [`SWEEP_LIMIT`] of them through the index on `expires_at_ms` every few hundred writes, so a
+//! sweep's cost is bounded. Errors never include stored values.
+
+mod checkpoint;
+mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -49,30 +40,21 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension as _, Row};
 use tokio::sync::{oneshot, Notify};
 
+use self::writer::{WriteOp, WriteOutcome, WriteRequest};
 use super::{Store, StoreError};
 use crate::domain::unix_now_ms as now_ms;
 
-/// How long a call keeps retrying while another connection (or process) holds the write lock,
-/// and how long opening waits for the lock while several processes set up a new file at once.
+/// How long a call keeps retrying while another connection (or process) holds the lock it
+/// needs, and how long opening waits for the lock while several processes set up a new file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// First and largest pause between two attempts of a statement that found the database locked.
+/// First and largest pause between two attempts of a read that found the database busy.
 const RETRY_FIRST_DELAY: Duration = Duration::from_millis(1);
 const RETRY_MAX_DELAY: Duration = Duration::from_millis(50);
-/// How many times a call yields to the runtime while another task holds the connection, before
-/// blocking on its mutex.
+/// How many times a read yields to the runtime while another task holds the read connection,
+/// before blocking on its mutex.
 const LOCK_YIELDS: usize = 8;
-/// Writes (per process) between two sweeps of expired rows, and the most rows one sweep deletes.
-const SWEEP_EVERY_WRITES: u64 = 256;
+/// The most expired rows one sweep deletes.
 const SWEEP_LIMIT: i64 = 512;
-/// Writes (per process) after which the background task checkpoints the WAL.
-const CHECKPOINT_EVERY_WRITES: u64 = 1000;
-/// The background task also checkpoints this long after a write, when the write count alone
-/// would not trigger it.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
-/// How often, and how many times, the checkpointer tries again to take the write lock (or to
-/// find no reader on an older snapshot) before giving up until the next round (about 200 ms).
-const CHECKPOINT_BUSY_POLL: Duration = Duration::from_micros(100);
-const CHECKPOINT_BUSY_TRIES: i32 = 2000;
 /// SQLite's own checkpoint threshold (pages; the default is 1000), kept only as a backstop.
 const AUTOCHECKPOINT_BACKSTOP_PAGES: u32 = 20_000;
 
@@ -131,15 +113,16 @@ const SQL_SWEEP_SOME: &str = "DELETE FROM wxgate_kv WHERE rowid IN (
 
 /// SQLite-file store; see the module documentation.
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
-    shared: Arc<Shared>,
+    /// The read connection.
+    reader: Mutex<Connection>,
+    /// The writer thread's queue; dropping it ends the thread.
+    writes: Sender<WriteRequest>,
     /// Dropping it stops the checkpoint task.
     _stop_checkpoints: oneshot::Sender<()>,
 }
 
-/// What the store shares with its checkpoint task.
+/// What the writer thread shares with the checkpoint task.
 struct Shared {
-    writes: AtomicU64,
     /// Whether anything was written since the last checkpoint.
     dirty: AtomicBool,
     checkpoint_now: Notify,
@@ -148,28 +131,34 @@ struct Shared {
 impl SqliteStore {
     /// Opens (creating when missing) the database at `sqlite://PATH` or `sqlite:PATH`, switches
     /// it to WAL mode, creates the `wxgate_kv` table and deletes expired rows, then starts the
-    /// checkpoint task (so it must be called within a Tokio runtime).
+    /// writer thread and the checkpoint task (so it must be called within a Tokio runtime).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let path = PathBuf::from(parse_url(url)?);
-        let (conn, checkpointer) = tokio::task::spawn_blocking(move || {
-            let conn = init_database(&path)?;
-            let checkpointer = open_checkpointer(&path)?;
-            Ok::<_, StoreError>((conn, checkpointer))
+        let (write_conn, reader, checkpointer) = tokio::task::spawn_blocking(move || {
+            let write_conn = init_database(&path)?;
+            let reader = open_reader(&path)?;
+            let checkpointer = checkpoint::open(&path)?;
+            Ok::<_, StoreError>((write_conn, reader, checkpointer))
         })
         .await
         .map_err(|e| StoreError::Backend(format!("sqlite: opening the database: {e}")))??;
 
         let shared = Arc::new(Shared {
-            writes: AtomicU64::new(0),
             dirty: AtomicBool::new(false),
             checkpoint_now: Notify::new(),
         });
+        let (writes, requests) = mpsc::channel();
+        let writer_shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("wxgate-sqlite-writer".to_owned())
+            .spawn(move || writer::run(write_conn, requests, writer_shared))
+            .map_err(|e| StoreError::Backend(format!("sqlite: starting the writer thread: {e}")))?;
         let (stop_tx, stop_rx) = oneshot::channel();
-        tokio::spawn(checkpoint_task(checkpointer, Arc::clone(&shared), stop_rx));
+        tokio::spawn(checkpoint::run(checkpointer, shared, stop_rx));
 
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
-            shared,
+            reader: Mutex::new(reader),
+            writes,
             _stop_checkpoints: stop_tx,
         })
     }
@@ -177,20 +166,20 @@ impl SqliteStore {
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave the connection half-used: every statement
         // is reset when its handle is dropped.
-        self.conn
+        self.reader
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs `f` on the connection. When another task holds it, yields to the runtime a few
-    /// times before blocking on the mutex: parking a worker thread on a futex costs two context
-    /// switches, while the holder needs only microseconds.
-    async fn with_conn<T>(
+    /// Runs `f` on the read connection. When another task holds it, yields to the runtime a
+    /// few times before blocking on the mutex: parking a worker thread on a futex costs two
+    /// context switches, while the holder needs only microseconds.
+    async fn with_reader<T>(
         &self,
         f: &mut impl FnMut(&Connection) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
         for _ in 0..LOCK_YIELDS {
-            match self.conn.try_lock() {
+            match self.reader.try_lock() {
                 Ok(conn) => return f(&conn),
                 Err(TryLockError::Poisoned(poisoned)) => return f(&poisoned.into_inner()),
                 Err(TryLockError::WouldBlock) => {}
@@ -201,9 +190,9 @@ impl SqliteStore {
         f(&conn)
     }
 
-    /// Runs `f` on the connection; when it finds the database locked by someone else, releases
-    /// the connection and retries after an asynchronous back-off, for up to [`BUSY_TIMEOUT`].
-    async fn run<T>(
+    /// Runs the read `f`; when it finds the database busy, releases the connection and retries
+    /// after an asynchronous back-off, for up to [`BUSY_TIMEOUT`].
+    async fn read<T>(
         &self,
         what: &str,
         mut f: impl FnMut(&Connection) -> rusqlite::Result<T> + Send,
@@ -211,7 +200,7 @@ impl SqliteStore {
         let deadline = Instant::now() + BUSY_TIMEOUT;
         let mut delay = None::<Duration>;
         loop {
-            let result = self.with_conn(&mut f).await;
+            let result = self.with_reader(&mut f).await;
             match result {
                 Ok(value) => return Ok(value),
                 Err(e) if is_busy(&e) => {
@@ -222,8 +211,6 @@ impl SqliteStore {
                         )));
                     }
                     match delay {
-                        // The lock is usually held for microseconds: first just let other tasks
-                        // run, then sleep.
                         None => {
                             tokio::task::yield_now().await;
                             delay = Some(RETRY_FIRST_DELAY);
@@ -239,56 +226,23 @@ impl SqliteStore {
         }
     }
 
-    /// Counts a write, wakes the checkpoint task every [`CHECKPOINT_EVERY_WRITES`] writes and
-    /// every [`SWEEP_EVERY_WRITES`] writes deletes some expired rows. A failed sweep is only
-    /// logged (and a locked database just skips it): the write it follows has succeeded.
-    fn after_write(&self) {
-        self.shared.dirty.store(true, Ordering::Relaxed);
-        let n = self.shared.writes.fetch_add(1, Ordering::Relaxed) + 1;
-        if n % CHECKPOINT_EVERY_WRITES == 0 {
-            self.shared.checkpoint_now.notify_one();
-        }
-        if n % SWEEP_EVERY_WRITES == 0 {
-            let swept = {
-                let conn = self.lock();
-                conn.prepare_cached(SQL_SWEEP_SOME)
-                    .and_then(|mut stmt| stmt.execute(params![now_ms(), SWEEP_LIMIT]))
-            };
-            match swept {
-                Ok(_) => {}
-                Err(e) if is_busy(&e) => {}
-                Err(e) => tracing::warn!(error = %e, "sqlite store: deleting expired rows failed"),
-            }
-        }
+    /// Hands `op` to the writer thread and waits until the batch holding it has committed. A
+    /// caller that stops waiting does not cancel the write.
+    async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
+        let (reply, outcome) = oneshot::channel();
+        let stopped = || StoreError::Backend("sqlite: the writer thread has stopped".to_owned());
+        self.writes
+            .send(WriteRequest { op, reply })
+            .map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?
     }
 
-    /// Runs one of the upserts and reports whether it wrote.
-    async fn upsert(
-        &self,
-        sql: &'static str,
-        what: &str,
-        key: &str,
-        value: &[u8],
-        version: i64,
-        ttl: Option<Duration>,
-    ) -> Result<bool, StoreError> {
-        let changed = self
-            .run(what, |conn| {
-                let now = now_ms();
-                conn.prepare_cached(sql)?.execute(params![
-                    key,
-                    value,
-                    version,
-                    expires_at(now, ttl),
-                    now
-                ])
-            })
-            .await?;
-        let wrote = changed > 0;
-        if wrote {
-            self.after_write();
+    /// A write that reports whether it changed a row.
+    async fn write_changed(&self, op: WriteOp) -> Result<bool, StoreError> {
+        match self.write(op).await? {
+            WriteOutcome::Changed(changed) => Ok(changed),
+            WriteOutcome::Taken(value) => Ok(value.is_some()),
         }
-        Ok(wrote)
     }
 }
 
@@ -365,89 +319,21 @@ fn init_database(path: &Path) -> Result<Connection, StoreError> {
     conn.execute(SQL_SWEEP, params![now_ms()])
         .map_err(|e| backend("deleting expired rows", &e))?;
 
-    // From here on, statements run on async worker threads: never sleep inside SQLite (see
-    // `SqliteStore::run`), and leave checkpoints to the checkpoint task.
-    conn.busy_timeout(Duration::ZERO)
-        .map_err(|e| backend("setting the busy timeout", &e))?;
+    // From here on this is the writer thread's connection: it polls for the lock itself, and
+    // leaves checkpoints to the checkpoint task.
+    writer::configure(&conn).map_err(|e| backend("setting the busy handler", &e))?;
     conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_BACKSTOP_PAGES)
         .map_err(|e| backend("setting wal_autocheckpoint", &e))?;
     Ok(conn)
 }
 
-/// Opens the checkpoint task's connection. Blocking.
-fn open_checkpointer(path: &Path) -> Result<Connection, StoreError> {
-    let conn = connect(path).map_err(|e| backend("opening the checkpoint connection", &e))?;
-    // SQLite's own busy handler sleeps ever longer (up to 100 ms) between attempts, and under a
-    // steady stream of short writes it can keep missing the moments the lock is free; polling
-    // often takes the lock within a few writes. This runs on a blocking thread.
-    conn.busy_handler(Some(checkpoint_busy))
-        .map_err(|e| backend("opening the checkpoint connection", &e))?;
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(|e| backend("setting synchronous=NORMAL", &e))?;
-    conn.pragma_update(None, "wal_autocheckpoint", 0)
-        .map_err(|e| backend("setting wal_autocheckpoint", &e))?;
+/// Opens the read connection. Blocking. Its busy timeout is zero: it runs on async worker
+/// threads, where SQLite must never sleep (see [`SqliteStore::read`]).
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = connect(path).map_err(|e| backend("opening the read connection", &e))?;
+    conn.busy_timeout(Duration::ZERO)
+        .map_err(|e| backend("setting the busy timeout", &e))?;
     Ok(conn)
-}
-
-/// Checkpoints the WAL on a blocking thread whenever the store asks for it (every
-/// [`CHECKPOINT_EVERY_WRITES`] writes) or [`CHECKPOINT_INTERVAL`] has passed after a write; ends
-/// when the store is dropped.
-async fn checkpoint_task(
-    mut conn: Connection,
-    shared: Arc<Shared>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    loop {
-        tokio::select! {
-            _ = &mut stop => {
-                // Closing the last connection to the file checkpoints it (with fsyncs): not on a
-                // worker thread.
-                drop(tokio::task::spawn_blocking(move || drop(conn)));
-                return;
-            }
-            () = shared.checkpoint_now.notified() => {}
-            () = tokio::time::sleep(CHECKPOINT_INTERVAL) => {}
-        }
-        if !shared.dirty.swap(false, Ordering::Relaxed) {
-            continue;
-        }
-        let done = tokio::task::spawn_blocking(move || {
-            let result = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| {
-                row.get::<_, i64>(0)
-            });
-            (conn, result)
-        })
-        .await;
-        match done {
-            Ok((returned, result)) => {
-                conn = returned;
-                match result {
-                    // 1: readers or another process's writer kept it from completing; the next
-                    // round tries again.
-                    Ok(busy) => {
-                        if busy != 0 {
-                            shared.dirty.store(true, Ordering::Relaxed);
-                        }
-                    }
-                    Err(e) if is_busy(&e) => shared.dirty.store(true, Ordering::Relaxed),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "sqlite store: checkpointing the WAL failed");
-                    }
-                }
-            }
-            // The runtime is shutting down (or the checkpoint panicked): nothing left to do.
-            Err(_) => return,
-        }
-    }
-}
-
-/// The checkpoint connection's busy handler: `attempt` counts from 0.
-fn checkpoint_busy(attempt: i32) -> bool {
-    if attempt >= CHECKPOINT_BUSY_TRIES {
-        return false;
-    }
-    std::thread::sleep(CHECKPOINT_BUSY_POLL);
-    true
 }
 
 /// SQLITE_BUSY or SQLITE_LOCKED, including their extended codes.
@@ -490,7 +376,7 @@ fn expires_at(now_ms: i64, ttl: Option<Duration>) -> Option<i64> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.run("get", |conn| {
+        self.read("get", |conn| {
             conn.prepare_cached(SQL_GET)?
                 .query_row(params![key, now_ms()], value_column)
                 .optional()
@@ -499,17 +385,12 @@ impl Store for SqliteStore {
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
-        self.run("put", |conn| {
-            let now = now_ms();
-            conn.prepare_cached(SQL_PUT)?.execute(params![
-                key,
-                value,
-                i64::MIN,
-                expires_at(now, ttl)
-            ])
+        self.write(WriteOp::Put {
+            key: key.to_owned(),
+            value: value.to_vec(),
+            ttl,
         })
         .await?;
-        self.after_write();
         Ok(())
     }
 
@@ -519,14 +400,11 @@ impl Store for SqliteStore {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
-        self.upsert(
-            SQL_PUT_IF_ABSENT,
-            "put_if_absent",
-            key,
-            value,
-            i64::MIN,
+        self.write_changed(WriteOp::PutIfAbsent {
+            key: key.to_owned(),
+            value: value.to_vec(),
             ttl,
-        )
+        })
         .await
     }
 
@@ -537,58 +415,45 @@ impl Store for SqliteStore {
         version: i64,
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
-        self.upsert(SQL_PUT_IF_NEWER, "put_if_newer", key, value, version, ttl)
-            .await
+        self.write_changed(WriteOp::PutIfNewer {
+            key: key.to_owned(),
+            value: value.to_vec(),
+            version,
+            ttl,
+        })
+        .await
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let taken = self
-            .run("take", |conn| {
-                let mut stmt = conn.prepare_cached(SQL_TAKE)?;
-                let mut rows = stmt.query(params![key, now_ms()])?;
-                let value = match rows.next()? {
-                    Some(row) => Some(value_column(row)?),
-                    None => None,
-                };
-                // Step to the end so the statement completes (and commits) here, reporting any
-                // error, rather than silently when it is reset. The key is unique: no more rows.
-                while rows.next()?.is_some() {}
-                Ok(value)
+        match self
+            .write(WriteOp::Take {
+                key: key.to_owned(),
             })
-            .await?;
-        if taken.is_some() {
-            self.shared.dirty.store(true, Ordering::Relaxed);
+            .await?
+        {
+            WriteOutcome::Taken(value) => Ok(value),
+            WriteOutcome::Changed(_) => Ok(None),
         }
-        Ok(taken)
     }
 
     async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
-        let changed = self
-            .run("delete_if_equals", |conn| {
-                conn.prepare_cached(SQL_DELETE_IF_EQUALS)?
-                    .execute(params![key, expected, now_ms()])
-            })
-            .await?;
-        if changed > 0 {
-            self.shared.dirty.store(true, Ordering::Relaxed);
-        }
-        Ok(changed > 0)
+        self.write_changed(WriteOp::DeleteIfEquals {
+            key: key.to_owned(),
+            expected: expected.to_vec(),
+        })
+        .await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let changed = self
-            .run("delete", |conn| {
-                conn.prepare_cached(SQL_DELETE)?.execute(params![key])
-            })
-            .await?;
-        if changed > 0 {
-            self.shared.dirty.store(true, Ordering::Relaxed);
-        }
+        self.write(WriteOp::Delete {
+            key: key.to_owned(),
+        })
+        .await?;
         Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.run("ping", |conn| {
+        self.read("ping", |conn| {
             conn.prepare_cached("SELECT 1")?
                 .query_row([], |row| row.get::<_, i64>(0))
         })

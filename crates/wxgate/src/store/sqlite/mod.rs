@@ -9,10 +9,9 @@
 //! read-then-write window. Whether a conditional write happened comes from the statement's own
 //! change count.
 //!
-//! How it is fast: writes are group-committed by one writer thread per process
-//! ([`writer`]): the writes waiting while a transaction runs are committed together in the next
-//! one, so a burst costs a few log pages and one round of file locking per batch instead of
-//! per write. Reads run on the calling task's thread on a second connection (WAL readers never
+//! How it is fast: writes are group-committed ([`writer`]): the writes waiting while a
+//! transaction runs are committed together in the next one, so a burst costs a few log pages and
+//! one round of file locking per batch instead of per write. Reads run on the calling task's thread on a second connection (WAL readers never
 //! wait for the writer), with cached prepared statements, behind a `std::sync::Mutex` held only
 //! for one statement, never across an `.await` (a task that finds it taken first yields to the
 //! runtime a few times rather than parking its worker thread). The read connection's busy
@@ -32,7 +31,6 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -40,7 +38,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension as _, Row};
 use tokio::sync::{oneshot, Notify};
 
-use self::writer::{WriteOp, WriteOutcome, WriteRequest};
+use self::writer::{WriteOp, WriteOutcome, Writer};
 use super::{Store, StoreError};
 use crate::domain::unix_now_ms as now_ms;
 
@@ -115,13 +113,13 @@ const SQL_SWEEP_SOME: &str = "DELETE FROM wxgate_kv WHERE rowid IN (
 pub struct SqliteStore {
     /// The read connection.
     reader: Mutex<Connection>,
-    /// The writer thread's queue; dropping it ends the thread.
-    writes: Sender<WriteRequest>,
+    /// The write connection and its queue.
+    writer: Writer,
     /// Dropping it stops the checkpoint task.
     _stop_checkpoints: oneshot::Sender<()>,
 }
 
-/// What the writer thread shares with the checkpoint task.
+/// What the writer shares with the checkpoint task.
 struct Shared {
     /// Whether anything was written since the last checkpoint.
     dirty: AtomicBool,
@@ -131,7 +129,7 @@ struct Shared {
 impl SqliteStore {
     /// Opens (creating when missing) the database at `sqlite://PATH` or `sqlite:PATH`, switches
     /// it to WAL mode, creates the `wxgate_kv` table and deletes expired rows, then starts the
-    /// writer thread and the checkpoint task (so it must be called within a Tokio runtime).
+    /// checkpoint task (so it must be called within a Tokio runtime).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let path = PathBuf::from(parse_url(url)?);
         let (write_conn, reader, checkpointer) = tokio::task::spawn_blocking(move || {
@@ -147,18 +145,13 @@ impl SqliteStore {
             dirty: AtomicBool::new(false),
             checkpoint_now: Notify::new(),
         });
-        let (writes, requests) = mpsc::channel();
-        let writer_shared = Arc::clone(&shared);
-        std::thread::Builder::new()
-            .name("wxgate-sqlite-writer".to_owned())
-            .spawn(move || writer::run(write_conn, requests, writer_shared))
-            .map_err(|e| StoreError::Backend(format!("sqlite: starting the writer thread: {e}")))?;
+        let writer = Writer::new(write_conn, Arc::clone(&shared));
         let (stop_tx, stop_rx) = oneshot::channel();
         tokio::spawn(checkpoint::run(checkpointer, shared, stop_rx));
 
         Ok(SqliteStore {
             reader: Mutex::new(reader),
-            writes,
+            writer,
             _stop_checkpoints: stop_tx,
         })
     }
@@ -226,15 +219,8 @@ impl SqliteStore {
         }
     }
 
-    /// Hands `op` to the writer thread and waits until the batch holding it has committed. A
-    /// caller that stops waiting does not cancel the write.
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
-        let (reply, outcome) = oneshot::channel();
-        let stopped = || StoreError::Backend("sqlite: the writer thread has stopped".to_owned());
-        self.writes
-            .send(WriteRequest { op, reply })
-            .map_err(|_| stopped())?;
-        outcome.await.map_err(|_| stopped())?
+        self.writer.write(op).await
     }
 
     /// A write that reports whether it changed a row.
@@ -319,9 +305,11 @@ fn init_database(path: &Path) -> Result<Connection, StoreError> {
     conn.execute(SQL_SWEEP, params![now_ms()])
         .map_err(|e| backend("deleting expired rows", &e))?;
 
-    // From here on this is the writer thread's connection: it polls for the lock itself, and
-    // leaves checkpoints to the checkpoint task.
-    writer::configure(&conn).map_err(|e| backend("setting the busy handler", &e))?;
+    // From here on this is the write connection, used on async worker threads: SQLite must
+    // never sleep there (the writer retries asynchronously), and checkpoints are left to the
+    // checkpoint task.
+    conn.busy_timeout(Duration::ZERO)
+        .map_err(|e| backend("setting the busy timeout", &e))?;
     conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_BACKSTOP_PAGES)
         .map_err(|e| backend("setting wal_autocheckpoint", &e))?;
     Ok(conn)

@@ -1,13 +1,20 @@
-//! Group commit: every write of a process goes to ONE thread that owns the write connection and
-//! commits whatever writes are waiting as a single transaction.
+//! Group commit: the writes of a process that wait while a transaction runs are committed
+//! together, as one transaction, by whichever of their callers finds the write connection free.
 //!
 //! Why: in WAL mode each commit appends every page it touched to the log and takes and releases
-//! SQLite's file locks, so a commit costs tens of microseconds of system calls however small the
-//! change. Under load (a push burst writes one de-duplication record per message) one commit per
-//! write capped the store at about 16 000 writes/s and made the request threads queue on the
-//! connection. Here the writes that arrive while a transaction runs are collected and committed
-//! together: with many rows on the same few pages, the log grows by a few pages per batch instead
-//! of two per write, and the lock dance happens once per batch.
+//! SQLite's file locks, and the callers of a one-statement-per-commit store queued on the
+//! connection: under a push burst (one de-duplication record per message) the store capped at
+//! about 16 000 writes/s. Batched, many rows share each page written to the log and the lock
+//! round happens once per batch.
+//!
+//! Why no writer thread: on a small machine a dedicated thread has to wait for a core after
+//! every wake-up, and the requests queued behind it form convoys that leave the cores idle.
+//! Here a caller queues its write, first lets the other tasks that are ready on its worker run
+//! (those about to write join the queue), and then, if no other caller is committing, commits
+//! the whole queue itself on its own worker thread (the commit is microseconds per row, and
+//! nothing in it sleeps); callers that find a commit running wait for their outcome, and the
+//! one finishing a commit hands the connection to a waiting caller when more writes have queued
+//! meanwhile. Nothing is sent twice and no outcome is reported before its batch has committed.
 //!
 //! Why it is still atomic across processes: a batch starts with `BEGIN IMMEDIATE`, which takes
 //! the database's write lock before reading anything, so every statement of the batch sees the
@@ -15,33 +22,32 @@
 //! commits. Each write is the same single conditional statement as before (an upsert whose
 //! `DO UPDATE ... WHERE` encodes the condition, a `DELETE ... RETURNING`); within the batch
 //! they run one after the other, so each sees the ones before it, exactly as if they had been
-//! committed one by one. No caller hears about its write before the batch has committed.
+//! committed one by one.
 //!
 //! When a statement fails inside a batch, or the commit fails, the batch is rolled back (nothing
-//! of it was committed) and its writes are run again one by one, each on its own, so one
-//! failing write never takes the others down with it.
+//! of it was committed) and its writes are run again one by one, so one failing write never
+//! takes the others down with it.
 //!
-//! Waiting for the lock: this thread is the only one that ever waits inside SQLite, so its
-//! connection has a busy handler that polls for the lock (every 100 µs at first, then every
-//! millisecond: SQLite's default handler sleeps ever longer and keeps missing the short gaps
-//! between another process's writes) for up to `BUSY_TIMEOUT`, then fails the writes waiting
-//! for it. The request threads just await their answer; the runtime is never blocked.
+//! Waiting for the lock: the connection's busy timeout is zero, so SQLite never sleeps on a
+//! worker thread. When another process (or the checkpoint task) holds the lock, the batch goes
+//! back to the front of the queue and the committing caller retries after an asynchronous
+//! back-off (an immediate yield, then 1 ms doubling up to 50 ms); a write still not committed
+//! [`BUSY_TIMEOUT`] after it was queued fails. Waiting callers also try to commit every few
+//! milliseconds, so the queue moves on even if the caller that was committing is cancelled.
 
-use std::cell::Cell;
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, TryRecvError};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 use super::{
-    backend, expires_at, is_busy, value_column, Shared, BUSY_TIMEOUT, SQL_DELETE,
-    SQL_DELETE_IF_EQUALS, SQL_PUT, SQL_PUT_IF_ABSENT, SQL_PUT_IF_NEWER, SQL_SWEEP_SOME, SQL_TAKE,
-    SWEEP_LIMIT,
+    backend, expires_at, is_busy, value_column, Shared, BUSY_TIMEOUT, RETRY_FIRST_DELAY,
+    RETRY_MAX_DELAY, SQL_DELETE, SQL_DELETE_IF_EQUALS, SQL_PUT, SQL_PUT_IF_ABSENT,
+    SQL_PUT_IF_NEWER, SQL_SWEEP_SOME, SQL_TAKE, SWEEP_LIMIT,
 };
-use crate::domain::unix_now_ms as now_ms;
+use crate::domain::{lock, unix_now_ms as now_ms};
 use crate::store::StoreError;
 
 /// Most writes committed in one transaction; a longer queue is committed in several.
@@ -53,16 +59,10 @@ const SWEEP_EVERY_WRITES: u64 = 256;
 /// a large batch one page per few rows.
 const CHECKPOINT_EVERY_COMMITS: u64 = 1000;
 const CHECKPOINT_EVERY_ROWS: u64 = 1_000;
-/// When the last batch held more than one write, the writer waits this long for more before
-/// committing the next one: under load a batch then holds dozens of writes instead of a few
-/// (each commit has a fixed cost of file locks and log pages), for at most this much latency.
-/// A lone write (the common case outside bursts) is committed at once.
-const LINGER: Duration = Duration::from_micros(250);
-/// The busy handler's polling: this often for the first [`FAST_POLLS`] attempts, then every
-/// [`SLOW_POLL`], until [`BUSY_TIMEOUT`] has passed since the first attempt.
-const FAST_POLL: Duration = Duration::from_micros(100);
-const FAST_POLLS: i32 = 50;
-const SLOW_POLL: Duration = Duration::from_millis(1);
+/// How often a caller waiting for its outcome checks whether the queue needs someone to commit
+/// it (normally the caller finishing a commit hands over at once; this covers a committing
+/// caller that was cancelled while backing off).
+const WAITER_POLL: Duration = Duration::from_millis(2);
 
 /// One write, as the store's caller asked for it.
 pub(super) enum WriteOp {
@@ -169,95 +169,191 @@ impl WriteOp {
     }
 }
 
-/// A write and where its outcome goes.
-pub(super) struct WriteRequest {
-    pub op: WriteOp,
-    pub reply: oneshot::Sender<Result<WriteOutcome, StoreError>>,
+/// A queued write and where its outcome goes.
+struct WriteRequest {
+    op: WriteOp,
+    reply: oneshot::Sender<Result<WriteOutcome, StoreError>>,
+    /// When the write gives up waiting for the database lock.
+    deadline: Instant,
 }
 
-thread_local! {
-    /// When the busy handler of this thread's connection gives up on the current wait.
-    static BUSY_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+/// The write connection and its bookkeeping; only the caller committing holds it.
+struct WriteConn {
+    conn: Connection,
+    counters: Counters,
 }
 
-/// The write connection's busy handler (`attempt` counts from 0 for each wait).
-fn poll_for_lock(attempt: i32) -> bool {
-    let now = Instant::now();
-    let deadline = BUSY_DEADLINE.with(|d| {
-        if attempt == 0 {
-            d.set(Some(now + BUSY_TIMEOUT));
+/// The write side of the store: the queue of writes and the connection that commits them.
+pub(super) struct Writer {
+    conn: Mutex<WriteConn>,
+    queue: Mutex<VecDeque<WriteRequest>>,
+    /// Woken when a commit ends with writes still queued, so one waiting caller commits them.
+    next_committer: Notify,
+    shared: Arc<Shared>,
+}
+
+/// How one attempt to commit the queue went.
+enum Attempt {
+    /// The queue was committed (or was empty).
+    Done,
+    /// Another connection held the database lock; the writes are back in the queue.
+    Locked,
+}
+
+impl Writer {
+    /// `conn` must have a zero busy timeout: it is used on async worker threads.
+    pub(super) fn new(conn: Connection, shared: Arc<Shared>) -> Writer {
+        Writer {
+            conn: Mutex::new(WriteConn {
+                conn,
+                counters: Counters::default(),
+            }),
+            queue: Mutex::new(VecDeque::new()),
+            next_committer: Notify::new(),
+            shared,
         }
-        d.get().unwrap_or(now)
-    });
-    if now >= deadline {
-        return false;
     }
-    let pause = if attempt < FAST_POLLS {
-        FAST_POLL
-    } else {
-        SLOW_POLL
-    };
-    std::thread::sleep(pause.min(deadline - now));
-    true
-}
 
-/// Prepares `conn` to be the write connection (installs the polling busy handler).
-pub(super) fn configure(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_handler(Some(poll_for_lock))
-}
-
-/// The writer thread's loop: waits for a write, takes every write queued behind it (up to
-/// [`MAX_BATCH`]), commits them as one transaction and answers each. Ends when the store is
-/// dropped (every sender gone); dropping the connection then checkpoints the log.
-pub(super) fn run(conn: Connection, requests: Receiver<WriteRequest>, shared: Arc<Shared>) {
-    let mut counters = Counters::default();
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut under_load = false;
-    while let Ok(first) = requests.recv() {
-        batch.push(first);
-        if under_load {
-            std::thread::sleep(LINGER);
-        }
-        while batch.len() < MAX_BATCH {
-            match requests.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+    /// Queues `op` and returns its outcome once the batch holding it has committed. A caller
+    /// that stops waiting does not take its write back.
+    pub(super) async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
+        let (reply, mut outcome) = oneshot::channel();
+        lock(&self.queue).push_back(WriteRequest {
+            op,
+            reply,
+            deadline: Instant::now() + BUSY_TIMEOUT,
+        });
+        // Let the other tasks that are ready on this worker run first: those about to write
+        // join the queue, and one commit takes them all.
+        tokio::task::yield_now().await;
+        let mut delay = None::<Duration>;
+        loop {
+            let attempt = self.try_commit();
+            match outcome.try_recv() {
+                Ok(result) => return result,
+                Err(oneshot::error::TryRecvError::Closed) => return Err(lost()),
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            if let Some(Attempt::Locked) = attempt {
+                // Another connection holds the lock, usually for microseconds: first just let
+                // other tasks run, then sleep, doubling, and try again.
+                match delay {
+                    None => {
+                        tokio::task::yield_now().await;
+                        delay = Some(RETRY_FIRST_DELAY);
+                    }
+                    Some(d) => {
+                        tokio::time::sleep(d).await;
+                        delay = Some((d * 2).min(RETRY_MAX_DELAY));
+                    }
+                }
+                continue;
+            }
+            delay = None;
+            tokio::select! {
+                result = &mut outcome => return result.unwrap_or_else(|_| Err(lost())),
+                () = self.next_committer.notified() => {}
+                () = tokio::time::sleep(WAITER_POLL) => {}
             }
         }
-        under_load = batch.len() > 1;
-        let outcomes = commit(&conn, &batch);
+    }
+
+    /// Commits the queue unless another caller is committing (`None`). Synchronous: the
+    /// connection is never held across an `.await`.
+    fn try_commit(&self) -> Option<Attempt> {
+        let mut guard = match self.conn.try_lock() {
+            Ok(guard) => guard,
+            // A panic while committing cannot leave the connection half-used: statements are
+            // reset when dropped, and an open transaction is rolled back below.
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        let wc = &mut *guard;
+        if !wc.conn.is_autocommit() {
+            let _ = wc.conn.execute_batch("ROLLBACK");
+        }
+        let batch: Vec<WriteRequest> = {
+            let mut queue = lock(&self.queue);
+            let n = queue.len().min(MAX_BATCH);
+            queue.drain(..n).collect()
+        };
+        if batch.is_empty() {
+            return Some(Attempt::Done);
+        }
+        let (done, locked) = commit(&wc.conn, batch);
         let mut added = 0;
-        for (request, outcome) in batch.drain(..).zip(outcomes) {
+        for (request, outcome) in done {
             if let Ok(WriteOutcome::Changed(true) | WriteOutcome::Taken(Some(_))) = &outcome {
-                shared.dirty.store(true, Ordering::Relaxed);
+                self.shared
+                    .dirty
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 if request.op.adds_rows() {
                     added += 1;
                 }
             }
-            // The caller may have given up waiting; the write stands either way.
+            // The caller may have stopped waiting; the write stands either way.
             let _ = request.reply.send(outcome);
         }
-        counters.after_writes(added, &conn, &shared);
+        wc.counters.after_writes(added, &wc.conn, &self.shared);
+        let attempt = if locked.is_empty() {
+            Attempt::Done
+        } else {
+            self.requeue(locked);
+            Attempt::Locked
+        };
+        drop(guard);
+        if !lock(&self.queue).is_empty() {
+            self.next_committer.notify_one();
+        }
+        Some(attempt)
+    }
+
+    /// Puts writes that found the database locked back at the front of the queue, in their
+    /// order, failing those that have waited [`BUSY_TIMEOUT`].
+    fn requeue(&self, locked: Vec<(WriteRequest, rusqlite::Error)>) {
+        let now = Instant::now();
+        let mut queue = lock(&self.queue);
+        for (request, error) in locked.into_iter().rev() {
+            if now >= request.deadline {
+                let name = request.op.name();
+                let _ = request.reply.send(Err(StoreError::Backend(format!(
+                    "sqlite: {name}: the database stayed locked for {BUSY_TIMEOUT:?}: {error}"
+                ))));
+            } else {
+                queue.push_front(request);
+            }
+        }
     }
 }
 
-/// Runs `batch` as one transaction and returns each write's outcome, in order. Nothing is
-/// returned as done unless it was committed.
-fn commit(conn: &Connection, batch: &[WriteRequest]) -> Vec<Result<WriteOutcome, StoreError>> {
+fn lost() -> StoreError {
+    StoreError::Backend("sqlite: the write was dropped before it was committed".to_owned())
+}
+
+/// Outcomes of the writes that ran, and the writes that found the database locked (nothing of
+/// them happened).
+type Committed = (
+    Vec<(WriteRequest, Result<WriteOutcome, StoreError>)>,
+    Vec<(WriteRequest, rusqlite::Error)>,
+);
+
+/// Runs `batch` as one transaction. Nothing is reported done unless it was committed.
+fn commit(conn: &Connection, batch: Vec<WriteRequest>) -> Committed {
     if batch.len() == 1 {
-        return batch.iter().map(|r| run_alone(conn, &r.op)).collect();
+        return run_alone(conn, batch);
     }
     match conn.execute_batch("BEGIN IMMEDIATE") {
         Ok(()) => {}
-        // The lock stayed taken for the whole busy timeout: every write waited as long as it
-        // would have on its own.
         Err(e) if is_busy(&e) => {
-            return batch.iter().map(|r| Err(locked(&r.op, &e))).collect();
+            return (
+                Vec::new(),
+                batch.into_iter().map(|r| (r, clone_error(&e))).collect(),
+            )
         }
-        Err(_) => return batch.iter().map(|r| run_alone(conn, &r.op)).collect(),
+        Err(_) => return run_alone(conn, batch),
     }
     let mut outcomes = Vec::with_capacity(batch.len());
-    for request in batch {
+    for request in &batch {
         match request.op.execute(conn) {
             Ok(outcome) => outcomes.push(outcome),
             Err(e) => {
@@ -267,7 +363,14 @@ fn commit(conn: &Connection, batch: &[WriteRequest]) -> Vec<Result<WriteOutcome,
         }
     }
     match conn.execute_batch("COMMIT") {
-        Ok(()) => outcomes.into_iter().map(Ok).collect(),
+        Ok(()) => (
+            batch
+                .into_iter()
+                .zip(outcomes)
+                .map(|(r, o)| (r, Ok(o)))
+                .collect(),
+            Vec::new(),
+        ),
         Err(e) => {
             tracing::debug!(error = %e, "sqlite store: committing a batch failed; running its writes one by one");
             retry_alone(conn, batch)
@@ -276,31 +379,43 @@ fn commit(conn: &Connection, batch: &[WriteRequest]) -> Vec<Result<WriteOutcome,
 }
 
 /// Rolls back the open batch (none of it was committed) and runs each write on its own.
-fn retry_alone(conn: &Connection, batch: &[WriteRequest]) -> Vec<Result<WriteOutcome, StoreError>> {
+fn retry_alone(conn: &Connection, batch: Vec<WriteRequest>) -> Committed {
     if !conn.is_autocommit() {
         if let Err(e) = conn.execute_batch("ROLLBACK") {
             tracing::warn!(error = %e, "sqlite store: rolling back a failed batch failed");
         }
     }
-    batch.iter().map(|r| run_alone(conn, &r.op)).collect()
+    run_alone(conn, batch)
 }
 
-/// One write as its own (autocommit) statement.
-fn run_alone(conn: &Connection, op: &WriteOp) -> Result<WriteOutcome, StoreError> {
-    op.execute(conn).map_err(|e| {
-        if is_busy(&e) {
-            locked(op, &e)
-        } else {
-            backend(op.name(), &e)
+/// Each write as its own (autocommit) statement.
+fn run_alone(conn: &Connection, batch: Vec<WriteRequest>) -> Committed {
+    let mut done = Vec::with_capacity(batch.len());
+    let mut locked = Vec::new();
+    for request in batch {
+        match request.op.execute(conn) {
+            Ok(outcome) => done.push((request, Ok(outcome))),
+            Err(e) if is_busy(&e) => locked.push((request, e)),
+            Err(e) => {
+                let error = backend(request.op.name(), &e);
+                done.push((request, Err(error)));
+            }
         }
-    })
+    }
+    (done, locked)
 }
 
-fn locked(op: &WriteOp, e: &rusqlite::Error) -> StoreError {
-    StoreError::Backend(format!(
-        "sqlite: {}: the database stayed locked for {BUSY_TIMEOUT:?}: {e}",
-        op.name()
-    ))
+/// rusqlite errors are not `Clone`; the copy keeps SQLite's code and message (never a value).
+fn clone_error(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            rusqlite::Error::SqliteFailure(*code, message.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            Some(other.to_string()),
+        ),
+    }
 }
 
 /// Counts commits and rows written, to sweep expired rows every [`SWEEP_EVERY_WRITES`] rows

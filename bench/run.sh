@@ -2,10 +2,17 @@
 # HTTP benchmarks of wxgate with wrk, each next to a trivial axum route measured in the same run
 # on the same machine, so the figures read as ratios. Usage: bench/run.sh [seconds] [connections]
 # BENCH_STORE=memory:// (or redis://…) measures with another store than the embedded SQLite file.
+#
+# On a small, shared machine two back-to-back runs of the same route can differ by 10 % or
+# more, so every case is measured in BENCH_ROUNDS rounds (default 3), each round starting with
+# the trivial route; a case's ratio in a round is taken against the trivial runs that open
+# that round and the next one, and the median over the rounds is reported, with every
+# round's figure beside it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION="${1:-10}"
+DURATION="${1:-8}"
 CONNS="${2:-64}"
+ROUNDS="${BENCH_ROUNDS:-3}"
 THREADS=2
 
 command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
@@ -65,31 +72,61 @@ run() {
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errors=$(grep -E "Non-2xx|Socket errors" <<<"$out" || true)
   printf '%-28s %12s req/s   p99 %8s  %s\n' "$name" "$rps" "$p99" "$errors"
-  echo "$rps" >"$work/$name.rps"
+  echo "$rps" >"$work/$name.$ROUND.rps"
+  echo "$p99" >"$work/$name.$ROUND.p99"
 }
 
+# median of the numbers on stdin
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-# ratio NAME: NAME's throughput as a share of the trivial route's, averaged over the trivial runs
-# before and after it.
+
+# ratio NAME: NAME's throughput as a share of the trivial route's, per round against the trivial
+# runs that open that round and the next; the median over the rounds, then each round's.
 ratio() {
-  awk -v a="$(cat "$work/$1.rps")" -v b="$(cat "$work/trivial.rps")" -v c="$(cat "$work/trivial_again.rps")" -v n="$1" \
-    'BEGIN { printf "%-28s %.0f%% of the trivial route\n", n, 200*a/(b+c) }'
+  local name=$1 r shares=() share
+  for r in $(seq 1 "$ROUNDS"); do
+    [ -e "$work/$name.$r.rps" ] || continue
+    share=$(awk -v a="$(cat "$work/$name.$r.rps")" -v b="$(cat "$work/trivial.$r.rps")" \
+      -v c="$(cat "$work/trivial.$((r + 1)).rps")" 'BEGIN { printf "%.1f", 200 * a / (b + c) }')
+    shares+=("$share")
+  done
+  printf '%-28s %5.1f%% of the trivial route (median; rounds: %s)\n' "$name" \
+    "$(printf '%s\n' "${shares[@]}" | median)" "$(printf '%s%% ' "${shares[@]}")"
 }
 
-echo "wrk: $THREADS threads, $CONNS connections, ${DURATION}s each, $(nproc) cores"
-run trivial "http://$TRIVIAL/"
-run access_token "http://$GW/api/v1/accounts/main/access_token" -H "Authorization: Bearer $KEY"
-# Each feature's cases (bench/cases/*.sh) use run, $GW, $MOCK, $KEY, $APPID, $work.
-for case in bench/cases/*.sh; do
-  [ -e "$case" ] || continue
-  # shellcheck source=/dev/null
-  source "$case"
+# compare NAME BASELINE TEXT: NAME's throughput as a share of BASELINE's, both measured in the
+# same round (a case registers it in $work/compare); median over the rounds.
+compare() {
+  local name=$1 base=$2 r shares=()
+  shift 2
+  for r in $(seq 1 "$ROUNDS"); do
+    shares+=("$(awk -v a="$(cat "$work/$name.$r.rps")" -v b="$(cat "$work/$base.$r.rps")" 'BEGIN { printf "%.1f", 100 * a / b }')")
+  done
+  printf '%s: %.1f%% %s (median; rounds: %s)\n' "$name" "$(printf '%s\n' "${shares[@]}" | median)" "$*" \
+    "$(printf '%s%% ' "${shares[@]}")"
+}
+
+echo "wrk: $THREADS threads, $CONNS connections, ${DURATION}s each, $ROUNDS rounds, $(nproc) cores"
+: >"$work/compare"
+for ROUND in $(seq 1 "$ROUNDS"); do
+  echo "-- round $ROUND"
+  run trivial "http://$TRIVIAL/"
+  run access_token "http://$GW/api/v1/accounts/main/access_token" -H "Authorization: Bearer $KEY"
+  # Each feature's cases (bench/cases/*.sh) use run, $GW, $MOCK, $KEY, $APPID, $work.
+  for case in bench/cases/*.sh; do
+    [ -e "$case" ] || continue
+    # shellcheck source=/dev/null
+    source "$case"
+  done
 done
-run trivial_again "http://$TRIVIAL/"
+ROUND=$((ROUNDS + 1))
+echo "-- closing trivial run"
+run trivial "http://$TRIVIAL/"
 echo
 ratio access_token
-for f in "$work"/*.rps; do
-  n=$(basename "$f" .rps)
-  case "$n" in trivial|trivial_again|access_token|direct_*) ;; *) ratio "$n" ;; esac
+for f in "$work"/*.1.rps; do
+  n=$(basename "$f" .1.rps)
+  case "$n" in trivial|access_token|direct_*) ;; *) ratio "$n" ;; esac
 done
+sort -u "$work/compare" | while read -r name base text; do compare "$name" "$base" "$text"; done
 [ -z "${EXTRA_REPORT:-}" ] || printf '%s\n' "$EXTRA_REPORT"

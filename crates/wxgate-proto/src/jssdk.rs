@@ -38,7 +38,7 @@ pub fn sign(ticket: &str, noncestr: &str, timestamp: u64, url: &str) -> String {
     hasher.update(timestamp.to_string().as_bytes());
     hasher.update(b"&url=");
     hasher.update(url.as_bytes());
-    hex::encode(hasher.finalize())
+    crate::signature::lower_hex(&hasher.finalize())
 }
 
 /// Inputs of the 卡券 `card_ext` signature. Empty values are left out, as WeChat's

@@ -252,4 +252,27 @@ proptest! {
         prop_assert_eq!(m.text(), Some(content.as_str()));
         prop_assert_eq!(m.from_user(), from.as_str());
     }
+
+    #[test]
+    fn lower_hex_matches_the_hex_crate(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        prop_assert_eq!(wxgate_proto::signature::lower_hex(&bytes), hex::encode(&bytes));
+    }
+
+    #[test]
+    fn signature_verification_is_case_insensitive_and_exact(
+        token in "[A-Za-z0-9]{1,32}",
+        ts in "[0-9]{1,10}",
+        nonce in "[0-9]{1,10}",
+        flip in 0usize..40,
+    ) {
+        use wxgate_proto::signature::{signature, verify_signature};
+        let good = signature(&token, &ts, &nonce);
+        prop_assert!(verify_signature(&token, &ts, &nonce, &good));
+        prop_assert!(verify_signature(&token, &ts, &nonce, &good.to_ascii_uppercase()));
+        // Any one hex digit changed, or one dropped, fails.
+        let mut bad = good.clone().into_bytes();
+        bad[flip] = if bad[flip] == b'0' { b'1' } else { b'0' };
+        prop_assert!(!verify_signature(&token, &ts, &nonce, std::str::from_utf8(&bad).unwrap()));
+        prop_assert!(!verify_signature(&token, &ts, &nonce, &good[..39]));
+    }
 }

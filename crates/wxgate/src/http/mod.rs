@@ -9,16 +9,13 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod ops;
+pub mod request_meta;
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use rand::Rng;
 
 pub use self::error::{ApiError, ApiResult};
 use crate::config::Settings;
@@ -72,64 +69,37 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .merge(crate::oauth::router())
         .merge(crate::proxy::router())
         .merge(api::router(state.clone()))
-        .route_layer(middleware::from_fn_with_state(state.clone(), track_metrics))
+        .route_layer(request_meta::RequestMetaLayer::new(Arc::clone(
+            &state.metrics,
+        )))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(request_id))
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("not_found", "no such endpoint")
-}
-
-async fn method_not_allowed() -> ApiError {
-    ApiError::client(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this endpoint does not accept that method",
+/// Unknown paths and methods are not counted by route; they still get a request id.
+async fn not_found(headers: HeaderMap) -> Response {
+    with_request_id(
+        &headers,
+        ApiError::not_found("not_found", "no such endpoint"),
     )
 }
 
-/// Records request counts and latency by route template (never the raw path, which may carry
-/// one-time codes).
-async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    // `MatchedPath` is a shared string: cloning it allocates nothing.
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let started = Instant::now();
-    let response = next.run(req).await;
-    state.metrics.http_request(
-        route.as_ref().map_or("unmatched", MatchedPath::as_str),
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
+async fn method_not_allowed(headers: HeaderMap) -> Response {
+    with_request_id(
+        &headers,
+        ApiError::client(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this endpoint does not accept that method",
+        ),
+    )
 }
 
-/// Adds `X-Wxgate-Request-Id` to every answer (the caller's own id is kept when it sends one).
-async fn request_id(req: Request, next: Next) -> Response {
-    let id = req
-        .headers()
-        .get("x-wxgate-request-id")
-        .filter(|v| v.len() <= 64)
-        .cloned()
-        .unwrap_or_else(new_request_id);
-    // Handlers log it too, so it goes into the request as well as the answer.
-    let mut req = req;
-    req.headers_mut().insert("x-wxgate-request-id", id.clone());
-    let mut response = next.run(req).await.into_response();
-    response.headers_mut().insert("x-wxgate-request-id", id);
+fn with_request_id(headers: &HeaderMap, error: ApiError) -> Response {
+    let mut response = error.into_response();
     response
-}
-
-/// 16 random hex digits, formatted on the stack.
-fn new_request_id() -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut n: u64 = rand::thread_rng().gen();
-    let mut buf = [0u8; 16];
-    for b in buf.iter_mut().rev() {
-        *b = HEX[(n & 0xf) as usize];
-        n >>= 4;
-    }
-    HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("0"))
+        .headers_mut()
+        .insert(request_meta::REQUEST_ID, request_meta::request_id(headers));
+    response
 }

@@ -109,6 +109,14 @@ async fn health_readiness_metrics_and_request_ids_answer() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    // The earlier requests are counted by route template and status.
+    let metrics = resp.text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.contains("route=\"/healthz\"")
+            && l.contains("status=\"200\"")
+            && l.ends_with(" 1")),
+        "{metrics}"
+    );
     let resp = app
         .http
         .get(format!("{}/nothing-here", app.base))
@@ -116,8 +124,19 @@ async fn health_readiness_metrics_and_request_ids_answer() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
+    assert!(resp.headers().contains_key("x-wxgate-request-id"));
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
+    // A wrong method on a known path: 405, with the caller's own request id echoed.
+    let resp = app
+        .http
+        .delete(format!("{}/healthz", app.base))
+        .header("x-wxgate-request-id", "mine-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["x-wxgate-request-id"], "mine-7");
     app.stop().await;
 }
 

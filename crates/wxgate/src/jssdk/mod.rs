@@ -95,18 +95,19 @@ fn finish(result: ApiResult<Response>, origin: Option<&HeaderValue>) -> Response
     cors::decorate(response, origin)
 }
 
+/// Takes the whole request rather than `HeaderMap` and `RawQuery` extractors, which would copy
+/// every header and the query string of the busiest JS-SDK route.
 async fn config(
     State(state): State<AppState>,
     Path(account): Path<String>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
+    request: axum::extract::Request,
 ) -> Response {
-    let (settings, origin) = match account_and_origin(&state, &account, &headers) {
+    let (settings, origin) = match account_and_origin(&state, &account, request.headers()) {
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
     finish(
-        config_answer(&state, settings, raw.as_deref()).await,
+        config_answer(&state, settings, request.uri().query()).await,
         origin.as_ref(),
     )
 }

@@ -11,14 +11,15 @@
 //!
 //! How it is fast: writes are group-committed ([`writer`]): the writes waiting while a
 //! transaction runs are committed together in the next one, so a burst costs a few log pages and
-//! one round of file locking per batch instead of per write. Reads run on the calling task's thread on a second connection (WAL readers never
-//! wait for the writer), with cached prepared statements, behind a `std::sync::Mutex` held only
-//! for one statement, never across an `.await` (a task that finds it taken first yields to the
-//! runtime a few times rather than parking its worker thread). The read connection's busy
-//! timeout is zero, so SQLite never sleeps on a worker thread: in the rare cases a read finds
-//! the database busy (another process recovering the log), the mutex is released and the read
-//! retried after an asynchronous back-off (an immediate yield, then 1 ms doubling up to 50 ms)
-//! for up to [`BUSY_TIMEOUT`] in total. Checkpoints run off the request path ([`checkpoint`]).
+//! one round of file locking per batch instead of per write. Reads run on the calling task's
+//! thread on a second connection (WAL readers never wait for the writer), with cached prepared
+//! statements, behind a `std::sync::Mutex` held only for one statement, never across an
+//! `.await` (a task that finds it taken first yields to the runtime a few times rather than
+//! parking its worker thread). Both connections have a zero busy timeout, so SQLite never sleeps
+//! on a worker thread: a read that finds the database busy (another process recovering the log)
+//! releases the mutex and is retried after an asynchronous back-off (an immediate yield, then
+//! 1 ms doubling up to 50 ms) for up to [`BUSY_TIMEOUT`] in total; writes back off the same way.
+//! Checkpoints run off the request path ([`checkpoint`]).
 //!
 //! Expiry is stored as an absolute wall-clock time in milliseconds (`expires_at_ms`; all processes
 //! of a host share its clock). Every statement treats a row with `expires_at_ms <= now` exactly
@@ -45,7 +46,8 @@ use crate::domain::unix_now_ms as now_ms;
 /// How long a call keeps retrying while another connection (or process) holds the lock it
 /// needs, and how long opening waits for the lock while several processes set up a new file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// First and largest pause between two attempts of a read that found the database busy.
+/// First and largest pause between two attempts of a read or a batch that found the database
+/// busy.
 const RETRY_FIRST_DELAY: Duration = Duration::from_millis(1);
 const RETRY_MAX_DELAY: Duration = Duration::from_millis(50);
 /// How many times a read yields to the runtime while another task holds the read connection,

@@ -215,7 +215,9 @@ impl Writer {
     }
 
     /// Queues `op` and returns its outcome once the batch holding it has committed. A caller
-    /// that stops waiting does not take its write back.
+    /// that stops waiting does not take its write back: it is committed with the batch it is
+    /// in — or, if every caller waiting on the queue gave up while another process held the
+    /// lock, with the next write of this process.
     pub(super) async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
         let (reply, mut outcome) = oneshot::channel();
         lock(&self.queue).push_back(WriteRequest {

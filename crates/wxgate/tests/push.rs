@@ -1057,6 +1057,56 @@ async fn follower_records_follow_subscribe_and_unsubscribe_events(database_url: 
     app.stop().await;
 }
 
+/// When the follower record cannot be written, the push is answered 503 (so WeChat retries) and
+/// nothing is kept for it: once the database works again, the retry is handled afresh — the
+/// record is written and the rule reply sent.
+#[tokio::test]
+async fn a_follow_event_gets_503_while_the_user_database_fails_and_its_retry_is_handled_afresh() {
+    use sqlx::Connection as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("users.db").display());
+    let (_mock, addr) = start_mock().await;
+    let mut config = GatewayConfig::new(addr);
+    config.database_url = database_url.clone();
+    config.tail = "[[accounts.rules]]\nevent = \"subscribe\"\nreply = { type = \"text\", content = \"hi\" }\n".into();
+    let app = spawn_app(&config).await;
+    let wx = Wechat::new(&app);
+
+    // Break the user database under the running gateway.
+    let mut admin = sqlx::SqliteConnection::connect(&database_url)
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE wxgate_users RENAME TO wxgate_users_away")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let push = wx.plain(&event_xml("oNoah", "subscribe", Some("qrscene_7"), now()));
+    let (status, _, body) = wx.send(&push).await;
+    assert_eq!(status, 503, "{body}");
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["error"]["code"], "unavailable", "{body}");
+
+    // Repaired: WeChat's retry (the very same request) is handled as a first delivery.
+    sqlx::query("ALTER TABLE wxgate_users_away RENAME TO wxgate_users")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let (status, _, body) = wx.send(&push).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(plain_reply(&body).reply, Reply::text("hi"));
+    let db = wxgate::users::connect(&database_url).await.unwrap();
+    let user = db
+        .get("oNoah")
+        .await
+        .unwrap()
+        .expect("recorded by the retry");
+    assert_eq!(user.subscribed, Some(true));
+    assert_eq!(user.subscribe_scene.as_deref(), Some("qrscene_7"));
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn follower_records_are_kept_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();

@@ -61,7 +61,15 @@ impl PageUrl {
     }
 }
 
-/// Host and effective port of an absolute http(s) URL; `None` for anything else.
+/// The host (lower case; internationalised names in punycode) and port (the scheme's default
+/// when none is written) of an absolute `http://` / `https://` URL, exactly as the WHATWG URL
+/// parser (the `url` crate, and the browser) reads them; `None` for anything else.
+///
+/// Every config request parses its page URL, so the common shape — a plain ASCII host name
+/// such as `h5.example.com`, an optional numeric port, nothing unusual in between — is read
+/// directly ([`plain_host_and_port`]); everything else (user info, IP addresses, non-ASCII or
+/// punycode names, percent signs, backslashes, control characters, empty labels, …) goes to
+/// the `url` crate. A property test checks that both agree wherever the direct path answers.
 pub fn host_and_port(raw: &str) -> Option<(String, Option<u16>)> {
     let scheme_ok = ["http://", "https://"].iter().any(|p| {
         raw.get(..p.len())
@@ -70,12 +78,71 @@ pub fn host_and_port(raw: &str) -> Option<(String, Option<u16>)> {
     if !scheme_ok {
         return None;
     }
+    if let Some(found) = plain_host_and_port(raw) {
+        return Some(found);
+    }
     let parsed = Url::parse(raw).ok()?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return None;
     }
     let host = parsed.host_str().filter(|h| !h.is_empty())?.to_owned();
     Some((host, parsed.port_or_known_default()))
+}
+
+/// The direct path of [`host_and_port`] for `raw` starting with `http://` or `https://` (any
+/// case): answers only when the authority is `name[:digits]` with `name` made of dot-separated,
+/// non-empty labels of ASCII letters, digits and hyphens, none starting with `xn--` (those the
+/// IDNA rules check), the last one not a number (the URL standard would read the name as an
+/// IPv4 address), and the whole URL free of control characters and spaces (which the standard
+/// strips or rejects). `None` means "ask the full parser", never "invalid".
+fn plain_host_and_port(raw: &str) -> Option<(String, Option<u16>)> {
+    if raw.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return None;
+    }
+    let https = raw
+        .as_bytes()
+        .get(4)
+        .is_some_and(|b| b.eq_ignore_ascii_case(&b's'));
+    let rest = raw.get(if https { 8 } else { 7 }..)?;
+    let end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let (name, port) = match authority.split_once(':') {
+        None => (authority, None),
+        Some((name, digits)) => {
+            if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return None;
+            }
+            (name, Some(digits.parse::<u16>().ok()?))
+        }
+    };
+    let mut last = "";
+    for label in name.split('.') {
+        let plain = !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label
+                .get(..4)
+                .is_some_and(|head| head.eq_ignore_ascii_case("xn--"));
+        if !plain {
+            return None;
+        }
+        last = label;
+    }
+    let numeric = last.bytes().all(|b| b.is_ascii_digit())
+        || last
+            .get(..2)
+            .is_some_and(|head| head.eq_ignore_ascii_case("0x"))
+            && last[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    if numeric {
+        return None;
+    }
+    let default_port = if https { 443 } else { 80 };
+    Some((
+        name.to_ascii_lowercase(),
+        Some(port.unwrap_or(default_port)),
+    ))
 }
 
 /// Whether `host:port` is allowed by `patterns` (see the module documentation).
@@ -184,5 +251,102 @@ mod tests {
             "https://h5.example.com/"
         ));
         assert!(allowed(&["h5.example.com:443"], "https://h5.example.com/"));
+    }
+
+    /// The `url` crate's reading of `raw` (what [`host_and_port`] did before its direct path).
+    fn by_url_crate(raw: &str) -> Option<(String, Option<u16>)> {
+        let parsed = Url::parse(raw).ok()?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return None;
+        }
+        let host = parsed.host_str().filter(|h| !h.is_empty())?.to_owned();
+        Some((host, parsed.port_or_known_default()))
+    }
+
+    /// Page-like URLs built from pieces that stress the edges: user info, IPv4 forms, punycode,
+    /// empty labels, backslashes, ports out of range, control characters, upper case.
+    fn page_like() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let scheme = prop_oneof![
+            Just("http://"),
+            Just("https://"),
+            Just("HTTPS://"),
+            Just("Http://")
+        ];
+        let label = prop_oneof![
+            "[a-z0-9-]{1,8}",
+            "[A-Z]{1,4}",
+            Just("xn--fiqs8s".to_owned()),
+            Just("0x7f".to_owned()),
+            Just("127".to_owned()),
+            Just("".to_owned()),
+            Just("例子".to_owned()),
+            Just("a%41".to_owned()),
+            Just("a\tb".to_owned()),
+        ];
+        let host = prop::collection::vec(label, 1..4).prop_map(|labels| labels.join("."));
+        let port = prop_oneof![
+            Just(String::new()),
+            Just(":".to_owned()),
+            Just(":443".to_owned()),
+            Just(":80".to_owned()),
+            Just(":65535".to_owned()),
+            Just(":65536".to_owned()),
+            Just(":0008443".to_owned()),
+            Just(":x".to_owned()),
+        ];
+        let userinfo = prop_oneof![Just(""), Just("user@"), Just("u:p@")];
+        let tail = prop_oneof![
+            Just(""),
+            Just("/"),
+            Just("/p?q=1#f"),
+            Just("?a=b"),
+            Just("\\@evil.com/"),
+            Just("#x"),
+            Just("/a b"),
+        ];
+        (scheme, userinfo, host, port, tail).prop_map(|(s, u, h, p, t)| format!("{s}{u}{h}{p}{t}"))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn the_direct_path_agrees_with_the_url_crate(raw in page_like()) {
+            if let Some(direct) = plain_host_and_port(&raw) {
+                proptest::prop_assert_eq!(Some(direct), by_url_crate(&raw), "{}", raw);
+            }
+            proptest::prop_assert_eq!(host_and_port(&raw), by_url_crate(&raw), "{}", raw);
+        }
+    }
+
+    #[test]
+    fn the_direct_path_takes_plain_hosts_and_leaves_the_rest() {
+        for (raw, host, port) in [
+            ("https://h5.example.com/page?a=1#x", "h5.example.com", 443),
+            ("HTTP://H5.Example.COM:8080", "h5.example.com", 8080),
+            ("http://a-b.c9.example.com?x", "a-b.c9.example.com", 80),
+            // A backslash ends the authority of an http(s) URL, as in browsers.
+            ("https://h5.example.com\\@evil.com/", "h5.example.com", 443),
+        ] {
+            let expected = Some((host.to_owned(), Some(port)));
+            assert_eq!(plain_host_and_port(raw), expected, "{raw}");
+            assert_eq!(by_url_crate(raw), expected, "{raw}");
+        }
+        for raw in [
+            "https://user@h5.example.com/",
+            "http://127.0.0.1/",
+            "http://0x7f.1/",
+            "https://xn--fiqs8s.example/",
+            "https://例子.example/",
+            "https://h5..example.com/",
+            "https://h5.example.com:/",
+            "https://h5.exa\tmple.com/",
+            "https://h5.example.com:99999/",
+            "https:///h5.example.com/",
+        ] {
+            assert_eq!(plain_host_and_port(raw), None, "{raw}");
+            assert_eq!(host_and_port(raw), by_url_crate(raw), "{raw}");
+        }
     }
 }

@@ -221,13 +221,9 @@ impl SqliteStore {
         }
     }
 
-    async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
-        self.writer.write(op).await
-    }
-
     /// A write that reports whether it changed a row.
     async fn write_changed(&self, op: WriteOp) -> Result<bool, StoreError> {
-        match self.write(op).await? {
+        match self.writer.write(op).await? {
             WriteOutcome::Changed(changed) => Ok(changed),
             WriteOutcome::Taken(value) => Ok(value.is_some()),
         }
@@ -375,12 +371,13 @@ impl Store for SqliteStore {
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), StoreError> {
-        self.write(WriteOp::Put {
-            key: key.to_owned(),
-            value: value.to_vec(),
-            ttl,
-        })
-        .await?;
+        self.writer
+            .write(WriteOp::Put {
+                key: key.to_owned(),
+                value: value.to_vec(),
+                ttl,
+            })
+            .await?;
         Ok(())
     }
 
@@ -416,6 +413,7 @@ impl Store for SqliteStore {
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self
+            .writer
             .write(WriteOp::Take {
                 key: key.to_owned(),
             })
@@ -435,10 +433,11 @@ impl Store for SqliteStore {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.write(WriteOp::Delete {
-            key: key.to_owned(),
-        })
-        .await?;
+        self.writer
+            .write(WriteOp::Delete {
+                key: key.to_owned(),
+            })
+            .await?;
         Ok(())
     }
 

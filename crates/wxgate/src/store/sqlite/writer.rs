@@ -312,14 +312,14 @@ impl Writer {
 
     /// Puts writes that found the database locked back at the front of the queue, in their
     /// order, failing those that have waited [`BUSY_TIMEOUT`].
-    fn requeue(&self, locked: Vec<(WriteRequest, rusqlite::Error)>) {
+    fn requeue(&self, locked: Vec<WriteRequest>) {
         let now = Instant::now();
         let mut queue = lock(&self.queue);
-        for (request, error) in locked.into_iter().rev() {
+        for request in locked.into_iter().rev() {
             if now >= request.deadline {
                 let name = request.op.name();
                 let _ = request.reply.send(Err(StoreError::Backend(format!(
-                    "sqlite: {name}: the database stayed locked for {BUSY_TIMEOUT:?}: {error}"
+                    "sqlite: {name}: the database stayed locked for {BUSY_TIMEOUT:?}"
                 ))));
             } else {
                 queue.push_front(request);
@@ -336,7 +336,7 @@ fn lost() -> StoreError {
 /// them happened).
 type Committed = (
     Vec<(WriteRequest, Result<WriteOutcome, StoreError>)>,
-    Vec<(WriteRequest, rusqlite::Error)>,
+    Vec<WriteRequest>,
 );
 
 /// Runs `batch` as one transaction. Nothing is reported done unless it was committed.
@@ -346,12 +346,7 @@ fn commit(conn: &Connection, batch: Vec<WriteRequest>) -> Committed {
     }
     match conn.execute_batch("BEGIN IMMEDIATE") {
         Ok(()) => {}
-        Err(e) if is_busy(&e) => {
-            return (
-                Vec::new(),
-                batch.into_iter().map(|r| (r, clone_error(&e))).collect(),
-            )
-        }
+        Err(e) if is_busy(&e) => return (Vec::new(), batch),
         Err(_) => return run_alone(conn, batch),
     }
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -397,7 +392,7 @@ fn run_alone(conn: &Connection, batch: Vec<WriteRequest>) -> Committed {
     for request in batch {
         match request.op.execute(conn) {
             Ok(outcome) => done.push((request, Ok(outcome))),
-            Err(e) if is_busy(&e) => locked.push((request, e)),
+            Err(e) if is_busy(&e) => locked.push(request),
             Err(e) => {
                 let error = backend(request.op.name(), &e);
                 done.push((request, Err(error)));
@@ -405,19 +400,6 @@ fn run_alone(conn: &Connection, batch: Vec<WriteRequest>) -> Committed {
         }
     }
     (done, locked)
-}
-
-/// rusqlite errors are not `Clone`; the copy keeps SQLite's code and message (never a value).
-fn clone_error(e: &rusqlite::Error) -> rusqlite::Error {
-    match e {
-        rusqlite::Error::SqliteFailure(code, message) => {
-            rusqlite::Error::SqliteFailure(*code, message.clone())
-        }
-        other => rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
-            Some(other.to_string()),
-        ),
-    }
 }
 
 /// Counts commits and rows written, to sweep expired rows every [`SWEEP_EVERY_WRITES`] rows

@@ -102,7 +102,6 @@ impl Application {
             api_keys,
             users,
             push,
-            jssdk_tickets: Default::default(),
         }));
         Ok(Self {
             listener,

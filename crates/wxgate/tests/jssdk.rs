@@ -625,6 +625,27 @@ async fn diagnose_says_when_the_ticket_has_since_been_replaced() {
     assert_eq!(failed_checks(&d), vec!["ticket".to_owned()], "{d:#}");
     assert_eq!(d["match"]["ticket"], "replaced");
     assert!(d["summary"].as_str().unwrap().contains("replaced"));
+    // The finding says when the ticket was replaced: after the page was signed with it.
+    let finding = d["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "ticket")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let replaced_at: u64 = finding
+        .split("at unix time ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no replacement time in {finding:?}"));
+    assert!(replaced_at >= c["timestamp"].as_u64().unwrap(), "{finding}");
+    assert!(
+        !finding.contains(&first),
+        "the old ticket must not be revealed"
+    );
     app.stop().await;
 }
 

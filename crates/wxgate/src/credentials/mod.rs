@@ -21,8 +21,11 @@
 //!   upstream fetch per account per 30 s (a store-wide guard), and none at all when the token it
 //!   reports is not the current one. With the stable-token API, normal mode is tried first and
 //!   `force_refresh=true` only when WeChat hands back the very token reported invalid and a cheap
-//!   probe confirms WeChat rejects it.
+//!   probe confirms WeChat rejects it;
+//! - **ticket history**: each ticket it stores is also put at the front of a short per-account
+//!   history ([`history`]), which `diagnose` reads to recognise a replaced ticket.
 
+pub mod history;
 mod status;
 
 use std::collections::HashMap;
@@ -33,6 +36,7 @@ use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+pub use self::history::PastCredential;
 pub use self::status::{CredentialStatus, ErrorRecord};
 use crate::config::AccountSettings;
 use crate::domain::{lock, redact, unix_now, unix_now_ms, CredentialKind, TokenApi};
@@ -419,9 +423,21 @@ impl CredentialManager {
                 return Ok(c);
             }
         }
+        if slot.kind.ticket().is_some() {
+            history::record(self.store.as_ref(), account, slot.kind, &cred).await;
+        }
         let cred = Arc::new(cred);
         *lock(&slot.cached) = Some(cred.clone());
         Ok(cred)
+    }
+
+    /// The account's last few tickets of `kind` (the current one included), newest first, as
+    /// recorded when they were fetched; empty for access tokens and unknown accounts.
+    pub async fn history(&self, account: &str, kind: CredentialKind) -> Vec<PastCredential> {
+        if kind.ticket().is_none() || !self.has_account(account) {
+            return Vec::new();
+        }
+        history::read(self.store.as_ref(), account, kind).await
     }
 
     /// One access_token fetch. `reported_invalid` is the token a caller reported as rejected;

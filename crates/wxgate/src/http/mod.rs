@@ -39,8 +39,6 @@ pub struct AppInner {
     pub users: Arc<dyn crate::users::UserDb>,
     /// Push material prepared at start.
     pub push: crate::push::PushRuntime,
-    /// The jsapi tickets already added to `diagnose`'s history.
-    pub jssdk_tickets: crate::jssdk::sign::RecordedTickets,
 }
 
 impl std::ops::Deref for AppState {

@@ -27,7 +27,7 @@ pub struct KnownTicket {
     pub account: String,
     pub appid: String,
     pub ticket: String,
-    /// `None` for the current ticket; otherwise when this process first signed with it.
+    /// `None` for the current ticket; otherwise when it was replaced (its successor's fetch).
     pub replaced_since: Option<i64>,
 }
 
@@ -343,7 +343,7 @@ pub fn diagnose(
     // 7. Ticket.
     findings.push(match matched {
         Some((_, t)) if t.account == account && t.replaced_since.is_none() => Finding { check: "ticket", status: Status::Pass, message: "signed with the account's current jsapi_ticket".into() },
-        Some((_, t)) if t.account == account => Finding { check: "ticket", status: Status::Fail, message: format!("signed with a jsapi_ticket that has since been replaced (wxgate first signed with it at unix time {}); fetch a fresh config for each page load instead of caching it", t.replaced_since.unwrap_or_default()) },
+        Some((_, t)) if t.account == account => Finding { check: "ticket", status: Status::Fail, message: format!("signed with a jsapi_ticket that has since been replaced (at unix time {}); fetch a fresh config for each page load instead of caching it", t.replaced_since.unwrap_or_default()) },
         Some(_) => Finding { check: "ticket", status: Status::Info, message: "signed with another account's ticket (see `account`)".into() },
         None => Finding { check: "ticket", status: Status::Info, message: format!("does not verify with the current jsapi_ticket nor with the {} earlier one(s) wxgate remembers", tickets.iter().filter(|t| t.account == account && t.replaced_since.is_some()).count()) },
     });

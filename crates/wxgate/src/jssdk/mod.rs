@@ -220,15 +220,22 @@ async fn push_history(
     current: &str,
     out: &mut Vec<KnownTicket>,
 ) {
-    for past in sign::ticket_history(state, &account.name).await {
-        if past.ticket != current {
+    let history = state
+        .creds
+        .history(&account.name, CredentialKind::jsapi())
+        .await;
+    // Newest first: a ticket's successor was fetched when it stopped being current.
+    let mut successor_fetched_at = None;
+    for past in history {
+        if past.value != current {
             out.push(KnownTicket {
                 account: account.name.clone(),
                 appid: account.appid.clone(),
-                ticket: past.ticket,
-                replaced_since: Some(past.seen_at),
+                ticket: past.value,
+                replaced_since: Some(successor_fetched_at.unwrap_or(past.fetched_at)),
             });
         }
+        successor_fetched_at = Some(past.fetched_at);
     }
 }
 

@@ -254,6 +254,22 @@ proptest! {
     }
 
     #[test]
+    fn sorted_signatures_match_a_plain_sort_for_any_number_of_parts(
+        parts in prop::collection::vec("\\PC{0,12}", 0..8),
+        separator in "|&",
+    ) {
+        // The reference: sort a copy, join, SHA-1, hex — what WeChat's docs describe.
+        let mut sorted = parts.clone();
+        sorted.sort();
+        let expected = wxgate_proto::signature::sha1_hex(sorted.join(&separator).as_bytes());
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        prop_assert_eq!(
+            wxgate_proto::signature::sha1_sorted_joined(&refs, &separator),
+            expected
+        );
+    }
+
+    #[test]
     fn lower_hex_matches_the_hex_crate(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
         prop_assert_eq!(wxgate_proto::signature::lower_hex(&bytes), hex::encode(&bytes));
     }

@@ -22,9 +22,7 @@ mod runtime;
 mod service;
 pub mod webhook;
 
-use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -45,12 +43,12 @@ async fn verify_url(
     service::verify_url(&state, &account, query.as_deref())
 }
 
+/// Takes the whole request, so that its headers are read in place rather than copied.
 async fn receive(
     State(state): State<AppState>,
     Path(account): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    service::receive(&state, &account, query.as_deref(), &headers, body).await
+    let (parts, body) = request.into_parts();
+    service::receive(&state, &account, parts.uri.query(), &parts.headers, body).await
 }

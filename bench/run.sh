@@ -8,6 +8,11 @@
 # the trivial route; a case's ratio in a round is taken against the trivial runs that open
 # that round and the next one, and the median over the rounds is reported, with every
 # round's figure beside it.
+#
+# Beside each throughput the script reports the serving process's CPU time per request (user +
+# system, from /proc, over the whole wrk run): wrk shares the two cores, so a slower server also
+# changes how much CPU wrk and the kernel's wake-ups get, and the CPU per request is the steadier
+# figure to compare changes of the gateway by.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-8}"
@@ -31,7 +36,9 @@ GW=127.0.0.1:19901
 TRIVIAL=127.0.0.1:19902
 
 target/release/wxgate mock-wechat --listen "$MOCK" --account "$APPID:$SECRET" >"$work/mock.log" 2>&1 & pids+=($!)
+MOCK_PID=$!
 target/release/examples/trivial "$TRIVIAL" >"$work/trivial.log" 2>&1 & pids+=($!)
+TRIVIAL_PID=$!
 cat >"$work/wxgate.toml" <<TOML
 [server]
 listen = "$GW"
@@ -56,24 +63,40 @@ keyword = "hello"
 reply = { type = "text", content = "world" }
 TOML
 WXGATE_LOG=warn target/release/wxgate serve --config "$work/wxgate.toml" >"$work/gw.log" 2>&1 & pids+=($!)
+GW_PID=$!
 
 wait_up() { for _ in $(seq 1 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "not up: $1"; cat "$work"/*.log; exit 1; }
 wait_up "http://$TRIVIAL/"
 wait_up "http://$GW/healthz"
 curl -fsS -H "Authorization: Bearer $KEY" "http://$GW/api/v1/accounts/main/access_token" >/dev/null
 
-# run NAME URL [wrk args...] -> prints "NAME rps p99"
+# CPU time (user + system) a process has used, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICKS_PER_S=$(getconf CLK_TCK)
+
+# run NAME URL [wrk args...] -> prints "NAME rps p99 server-CPU-per-request"
 run() {
   local name=$1 url=$2; shift 2
-  local out
+  local out pid before after
+  case "$url" in
+    *"$TRIVIAL"*) pid=$TRIVIAL_PID ;;
+    *"$MOCK"*) pid=$MOCK_PID ;;
+    *) pid=$GW_PID ;;
+  esac
+  before=$(cpu_ticks "$pid")
   out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$@" "$url")
-  local rps p99 errors
+  after=$(cpu_ticks "$pid")
+  local rps p99 errors requests cpu
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  requests=$(awk '/requests in/ {print $1}' <<<"$out")
+  cpu=$(awk -v t=$((after - before)) -v hz="$TICKS_PER_S" -v n="$requests" \
+    'BEGIN { printf "%.1f", (n > 0 ? t * 1e6 / hz / n : 0) }')
   errors=$(grep -E "Non-2xx|Socket errors" <<<"$out" || true)
-  printf '%-28s %12s req/s   p99 %8s  %s\n' "$name" "$rps" "$p99" "$errors"
+  printf '%-28s %12s req/s   p99 %8s   server CPU %6s us/req  %s\n' "$name" "$rps" "$p99" "$cpu" "$errors"
   echo "$rps" >"$work/$name.$ROUND.rps"
   echo "$p99" >"$work/$name.$ROUND.p99"
+  echo "$cpu" >"$work/$name.$ROUND.cpu"
 }
 
 # median of the numbers on stdin
@@ -90,9 +113,12 @@ ratio() {
       -v c="$(cat "$work/trivial.$((r + 1)).rps")" 'BEGIN { printf "%.1f", 200 * a / (b + c) }')
     shares+=("$share")
   done
-  printf '%-28s %5.1f%% of the trivial route (median; rounds: %s)\n' "$name" \
-    "$(printf '%s\n' "${shares[@]}" | median)" "$(printf '%s%% ' "${shares[@]}")"
+  printf '%-28s %5.1f%% of the trivial route (median; rounds: %s); server CPU %s us/req (median)\n' "$name" \
+    "$(printf '%s\n' "${shares[@]}" | median)" "$(printf '%s%% ' "${shares[@]}")" "$(cpu_median "$name")"
 }
+
+# cpu_median NAME: the median server CPU per request of NAME's runs.
+cpu_median() { cat "$work/$1".*.cpu | median; }
 
 # compare NAME BASELINE TEXT: NAME's throughput as a share of BASELINE's, both measured in the
 # same round (a case registers it in $work/compare); median over the rounds.
@@ -123,6 +149,7 @@ ROUND=$((ROUNDS + 1))
 echo "-- closing trivial run"
 run trivial "http://$TRIVIAL/"
 echo
+printf '%-28s server CPU %s us/req (median)\n' trivial "$(cpu_median trivial)"
 ratio access_token
 for f in "$work"/*.1.rps; do
   n=$(basename "$f" .1.rps)

@@ -25,7 +25,7 @@
 //! - **ticket history**: each ticket it stores is also put at the front of a short per-account
 //!   history ([`history`]), which `diagnose` reads to recognise a replaced ticket.
 
-pub mod history;
+mod history;
 mod status;
 
 use std::collections::HashMap;

@@ -163,6 +163,32 @@ proptest! {
     }
 
     #[test]
+    fn a_sealed_reply_survives_its_compact_form_byte_for_byte(
+        xml in tricky_string(),
+        token in "[A-Za-z0-9]{3,32}",
+        timestamp in any::<u64>(),
+        nonce in "\\PC{1,32}",
+        random in any::<[u8; 16]>(),
+    ) {
+        let sealed = crypto::seal_reply_with_random(
+            &key(), &token, "wxappid", &xml, Some(timestamp), Some(&nonce), Some(random),
+        );
+        let compact = sealed.to_compact().unwrap();
+        prop_assert!(compact.len() * 10 < sealed.to_xml().len() * 7, "{} vs {}", compact.len(), sealed.to_xml().len());
+        let back = crypto::EncryptedReply::from_compact(&compact).unwrap();
+        prop_assert_eq!(back.to_xml(), sealed.to_xml());
+        prop_assert_eq!(back, sealed);
+    }
+
+    #[test]
+    fn reading_a_compact_reply_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        if let Some(reply) = crypto::EncryptedReply::from_compact(&bytes) {
+            // Whatever it reads encodes back to the same bytes.
+            prop_assert_eq!(reply.to_compact(), Some(bytes));
+        }
+    }
+
+    #[test]
     fn reply_to_xml_parses_back_to_the_same_reply(
         reply in any_reply(),
         to in tricky_string(),

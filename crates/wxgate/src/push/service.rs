@@ -216,7 +216,7 @@ fn render(account: &AccountPush, inbound: &Inbound, reply: Option<&Reply>) -> An
                 return Answer::Success;
             };
             let sealed = seal_reply(ring.key(key_used), token, &account.appid, &xml, None, None);
-            Answer::Xml(sealed.to_xml())
+            Answer::Sealed(sealed)
         }
     }
 }

@@ -18,7 +18,9 @@
 //!
 //! An encrypted answer is kept in its compact form (raw ciphertext and signature instead of
 //! base64 and hex inside XML: about 55 % of the bytes), from which the very same XML is rebuilt
-//! for a retry, so a push writes a smaller record to the store.
+//! for a retry, so a push writes a smaller record to the store. (During a rolling upgrade an
+//! instance of a version before this form reads such a record as still pending and answers a
+//! retry reaching it with `success`.)
 //!
 //! When the store itself fails, the push is handled without de-duplication (logged): a lost
 //! message is worse than a rare duplicate, and duplicates need a retry, which only happens when

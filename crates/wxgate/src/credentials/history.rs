@@ -12,10 +12,8 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use super::Credential;
-use crate::domain::{redact, CredentialKind};
+use crate::domain::CredentialKind;
 use crate::store::{Store, StoreError};
 
 /// How many tickets per account and kind are kept (the current one included).
@@ -23,32 +21,13 @@ pub const HISTORY_LEN: usize = 4;
 /// How long a history outlives its last update (a ticket lives 2 hours).
 pub const HISTORY_TTL: Duration = Duration::from_secs(3 * 86_400);
 
-/// One ticket of the history.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PastCredential {
-    pub value: String,
-    /// WeChat's expiry of it (unix seconds).
-    pub expires_at: i64,
-    /// When the fetch that produced it started (unix seconds).
-    pub fetched_at: i64,
-}
-
-impl std::fmt::Debug for PastCredential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PastCredential")
-            .field("value", &redact(&self.value))
-            .field("expires_at", &self.expires_at)
-            .field("fetched_at", &self.fetched_at)
-            .finish()
-    }
-}
-
 fn key(account: &str, kind: CredentialKind) -> String {
     format!("cred_history:{account}:{}", kind.as_str())
 }
 
-/// The history, newest first; empty when there is none or it cannot be read.
-pub async fn read(store: &dyn Store, account: &str, kind: CredentialKind) -> Vec<PastCredential> {
+/// The history (the credentials as they were stored), newest first; empty when there is none
+/// or it cannot be read.
+pub async fn read(store: &dyn Store, account: &str, kind: CredentialKind) -> Vec<Credential> {
     match store.get(&key(account, kind)).await {
         Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
             tracing::warn!(account, credential = %kind, error = %e, "ignoring an unreadable credential history");
@@ -69,14 +48,7 @@ pub async fn record(store: &dyn Store, account: &str, kind: CredentialKind, fres
         return;
     }
     history.retain(|p| p.value != fresh.value);
-    history.insert(
-        0,
-        PastCredential {
-            value: fresh.value.clone(),
-            expires_at: fresh.expires_at,
-            fetched_at: fresh.fetched_at,
-        },
-    );
+    history.insert(0, fresh.clone());
     history.truncate(HISTORY_LEN);
     let written = match serde_json::to_vec(&history) {
         Ok(bytes) => {
@@ -107,7 +79,7 @@ mod tests {
         }
     }
 
-    fn values(history: &[PastCredential]) -> Vec<&str> {
+    fn values(history: &[Credential]) -> Vec<&str> {
         history.iter().map(|p| p.value.as_str()).collect()
     }
 

@@ -36,7 +36,6 @@ use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-pub use self::history::PastCredential;
 pub use self::status::{CredentialStatus, ErrorRecord};
 use crate::config::AccountSettings;
 use crate::domain::{lock, redact, unix_now, unix_now_ms, CredentialKind, TokenApi};
@@ -433,7 +432,7 @@ impl CredentialManager {
 
     /// The account's last few tickets of `kind` (the current one included), newest first, as
     /// recorded when they were fetched; empty for access tokens and unknown accounts.
-    pub async fn history(&self, account: &str, kind: CredentialKind) -> Vec<PastCredential> {
+    pub async fn history(&self, account: &str, kind: CredentialKind) -> Vec<Credential> {
         if kind.ticket().is_none() || !self.has_account(account) {
             return Vec::new();
         }

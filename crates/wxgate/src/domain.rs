@@ -102,6 +102,29 @@ pub fn redact(secret: &str) -> String {
     format!("{shown}…({} chars)", secret.chars().count())
 }
 
+/// The file a `sqlite://PATH` or `sqlite:PATH` url names (relative to the working directory
+/// unless absolute; `sqlite:///abs/file.db` is absolute), for the store and the user database
+/// alike. The error is a message naming the url; `in_memory` is the message for `:memory:`,
+/// which each caller explains in its own terms.
+pub fn sqlite_file_path<'a>(url: &'a str, in_memory: &str) -> Result<&'a str, String> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| format!("{url:?} does not start with sqlite:"))?;
+    if path.is_empty() {
+        return Err(format!("{url:?} names no file"));
+    }
+    if path == ":memory:" || path.starts_with(":memory:?") {
+        return Err(in_memory.to_owned());
+    }
+    if path.contains('?') {
+        return Err(format!(
+            "{url:?}: query parameters are not supported in a sqlite url"
+        ));
+    }
+    Ok(path)
+}
+
 /// `url` with any password replaced by `***`, for messages and logs. Unparseable URLs are
 /// reduced to their scheme, since they might still contain a secret.
 pub fn redact_url(url: &str) -> String {
@@ -129,4 +152,36 @@ pub fn redact_url(url: &str) -> String {
 /// behind a `Mutex` stays consistent between statements, so a poisoned lock is still usable.
 pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_name_a_file_or_say_why_not() {
+        assert_eq!(
+            sqlite_file_path("sqlite://wxgate.db", "mem"),
+            Ok("wxgate.db")
+        );
+        assert_eq!(sqlite_file_path("sqlite:wxgate.db", "mem"), Ok("wxgate.db"));
+        assert_eq!(
+            sqlite_file_path("sqlite:///var/lib/wx.db", "mem"),
+            Ok("/var/lib/wx.db")
+        );
+        assert_eq!(
+            sqlite_file_path("postgres://x", "mem"),
+            Err("\"postgres://x\" does not start with sqlite:".to_owned())
+        );
+        assert_eq!(
+            sqlite_file_path("sqlite://", "mem"),
+            Err("\"sqlite://\" names no file".to_owned())
+        );
+        for memory in ["sqlite::memory:", "sqlite://:memory:?cache=shared"] {
+            assert_eq!(sqlite_file_path(memory, "mem"), Err("mem".to_owned()));
+        }
+        assert!(sqlite_file_path("sqlite://x.db?mode=ro", "mem")
+            .unwrap_err()
+            .contains("query parameters are not supported"));
+    }
 }

@@ -25,6 +25,7 @@ use super::{
     clamp_limit, now_secs, user_columns, user_from_row, LoginProfile, Migration, UserDb,
     UserDbError, UserRecord,
 };
+use crate::domain::sqlite_file_path;
 
 /// How long a statement waits for another connection's (or process's) write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -123,27 +124,12 @@ impl SqliteUserDb {
     }
 }
 
-/// `sqlite://PATH` or `sqlite:PATH` → `PATH` (relative to the working directory unless absolute;
-/// `sqlite:///abs/file.db` is absolute).
 fn parse_url(url: &str) -> Result<&str, UserDbError> {
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .ok_or_else(|| UserDbError::InvalidUrl(format!("{url:?} does not start with sqlite:")))?;
-    if path.is_empty() {
-        return Err(UserDbError::InvalidUrl(format!("{url:?} names no file")));
-    }
-    if path == ":memory:" || path.starts_with(":memory:?") {
-        return Err(UserDbError::InvalidUrl(
-            "in-memory sqlite is not supported for user records, name a file".to_owned(),
-        ));
-    }
-    if path.contains('?') {
-        return Err(UserDbError::InvalidUrl(format!(
-            "{url:?}: query parameters are not supported in a sqlite url"
-        )));
-    }
-    Ok(path)
+    sqlite_file_path(
+        url,
+        "in-memory sqlite is not supported for user records, name a file",
+    )
+    .map_err(UserDbError::InvalidUrl)
 }
 
 /// Switches the file to WAL and applies pending migrations, on one dedicated connection.

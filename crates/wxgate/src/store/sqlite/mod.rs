@@ -41,7 +41,7 @@ use tokio::sync::{oneshot, Notify};
 
 use self::writer::{WriteOp, WriteOutcome, Writer};
 use super::{Store, StoreError};
-use crate::domain::unix_now_ms as now_ms;
+use crate::domain::{sqlite_file_path, unix_now_ms as now_ms};
 
 /// How long a call keeps retrying while another connection (or process) holds the lock it
 /// needs, and how long opening waits for the lock while several processes set up a new file.
@@ -230,27 +230,9 @@ impl SqliteStore {
     }
 }
 
-/// `sqlite://PATH` or `sqlite:PATH` → `PATH` (relative to the working directory unless absolute;
-/// `sqlite:///abs/file.db` is absolute).
 fn parse_url(url: &str) -> Result<&str, StoreError> {
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .ok_or_else(|| StoreError::InvalidUrl(format!("{url:?} does not start with sqlite:")))?;
-    if path.is_empty() {
-        return Err(StoreError::InvalidUrl(format!("{url:?} names no file")));
-    }
-    if path == ":memory:" || path.starts_with(":memory:?") {
-        return Err(StoreError::InvalidUrl(
-            "in-memory sqlite is not supported, use memory://".to_owned(),
-        ));
-    }
-    if path.contains('?') {
-        return Err(StoreError::InvalidUrl(format!(
-            "{url:?}: query parameters are not supported in a sqlite url"
-        )));
-    }
-    Ok(path)
+    sqlite_file_path(url, "in-memory sqlite is not supported, use memory://")
+        .map_err(StoreError::InvalidUrl)
 }
 
 /// Opens a connection to `path` (created when missing; the name is a plain path, never a URI).

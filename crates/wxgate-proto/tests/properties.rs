@@ -181,7 +181,21 @@ proptest! {
     }
 
     #[test]
-    fn reading_a_compact_reply_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+    fn reading_a_compact_reply_never_panics(
+        bytes in prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..256),
+            // Mostly the format's version byte, then short length prefixes, so that many
+            // inputs get past the header and are read as a reply.
+            (0u8..40, 0u8..40, prop::collection::vec(any::<u8>(), 0..200)).prop_map(|(t, n, rest)| {
+                let mut v = vec![1, t];
+                v.extend(std::iter::repeat_n(b'1', usize::from(t)));
+                v.push(n);
+                v.extend(std::iter::repeat_n(b'n', usize::from(n)));
+                v.extend(rest);
+                v
+            }),
+        ],
+    ) {
         if let Some(reply) = crypto::EncryptedReply::from_compact(&bytes) {
             // Whatever it reads encodes back to the same bytes.
             prop_assert_eq!(reply.to_compact(), Some(bytes));

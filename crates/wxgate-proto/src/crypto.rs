@@ -419,6 +419,55 @@ impl EncryptedReply {
     }
 }
 
+/// Label of the derivation in [`seal_reply_derived`]; a new derivation gets a new label.
+const DERIVED_REPLY_LABEL: &[u8] = b"wxgate derived reply v1";
+
+/// Encrypts and signs a passive reply like [`seal_reply`], but with the random prefix and the
+/// nonce *derived* instead of drawn: HMAC-SHA256, keyed with the AES key, over a label,
+/// `context`, `timestamp` and the reply. The same inputs therefore always give the very same
+/// envelope, byte for byte — so every delivery of one push can be answered identically without
+/// remembering the first answer — while a different `context` (another push), reply or
+/// timestamp gives an unrelated prefix and nonce. Only the holder of the key can predict them,
+/// and that is WeChat, which decrypts the reply anyway. `context` must identify the push
+/// uniquely (its account and MsgId, or its event identity).
+pub fn seal_reply_derived(
+    key: &AesKey,
+    token: &str,
+    appid: &str,
+    reply_xml: &str,
+    timestamp: u64,
+    context: &[u8],
+) -> EncryptedReply {
+    use hmac::{Hmac, Mac};
+    // HMAC pads a key shorter than the hash's block with zeros; padding it here makes the
+    // key length fixed, so creating the MAC cannot fail.
+    let mut mac_key = [0u8; 64];
+    mac_key[..32].copy_from_slice(key.as_bytes());
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new(&mac_key.into());
+    for part in [DERIVED_REPLY_LABEL, context, reply_xml.as_bytes()] {
+        // Length-prefixed, so that no two different inputs are the same byte stream.
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
+    }
+    mac.update(&timestamp.to_be_bytes());
+    let derived = mac.finalize().into_bytes();
+    let mut random = [0u8; 16];
+    random.copy_from_slice(&derived[..16]);
+    let mut nonce_bytes = [0u8; 8];
+    nonce_bytes.copy_from_slice(&derived[16..24]);
+    // 10 digits, like WeChat's nonces and [`seal_reply`]'s.
+    let nonce = (1_000_000_000 + u64::from_be_bytes(nonce_bytes) % 9_000_000_000).to_string();
+    seal_reply_with_random(
+        key,
+        token,
+        appid,
+        reply_xml,
+        Some(timestamp),
+        Some(&nonce),
+        Some(random),
+    )
+}
+
 /// Encrypts and signs a passive reply. Fresh values are made for a missing `timestamp`
 /// (now) or `nonce` (10 random digits, like WeChat's own).
 pub fn seal_reply(
@@ -1011,5 +1060,52 @@ mod tests {
         )
         .unwrap();
         assert_eq!(opened.plaintext, "<xml/>");
+    }
+
+    #[test]
+    fn a_derived_seal_is_the_same_for_the_same_push_and_unrelated_for_another() {
+        let k = key();
+        let (push, xml, ts) = (
+            &b"push:main:id:6054768590064713728"[..],
+            "<xml>回复</xml>",
+            1_407_743_424,
+        );
+        let a = seal_reply_derived(&k, "tok", APPID, xml, ts, push);
+        // Computed independently (Python's hmac module): HMAC-SHA256 keyed with the AES key
+        // over the length-prefixed label, push and reply, then the timestamp.
+        assert_eq!(a.nonce, "5577629995");
+        assert_eq!(a.timestamp, "1407743424");
+        let opened = decrypt(&k, &a.encrypt, Some(APPID)).unwrap();
+        assert_eq!(
+            hex::encode(opened.random),
+            "2a00a5f8a9c35f6ea574bc3e5502e5a0"
+        );
+        assert_eq!(opened.message_str().unwrap(), xml);
+        assert!(signature::verify_msg_signature(
+            "tok",
+            &a.timestamp,
+            &a.nonce,
+            &a.encrypt,
+            &a.msg_signature
+        ));
+        assert_eq!(a, seal_reply_derived(&k, "tok", APPID, xml, ts, push));
+        // Another push, reply, time or key: another prefix and nonce.
+        let others = [
+            seal_reply_derived(
+                &k,
+                "tok",
+                APPID,
+                xml,
+                ts,
+                b"push:main:id:6054768590064713729",
+            ),
+            seal_reply_derived(&k, "tok", APPID, "<xml>回复 </xml>", ts, push),
+            seal_reply_derived(&k, "tok", APPID, xml, ts + 1, push),
+            seal_reply_derived(&AesKey::from_bytes([3; 32]), "tok", APPID, xml, ts, push),
+        ];
+        for other in &others {
+            assert_ne!(other.nonce, a.nonce);
+            assert_ne!(other.encrypt, a.encrypt);
+        }
     }
 }

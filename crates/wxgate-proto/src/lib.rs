@@ -54,8 +54,8 @@ pub mod signature;
 pub mod xml;
 
 pub use crypto::{
-    decrypt, encrypt, open_push, seal_reply, AesKey, CryptoError, Decrypted, EncryptedReply,
-    KeyRing, KeyUsed, OpenedPush,
+    decrypt, encrypt, open_push, seal_reply, seal_reply_derived, AesKey, CryptoError, Decrypted,
+    EncryptedReply, KeyRing, KeyUsed, OpenedPush,
 };
 pub use message::{Envelope, Event, Message, MessageKind};
 pub use oauth::{authorize_url, Scope};

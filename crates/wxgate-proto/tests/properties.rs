@@ -163,6 +163,35 @@ proptest! {
     }
 
     #[test]
+    fn a_derived_seal_opens_to_the_reply_and_depends_on_the_push(
+        xml in tricky_string(),
+        token in "[A-Za-z0-9]{3,32}",
+        timestamp in any::<u64>(),
+        push in prop::collection::vec(any::<u8>(), 0..64),
+        other in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let ring = KeyRing::new(key(), None);
+        let sealed = crypto::seal_reply_derived(&key(), &token, "wxappid", &xml, timestamp, &push);
+        let opened = open_push(
+            &ring, &token, &sealed.timestamp, &sealed.nonce, &sealed.msg_signature,
+            sealed.to_xml().as_bytes(), Some("wxappid"),
+        ).unwrap();
+        prop_assert_eq!(&opened.plaintext, &xml);
+        prop_assert_eq!(&sealed.timestamp, &timestamp.to_string());
+        prop_assert!(sealed.nonce.len() == 10 && sealed.nonce.bytes().all(|b| b.is_ascii_digit()));
+        let again = crypto::seal_reply_derived(&key(), &token, "wxappid", &xml, timestamp, &push);
+        prop_assert_eq!(&again, &sealed);
+        if other != push {
+            let elsewhere =
+                crypto::seal_reply_derived(&key(), &token, "wxappid", &xml, timestamp, &other);
+            let random = |s: &crypto::EncryptedReply| {
+                crypto::decrypt(&key(), &s.encrypt, Some("wxappid")).unwrap().random
+            };
+            prop_assert_ne!(random(&elsewhere), random(&sealed));
+        }
+    }
+
+    #[test]
     fn a_sealed_reply_survives_its_compact_form_byte_for_byte(
         xml in tricky_string(),
         token in "[A-Za-z0-9]{3,32}",

@@ -8,7 +8,9 @@
 //! cycles through them and writes how many requests it sent to `PREFIX.report`.
 //!
 //! Usage: `push_corpus PREFIX COUNT THREADS` (environment: `TOKEN`, `AES_KEY`, `APPID`,
-//! `ACCOUNT`, `CONTENT` override the bench gateway's values).
+//! `ACCOUNT`, `CONTENT` override the bench gateway's values; `CREATED_AGO_S` stamps the
+//! messages' `CreateTime` that many seconds in the past while the requests stay current, which
+//! sends a rule-answered push down the gateway's stored-answer path instead of the derived one).
 
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -37,6 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let account = env_or("ACCOUNT", "main");
     let content = env_or("CONTENT", "hello");
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let created = now.saturating_sub(env_or("CREATED_AGO_S", "0").parse()?);
     let mut rng = rand::thread_rng();
     let first_id: u64 = rng.gen_range(1_000_000_000_000..9_000_000_000_000);
 
@@ -47,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let openid = format!("oBench{:022}", i % 1000);
         let xml = format!(
             "<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>\
-             <CreateTime>{now}</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+             <CreateTime>{created}</CreateTime><MsgType><![CDATA[text]]></MsgType>\
              <Content><![CDATA[{content}]]></Content><MsgId>{}</MsgId></xml>",
             first_id + i as u64
         );

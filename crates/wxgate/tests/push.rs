@@ -758,6 +758,123 @@ async fn retries_of_a_rule_answered_push_get_the_very_same_encrypted_bytes() {
     app.stop().await;
 }
 
+/// The text message `content` from `openid` stamped `create_time` (WeChat's clock).
+fn text_xml_at(openid: &str, content: &str, id: u64, create_time: i64) -> String {
+    text_xml(openid, content, id).replacen(
+        &format!("<CreateTime>{}</CreateTime>", now()),
+        &format!("<CreateTime>{create_time}</CreateTime>"),
+        1,
+    )
+}
+
+#[tokio::test]
+async fn a_current_rule_answered_push_gets_the_same_bytes_from_instances_that_share_no_store() {
+    // Two gateways, each with its own memory store: nothing is shared but the configuration.
+    let (a, config) = app_with(&aes_extra(), HELLO_RULE).await;
+    let b = spawn_app(&config).await;
+    let (wa, wb) = (Wechat::new(&a), Wechat::new(&b));
+    let created = now() - 3;
+    let id = msg_id();
+    let xml = text_xml_at("oSam", "hello", id, created);
+    let deliveries = [wa.safe(&xml), wb.safe(&xml), wa.safe(&xml)];
+    let answers = futures::future::join_all(
+        deliveries
+            .iter()
+            .zip([&wa, &wb, &wa])
+            .map(|(p, w)| w.send(p)),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_, _, later) = wb.send(&wb.safe(&xml)).await;
+    for (status, _, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        assert_eq!(
+            body, &later,
+            "every delivery, at either instance, gets the same bytes"
+        );
+    }
+    let (reply, ts, n) = open_encrypted(&later, AES_KEY);
+    assert_eq!(reply.reply, Reply::text("world"));
+    // Stamped with the push's own time, inside and outside the envelope; the nonce is none of
+    // the requests'.
+    assert_eq!(ts, created.to_string());
+    assert_eq!(reply.create_time, created);
+    for p in &deliveries {
+        assert!(
+            !p.query.contains(&format!("nonce={n}&")),
+            "nonce must be fresh"
+        );
+    }
+    // Nothing was written for it: the answer is derived from the push, not remembered.
+    for app in [&a, &b] {
+        let record = app
+            .state
+            .store
+            .get(&format!("push:main:id:{id}"))
+            .await
+            .unwrap();
+        assert_eq!(record, None);
+    }
+    // Another message with the same sender, time and reply is sealed differently.
+    let (_, _, other) = wa
+        .send(&wa.safe(&text_xml_at("oSam", "hello", msg_id(), created)))
+        .await;
+    let (other_reply, other_ts, other_nonce) = open_encrypted(&other, AES_KEY);
+    assert_eq!(other_reply.reply, Reply::text("world"));
+    assert_eq!(other_ts, ts);
+    assert_ne!(other_nonce, n);
+    assert_ne!(other, later);
+
+    // Plaintext mode: the same for the reply XML.
+    let (c, config) = app_with("", HELLO_RULE).await;
+    let d = spawn_app(&config).await;
+    let (wc, wd) = (Wechat::new(&c), Wechat::new(&d));
+    let plain = text_xml_at("oSam", "hello", msg_id(), created);
+    let (_, _, first) = wc.send(&wc.plain(&plain)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_, _, second) = wd.send(&wd.plain(&plain)).await;
+    assert_eq!(first, second);
+    assert_eq!(plain_reply(&first).create_time, created);
+    for app in [a, b, c, d] {
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_push_stamped_far_from_the_gateway_clock_is_answered_at_the_gateway_time_and_kept_for_retries(
+) {
+    let (app, _) = app_with(&aes_extra(), HELLO_RULE).await;
+    let wx = Wechat::new(&app);
+    let id = msg_id();
+    // An hour old (the request itself is current, so it passes the replay window).
+    let xml = text_xml_at("oTess", "hello", id, now() - 3600);
+    let pushes: Vec<Push> = (0..3).map(|_| wx.safe(&xml)).collect();
+    let answers = futures::future::join_all(pushes.iter().map(|p| wx.send(p))).await;
+    let (reply, ts, _) = open_encrypted(&answers[0].2, AES_KEY);
+    assert_eq!(reply.reply, Reply::text("world"));
+    assert!(
+        (ts.parse::<i64>().unwrap() - now()).abs() < 5,
+        "timestamp must be now: {ts}"
+    );
+    assert!((reply.create_time - now()).abs() < 5);
+    // A second later the clock has moved on, yet the retry gets the first answer's bytes: they
+    // come from the de-duplication record.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_, _, later) = wx.send(&wx.safe(&xml)).await;
+    for (status, _, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        assert_eq!(body, &later);
+    }
+    let record = app
+        .state
+        .store
+        .get(&format!("push:main:id:{id}"))
+        .await
+        .unwrap();
+    assert!(record.is_some(), "the answer is kept for retries");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn retries_are_deduplicated_across_two_gateway_instances_sharing_redis() {
     let Some(redis) =

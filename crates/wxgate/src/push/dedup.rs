@@ -11,10 +11,12 @@
 //! failed) deletes its own marker so that the next retry handles the push afresh.
 //!
 //! A push whose answer needs no webhook call (a rule answers it, or the account has no
-//! webhook) skips the pending marker: its answer is computed — harmless to do twice, follower
-//! updates being idempotent per `CreateTime` — and stored with one `put_if_absent`
-//! ([`settle`]); a delivery that loses that race sends the winner's bytes. This halves the
-//! store writes of the common path.
+//! webhook) skips the pending marker: its answer is computed by every delivery — harmless,
+//! follower updates being idempotent per `CreateTime`. Normally it is not stored at all: the
+//! push service derives the reply's timestamp, nonce and encryption prefix from the push
+//! itself, so every delivery computes the very same bytes (see `service::Stamp::Derived`). Only a
+//! push stamped far from this gateway's clock is answered at the gateway's time and stored with
+//! one `put_if_absent` ([`settle`]); a delivery that loses that race sends the winner's bytes.
 //!
 //! An encrypted answer is kept in its compact form (raw ciphertext and signature instead of
 //! base64 and hex inside XML: about 55 % of the bytes), from which the very same XML is rebuilt
@@ -176,9 +178,9 @@ pub async fn claim(store: &dyn Store, key: String, deadline: Instant) -> Claim {
     }
 }
 
-/// The side-effect-free path: `answer` was computed without calling the webhook (a rule
-/// answered, or there is no webhook), so computing it twice is harmless and one store write is
-/// enough. The first answer stored wins and every delivery gets its bytes; a pending claim of a
+/// The side-effect-free path for an answer that cannot be derived from the push (its
+/// `CreateTime` is far from this gateway's clock): `answer` was computed without calling the
+/// webhook, so computing it twice is harmless and one store write is enough. The first answer stored wins and every delivery gets its bytes; a pending claim of a
 /// delivery that does call the webhook (an instance with another config) is waited for as in
 /// [`claim`].
 pub async fn settle(

@@ -6,8 +6,18 @@
 //! up after 5 s); the webhook runs once per push however many deliveries arrive, at however
 //! many instances, and in a task of its own, so a WeChat connection that drops early cancels
 //! neither the call nor the answer kept for the retry; every delivery of a push gets the same
-//! answer bytes; an encrypted reply is sealed with the key that opened the push, with a fresh
-//! timestamp and nonce.
+//! answer bytes; an encrypted reply is sealed with the key that opened the push, with its own
+//! timestamp and nonce (never the request's).
+//!
+//! How the bytes stay the same: a webhook's answer is kept in the de-duplication record. A rule's
+//! answer (and `success` when there is no webhook) is a function of the push and the
+//! configuration, so for a push stamped near this gateway's clock — every real one — it is
+//! *derived*: the reply carries the push's `CreateTime`, and the encryption prefix and nonce
+//! come from a keyed hash of the push's identity ([`Stamp::Derived`]). Every delivery, at every
+//! instance, computes the same bytes without touching the store. Instances that serve one
+//! account are expected to share its rules and webhook setting; while they differ (during a
+//! rolling change of the configuration) a retry reaching another instance may be answered by
+//! that instance's configuration.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +26,7 @@ use axum::body::Body;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use wxgate_proto::crypto::seal_reply;
+use wxgate_proto::crypto::{seal_reply, seal_reply_derived};
 use wxgate_proto::Reply;
 
 use super::dedup::{self, Answer, Claim, Ticket};
@@ -103,7 +113,12 @@ pub async fn receive(
     }
 }
 
-/// A push answered by a rule, or by nothing (no webhook): no claim, one store write.
+/// A push answered by a rule, or by nothing (no webhook). Nothing in it has side effects
+/// beyond the idempotent follower update, so every delivery computes its answer; what keeps
+/// the answers of all deliveries identical is, normally, that the answer is derived from the
+/// push itself ([`Stamp::Derived`]: no store access at all) and, for a push whose `CreateTime`
+/// is far from this gateway's clock, the first answer stored in the de-duplication record
+/// ([`dedup::settle`]).
 async fn answer_without_webhook(
     state: &AppState,
     account: &AccountPush,
@@ -113,10 +128,35 @@ async fn answer_without_webhook(
     deadline: Instant,
 ) -> Result<Response, ApiError> {
     record_follow(state, account, inbound).await?;
-    let answer = render(account, inbound, reply);
+    let Some(reply) = reply else {
+        // `success` is the same bytes for every delivery: nothing to keep.
+        return Ok(Answer::Success.into_response());
+    };
+    let now = unix_now();
+    if let Some(time) = derived_time(inbound.message.create_time(), now) {
+        let stamp = Stamp::Derived { time, push: key };
+        return Ok(render(account, inbound, Some(reply), stamp).into_response());
+    }
+    let answer = render(account, inbound, Some(reply), Stamp::Fresh(now));
     let ttl = Duration::from_secs(state.settings.push.dedup_ttl_s);
     let answer = dedup::settle(state.store.as_ref(), key, answer, ttl, deadline).await;
     Ok(answer.into_response())
+}
+
+/// How far (seconds) a push's `CreateTime` may be from this gateway's clock for its rule answer
+/// to be derived from the push. WeChat stamps a message when it sends it and delivers it at
+/// most three times, 5 s apart, so every delivery of a real push is well inside; a push outside
+/// (a clock that is off, a replayed test message) is answered at the gateway's time and kept in
+/// the store instead. The only way a push's deliveries can fall on both sides is a clock about
+/// this far off WeChat's, and then a retry gets an equivalent reply with other bytes.
+pub const DERIVED_ANSWER_WINDOW_S: u64 = 30;
+
+/// The push's `CreateTime` as the reply's time, when the answer may be derived from the push.
+fn derived_time(create_time: i64, now: i64) -> Option<u64> {
+    if create_time.abs_diff(now) > DERIVED_ANSWER_WINDOW_S {
+        return None;
+    }
+    u64::try_from(create_time).ok()
 }
 
 /// Everything after the claim of a push that goes to the webhook; runs in its own task, so
@@ -150,7 +190,7 @@ async fn handle(
         wait,
     )
     .await;
-    let answer = render(&account, &inbound, reply.as_ref());
+    let answer = render(&account, &inbound, reply.as_ref(), Stamp::Fresh(unix_now()));
     let ttl = Duration::from_secs(state.settings.push.dedup_ttl_s);
     ticket.finish(store.as_ref(), &answer, ttl).await;
     Ok(answer)
@@ -195,14 +235,28 @@ async fn record_follow(
     }
 }
 
+/// The time a reply carries and where its seal's randomness comes from.
+enum Stamp<'a> {
+    /// This time (now), with a random prefix and nonce: the answer must be kept for retries.
+    Fresh(i64),
+    /// The push's own `CreateTime`, with the prefix and nonce derived from the push's
+    /// de-duplication key (`push`) by [`seal_reply_derived`]: every delivery of the push gets
+    /// the very same bytes, wherever and whenever it is answered.
+    Derived { time: u64, push: &'a str },
+}
+
 /// The bytes WeChat gets: `success`, the reply XML, or the reply sealed with the key that
-/// opened the push (fresh timestamp and nonce).
-fn render(account: &AccountPush, inbound: &Inbound, reply: Option<&Reply>) -> Answer {
+/// opened the push (timestamp and nonce of the [`Stamp`], never the request's).
+fn render(account: &AccountPush, inbound: &Inbound, reply: Option<&Reply>, stamp: Stamp) -> Answer {
     let Some(reply) = reply else {
         return Answer::Success;
     };
     let m = &inbound.message;
-    let xml = match reply.to_xml(m.from_user(), m.to_user(), unix_now()) {
+    let time = match stamp {
+        Stamp::Fresh(now) => now,
+        Stamp::Derived { time, .. } => i64::try_from(time).unwrap_or(i64::MAX),
+    };
+    let xml = match reply.to_xml(m.from_user(), m.to_user(), time) {
         Ok(x) => x,
         Err(e) => {
             tracing::warn!(account = %account.name, error = %e, "push: reply cannot be rendered; answering success");
@@ -215,7 +269,20 @@ fn render(account: &AccountPush, inbound: &Inbound, reply: Option<&Reply>) -> An
             let (Some(ring), Ok(token)) = (account.keyring.as_ref(), account.token()) else {
                 return Answer::Success;
             };
-            let sealed = seal_reply(ring.key(key_used), token, &account.appid, &xml, None, None);
+            let key = ring.key(key_used);
+            let sealed = match stamp {
+                Stamp::Fresh(now) => seal_reply(
+                    key,
+                    token,
+                    &account.appid,
+                    &xml,
+                    u64::try_from(now).ok(),
+                    None,
+                ),
+                Stamp::Derived { time, push } => {
+                    seal_reply_derived(key, token, &account.appid, &xml, time, push.as_bytes())
+                }
+            };
             Answer::Sealed(sealed)
         }
     }
@@ -229,5 +296,26 @@ fn log_rejection(account: &str, what: &str, e: &ApiError) {
             ..
         } => tracing::warn!(account, what, reason = %message, "push: request rejected"),
         other => tracing::debug!(account, what, error = ?other, "push: request rejected"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_push_is_answered_at_its_own_time_only_near_the_gateway_clock() {
+        let now = 1_700_000_000;
+        let window = DERIVED_ANSWER_WINDOW_S as i64;
+        assert_eq!(derived_time(now, now), Some(1_700_000_000));
+        assert_eq!(derived_time(now - window, now), Some((now - window) as u64));
+        assert_eq!(derived_time(now + window, now), Some((now + window) as u64));
+        assert_eq!(derived_time(now - window - 1, now), None);
+        assert_eq!(derived_time(now + window + 1, now), None);
+        // Whatever a push claims, nothing overflows and no negative time is used.
+        assert_eq!(derived_time(i64::MIN, now), None);
+        assert_eq!(derived_time(i64::MAX, now), None);
+        assert_eq!(derived_time(-5, 10), None);
+        assert_eq!(derived_time(0, 10), Some(0));
     }
 }

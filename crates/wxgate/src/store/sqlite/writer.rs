@@ -344,7 +344,7 @@ fn commit(conn: &Connection, batch: Vec<WriteRequest>) -> Committed {
     if batch.len() == 1 {
         return run_alone(conn, batch);
     }
-    match conn.execute_batch("BEGIN IMMEDIATE") {
+    match run_cached(conn, "BEGIN IMMEDIATE") {
         Ok(()) => {}
         Err(e) if is_busy(&e) => return (Vec::new(), batch),
         Err(_) => return run_alone(conn, batch),
@@ -359,7 +359,7 @@ fn commit(conn: &Connection, batch: Vec<WriteRequest>) -> Committed {
             }
         }
     }
-    match conn.execute_batch("COMMIT") {
+    match run_cached(conn, "COMMIT") {
         Ok(()) => (
             batch
                 .into_iter()
@@ -373,6 +373,12 @@ fn commit(conn: &Connection, batch: Vec<WriteRequest>) -> Committed {
             retry_alone(conn, batch)
         }
     }
+}
+
+/// Runs a statement without parameters from the connection's statement cache: a batch's
+/// `BEGIN IMMEDIATE` and `COMMIT` are then parsed once per connection, not once per batch.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 /// Rolls back the open batch (none of it was committed) and runs each write on its own.

@@ -14,9 +14,10 @@
 //! webhook) skips the pending marker: its answer is computed by every delivery — harmless,
 //! follower updates being idempotent per `CreateTime`. Normally it is not stored at all: the
 //! push service derives the reply's timestamp, nonce and encryption prefix from the push
-//! itself, so every delivery computes the very same bytes (see `service::Stamp::Derived`). Only a
-//! push stamped far from this gateway's clock is answered at the gateway's time and stored with
-//! one `put_if_absent` ([`settle`]); a delivery that loses that race sends the winner's bytes.
+//! itself, so every delivery computes the very same bytes (see `service::Stamp::Derived`).
+//! Only a push stamped far from this gateway's clock is answered at the gateway's time and
+//! stored with one `put_if_absent` ([`settle`]); a delivery that loses that race sends the
+//! winner's bytes.
 //!
 //! An encrypted answer is kept in its compact form (raw ciphertext and signature instead of
 //! base64 and hex inside XML: about 55 % of the bytes), from which the very same XML is rebuilt
@@ -180,9 +181,9 @@ pub async fn claim(store: &dyn Store, key: String, deadline: Instant) -> Claim {
 
 /// The side-effect-free path for an answer that cannot be derived from the push (its
 /// `CreateTime` is far from this gateway's clock): `answer` was computed without calling the
-/// webhook, so computing it twice is harmless and one store write is enough. The first answer stored wins and every delivery gets its bytes; a pending claim of a
-/// delivery that does call the webhook (an instance with another config) is waited for as in
-/// [`claim`].
+/// webhook, so computing it twice is harmless and one store write is enough. The first answer
+/// stored wins and every delivery gets its bytes; a pending claim of a delivery that does call
+/// the webhook (an instance with another config) is waited for as in [`claim`].
 pub async fn settle(
     store: &dyn Store,
     key: &str,

@@ -17,7 +17,9 @@
 //! itself, so every delivery computes the very same bytes (see `service::Stamp::Derived`).
 //! Only a push stamped far from this gateway's clock is answered at the gateway's time and
 //! stored with one `put_if_absent` ([`settle`]); a delivery that loses that race sends the
-//! winner's bytes.
+//! winner's bytes. (During a rolling upgrade from a version that stored every rule answer, a
+//! retry of a push first answered by an older instance gets an equivalent reply with other
+//! bytes from a newer one, which does not look for that record.)
 //!
 //! An encrypted answer is kept in its compact form (raw ciphertext and signature instead of
 //! base64 and hex inside XML: about 55 % of the bytes), from which the very same XML is rebuilt

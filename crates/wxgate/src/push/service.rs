@@ -149,7 +149,7 @@ async fn answer_without_webhook(
 /// (a clock that is off, a replayed test message) is answered at the gateway's time and kept in
 /// the store instead. The only way a push's deliveries can fall on both sides is a clock about
 /// this far off WeChat's, and then a retry gets an equivalent reply with other bytes.
-pub const DERIVED_ANSWER_WINDOW_S: u64 = 30;
+const DERIVED_ANSWER_WINDOW_S: u64 = 30;
 
 /// The push's `CreateTime` as the reply's time, when the answer may be derived from the push.
 fn derived_time(create_time: i64, now: i64) -> Option<u64> {

@@ -614,6 +614,17 @@ mod tests {
 
     const RANDOM: [u8; 16] = *b"aaaabbbbccccdddd";
 
+    /// Whether a sealed reply's `msg_signature` verifies with `token`.
+    fn signed_with(reply: &EncryptedReply, token: &str) -> bool {
+        signature::verify_msg_signature(
+            token,
+            &reply.timestamp,
+            &reply.nonce,
+            &reply.encrypt,
+            &reply.msg_signature,
+        )
+    }
+
     #[test]
     fn official_key_decodes_with_trailing_bits() {
         let k = key();
@@ -1040,13 +1051,7 @@ mod tests {
         assert_eq!(a.nonce.len(), 10);
         assert!(a.nonce.bytes().all(|c| c.is_ascii_digit()));
         assert!(a.timestamp.parse::<u64>().unwrap() > 1_700_000_000);
-        assert!(signature::verify_msg_signature(
-            "tok",
-            &a.timestamp,
-            &a.nonce,
-            &a.encrypt,
-            &a.msg_signature
-        ));
+        assert!(signed_with(&a, "tok"));
         // The rendered reply opens again with the same parameters.
         let ring = KeyRing::new(k, None);
         let opened = open_push(
@@ -1081,13 +1086,7 @@ mod tests {
             "2a00a5f8a9c35f6ea574bc3e5502e5a0"
         );
         assert_eq!(opened.message_str().unwrap(), xml);
-        assert!(signature::verify_msg_signature(
-            "tok",
-            &a.timestamp,
-            &a.nonce,
-            &a.encrypt,
-            &a.msg_signature
-        ));
+        assert!(signed_with(&a, "tok"));
         assert_eq!(a, seal_reply_derived(&k, "tok", APPID, xml, ts, push));
         // Another push, reply, time or key: another prefix and nonce.
         let others = [

@@ -758,6 +758,15 @@ async fn retries_of_a_rule_answered_push_get_the_very_same_encrypted_bytes() {
     app.stop().await;
 }
 
+/// What the gateway's store holds for the push with MsgId `id` of account `main`.
+async fn dedup_record(app: &TestApp, id: u64) -> Option<Vec<u8>> {
+    app.state
+        .store
+        .get(&format!("push:main:id:{id}"))
+        .await
+        .unwrap()
+}
+
 /// The text message `content` from `openid` stamped `create_time` (WeChat's clock).
 fn text_xml_at(openid: &str, content: &str, id: u64, create_time: i64) -> String {
     text_xml(openid, content, id).replacen(
@@ -807,13 +816,7 @@ async fn a_current_rule_answered_push_gets_the_same_bytes_from_instances_that_sh
     }
     // Nothing was written for it: the answer is derived from the push, not remembered.
     for app in [&a, &b] {
-        let record = app
-            .state
-            .store
-            .get(&format!("push:main:id:{id}"))
-            .await
-            .unwrap();
-        assert_eq!(record, None);
+        assert_eq!(dedup_record(app, id).await, None);
     }
     // Another message with the same sender, time and reply is sealed differently.
     let (_, _, other) = wa
@@ -865,13 +868,10 @@ async fn a_push_stamped_far_from_the_gateway_clock_is_answered_at_the_gateway_ti
         assert_eq!(*status, 200, "{body}");
         assert_eq!(body, &later);
     }
-    let record = app
-        .state
-        .store
-        .get(&format!("push:main:id:{id}"))
-        .await
-        .unwrap();
-    assert!(record.is_some(), "the answer is kept for retries");
+    assert!(
+        dedup_record(&app, id).await.is_some(),
+        "the answer is kept for retries"
+    );
     app.stop().await;
 }
 

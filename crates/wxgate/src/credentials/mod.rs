@@ -243,6 +243,11 @@ impl CredentialManager {
     }
 
     /// A valid credential: from this instance's cache, else the store, else WeChat.
+    ///
+    /// The cache hit is the whole of almost every call, so the rest is a separate, boxed
+    /// future: the fetch path's state (the HTTP client's futures among it) is kilobytes, and
+    /// a caller's future would otherwise carry — allocate and move — all of it on every
+    /// request.
     pub async fn get(
         &self,
         account: &str,
@@ -250,12 +255,21 @@ impl CredentialManager {
     ) -> Result<Arc<Credential>, CredentialError> {
         let acct = self.account(account)?;
         let slot = acct.slot(kind);
-        let now = unix_now();
         if let Some(c) = lock(&slot.cached).clone() {
-            if c.is_valid_at(now) {
+            if c.is_valid_at(unix_now()) {
                 return Ok(c);
             }
         }
+        Box::pin(self.get_uncached(acct, slot)).await
+    }
+
+    /// [`Self::get`] when this instance's cache has nothing valid: one caller at a time per
+    /// credential looks in the store or fetches; the others wait and take its result.
+    async fn get_uncached(
+        &self,
+        acct: &AccountCreds,
+        slot: &Slot,
+    ) -> Result<Arc<Credential>, CredentialError> {
         let _flight = slot.flight.lock().await;
         // Someone in this process may have fetched while we queued.
         if let Some(c) = lock(&slot.cached).clone() {

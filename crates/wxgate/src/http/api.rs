@@ -4,12 +4,13 @@
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{middleware, Json, Router};
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::json::JsonObject;
 use super::{auth, body, ApiError, ApiResult, AppState};
 use crate::credentials::Credential;
 use crate::domain::{unix_now, CredentialKind};
@@ -32,7 +33,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/api/v1/accounts/{account}/status", get(status))
         .merge(crate::oauth::api_router())
         .merge(crate::proxy::api_router())
-        .route_layer(middleware::from_fn_with_state(state, auth::require_api_key))
+        .route_layer(auth::RequireApiKeyLayer::new(state))
 }
 
 /// `GET access_token` and the refresh answer (SPEC shape).
@@ -44,6 +45,27 @@ struct TokenAnswer<'a> {
     fetched_at: i64,
 }
 
+impl TokenAnswer<'_> {
+    fn new(c: &Credential, now: i64) -> TokenAnswer<'_> {
+        TokenAnswer {
+            access_token: &c.value,
+            expires_at: c.expires_at,
+            expires_in: c.expires_in(now).max(0),
+            fetched_at: c.fetched_at,
+        }
+    }
+
+    /// The same JSON as `Json(self)`, written directly ([`JsonObject`]).
+    fn into_response(self) -> Response {
+        let mut json = JsonObject::with_capacity(96 + self.access_token.len());
+        json.string("access_token", self.access_token)
+            .number("expires_at", self.expires_at)
+            .number("expires_in", self.expires_in)
+            .number("fetched_at", self.fetched_at);
+        json.into_response()
+    }
+}
+
 /// `GET tickets/…` (SPEC shape).
 #[derive(Serialize)]
 struct TicketAnswer<'a> {
@@ -52,23 +74,31 @@ struct TicketAnswer<'a> {
     expires_in: i64,
 }
 
+impl TicketAnswer<'_> {
+    fn new(c: &Credential, now: i64) -> TicketAnswer<'_> {
+        TicketAnswer {
+            ticket: &c.value,
+            expires_at: c.expires_at,
+            expires_in: c.expires_in(now).max(0),
+        }
+    }
+
+    /// The same JSON as `Json(self)`, written directly ([`JsonObject`]).
+    fn into_response(self) -> Response {
+        let mut json = JsonObject::with_capacity(64 + self.ticket.len());
+        json.string("ticket", self.ticket)
+            .number("expires_at", self.expires_at)
+            .number("expires_in", self.expires_in);
+        json.into_response()
+    }
+}
+
 fn token_json(c: &Credential) -> Response {
-    Json(TokenAnswer {
-        access_token: &c.value,
-        expires_at: c.expires_at,
-        expires_in: c.expires_in(unix_now()).max(0),
-        fetched_at: c.fetched_at,
-    })
-    .into_response()
+    TokenAnswer::new(c, unix_now()).into_response()
 }
 
 fn ticket_json(c: &Credential) -> Response {
-    Json(TicketAnswer {
-        ticket: &c.value,
-        expires_at: c.expires_at,
-        expires_in: c.expires_in(unix_now()).max(0),
-    })
-    .into_response()
+    TicketAnswer::new(c, unix_now()).into_response()
 }
 
 async fn access_token(
@@ -151,4 +181,39 @@ async fn status(
         "upstream_calls": state.metrics.upstream_counts(&account),
         "last_upstream_errors": state.metrics.last_upstream_errors(&account),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn body(response: Response) -> Vec<u8> {
+        use http_body_util::BodyExt;
+        let collected = futures::executor::block_on(response.into_body().collect());
+        collected.unwrap().to_bytes().to_vec()
+    }
+
+    proptest! {
+        /// The hand-written credential answers are byte for byte what `axum::Json` gives.
+        #[test]
+        fn credential_answers_are_the_json_serde_writes(
+            value in "\\PC*|[\\x00-\\x7f]*",
+            expires_at: i64,
+            expires_in: i64,
+            fetched_at: i64,
+        ) {
+            let token = TokenAnswer { access_token: &value, expires_at, expires_in, fetched_at };
+            let expected = serde_json::to_vec(&token).unwrap();
+            prop_assert_eq!(body(token.into_response()), expected);
+            let ticket = TicketAnswer { ticket: &value, expires_at, expires_in };
+            let expected = serde_json::to_vec(&ticket).unwrap();
+            let response = ticket.into_response();
+            prop_assert_eq!(
+                response.headers().get(axum::http::header::CONTENT_TYPE).unwrap(),
+                "application/json"
+            );
+            prop_assert_eq!(body(response), expected);
+        }
+    }
 }

@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod json;
 pub mod ops;
 pub mod request_meta;
 

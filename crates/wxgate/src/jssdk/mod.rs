@@ -65,7 +65,7 @@ fn required(
     }
 }
 
-fn parse_page(raw: &str) -> ApiResult<PageUrl> {
+fn parse_page(raw: String) -> ApiResult<PageUrl> {
     PageUrl::parse(raw).map_err(|e| {
         ApiError::bad_request(
             "invalid_url",
@@ -117,7 +117,7 @@ async fn config_answer(
     settings: &AccountSettings,
     raw: Option<&str>,
 ) -> ApiResult<Response> {
-    let page = parse_page(&required(raw, "url", "invalid_url")?)?;
+    let page = parse_page(required(raw, "url", "invalid_url")?)?;
     let apis = match query::param(raw, "apis") {
         Some(Ok(a)) => sign::api_list(Some(&a)),
         Some(Err(())) => {
@@ -129,7 +129,7 @@ async fn config_answer(
         None => Vec::new(),
     };
     let answer = sign::sign_config(state, settings, &page, apis).await?;
-    Ok(Json(answer).into_response())
+    Ok(answer.into_response())
 }
 
 async fn diagnose(

@@ -6,25 +6,46 @@
 //! the current time. The tickets that signed earlier are remembered by the credential manager
 //! when it fetches them (`credentials::history`), for `diagnose`; signing does no bookkeeping.
 
+use axum::response::Response;
 use serde::Serialize;
 
 use super::page::PageUrl;
 use crate::config::AccountSettings;
 use crate::domain::{unix_now, CredentialKind};
+use crate::http::json::JsonObject;
 use crate::http::{ApiError, ApiResult, AppState};
 
-/// The `wx.config` parameters answered to the page (SPEC shape).
+/// The `wx.config` parameters answered to the page (SPEC shape); the account's appid and the
+/// page URL are borrowed, not copied.
 #[derive(Debug, Clone, Serialize)]
-pub struct ConfigAnswer {
+pub struct ConfigAnswer<'a> {
     #[serde(rename = "appId")]
-    pub app_id: String,
+    pub app_id: &'a str,
     pub timestamp: u64,
     #[serde(rename = "nonceStr")]
     pub nonce_str: String,
     pub signature: String,
     #[serde(rename = "jsApiList")]
     pub js_api_list: Vec<String>,
-    pub url: String,
+    pub url: &'a str,
+}
+
+impl ConfigAnswer<'_> {
+    /// The JSON answer, written directly ([`JsonObject`]); the same object `serde_json` would
+    /// write for this struct.
+    pub fn into_response(self) -> Response {
+        // The keys and punctuation, the timestamp, the nonce and the signature take 150 bytes;
+        // escapes in the URL or an api name may still grow the buffer once.
+        let apis: usize = self.js_api_list.iter().map(|a| a.len() + 3).sum();
+        let mut json = JsonObject::with_capacity(160 + self.app_id.len() + self.url.len() + apis);
+        json.string("appId", self.app_id)
+            .number("timestamp", self.timestamp)
+            .string("nonceStr", &self.nonce_str)
+            .string("signature", &self.signature)
+            .strings("jsApiList", self.js_api_list.iter().map(String::as_str))
+            .string("url", self.url);
+        json.into_response()
+    }
 }
 
 /// `apis=a,b,c` → `["a","b","c"]` (blank entries dropped; absent or empty → `[]`).
@@ -56,12 +77,12 @@ pub fn check_domain(account: &AccountSettings, page: &PageUrl) -> ApiResult<()> 
 }
 
 /// Signs `page` for `account` (already checked to exist) with a fresh nonce and the current time.
-pub async fn sign_config(
+pub async fn sign_config<'a>(
     state: &AppState,
-    account: &AccountSettings,
-    page: &PageUrl,
+    account: &'a AccountSettings,
+    page: &'a PageUrl,
     apis: Vec<String>,
-) -> ApiResult<ConfigAnswer> {
+) -> ApiResult<ConfigAnswer<'a>> {
     check_domain(account, page)?;
     let ticket = state
         .creds
@@ -71,11 +92,54 @@ pub async fn sign_config(
     let timestamp = u64::try_from(unix_now()).unwrap_or(0);
     let signature = wxgate_proto::jssdk::sign(&ticket.value, &nonce_str, timestamp, page.signed());
     Ok(ConfigAnswer {
-        app_id: account.appid.clone(),
+        app_id: &account.appid,
         timestamp,
         nonce_str,
         signature,
         js_api_list: apis,
-        url: page.signed().to_owned(),
+        url: page.signed(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn body(response: Response) -> Vec<u8> {
+        use http_body_util::BodyExt;
+        let collected = futures::executor::block_on(response.into_body().collect());
+        collected.unwrap().to_bytes().to_vec()
+    }
+
+    proptest! {
+        /// The hand-written answer is byte for byte what `serde_json` writes for the struct,
+        /// whatever the page URL and the api names hold (quotes, backslashes, control
+        /// characters, non-ASCII).
+        #[test]
+        fn the_answer_is_the_json_serde_writes(
+            app_id in "wx[0-9a-f]{16}",
+            timestamp: u64,
+            nonce_str in "[a-zA-Z0-9]{16}",
+            signature in "[0-9a-f]{40}",
+            js_api_list in proptest::collection::vec("\\PC*|[\\x00-\\x7f]*", 0..4),
+            url in "\\PC*|[\\x00-\\x7f]*",
+        ) {
+            let answer = ConfigAnswer {
+                app_id: &app_id,
+                timestamp,
+                nonce_str,
+                signature,
+                js_api_list,
+                url: &url,
+            };
+            let expected = serde_json::to_vec(&answer).unwrap();
+            let response = answer.into_response();
+            prop_assert_eq!(
+                response.headers().get(axum::http::header::CONTENT_TYPE).unwrap(),
+                "application/json"
+            );
+            prop_assert_eq!(body(response), expected);
+        }
+    }
 }

@@ -34,13 +34,19 @@ pub struct PageUrl {
 pub struct InvalidPageUrl(pub String);
 
 impl PageUrl {
-    pub fn parse(raw: &str) -> Result<Self, InvalidPageUrl> {
-        let invalid = || InvalidPageUrl(raw.to_owned());
-        let signed = wxgate_proto::jssdk::strip_fragment(raw);
-        let (host, port) = host_and_port(signed).ok_or_else(invalid)?;
+    /// Takes the URL as given (a `String` is kept, not copied): signed as it is, minus its
+    /// fragment.
+    pub fn parse(raw: impl Into<String>) -> Result<Self, InvalidPageUrl> {
+        let mut signed = raw.into();
+        let given_len = signed.len();
+        let signed_len = wxgate_proto::jssdk::strip_fragment(&signed).len();
+        let Some((host, port)) = host_and_port(&signed[..signed_len]) else {
+            return Err(InvalidPageUrl(signed));
+        };
+        signed.truncate(signed_len);
         Ok(PageUrl {
-            signed: signed.to_owned(),
-            had_fragment: signed.len() != raw.len(),
+            signed,
+            had_fragment: signed_len != given_len,
             host,
             port,
         })
@@ -98,53 +104,73 @@ fn host_and_port_by_url_crate(raw: &str) -> Option<(String, Option<u16>)> {
 /// IPv4 address), and the whole URL free of control characters and spaces (which the standard
 /// strips or rejects). `None` means "ask the full parser", never "invalid".
 fn plain_host_and_port(raw: &str) -> Option<(String, Option<u16>)> {
-    if raw.bytes().any(|b| b <= b' ' || b == 0x7f) {
+    let bytes = raw.as_bytes();
+    // No early exit: the check over the whole URL is vectorised.
+    if bytes
+        .iter()
+        .fold(false, |bad, &b| bad | (b <= b' ') | (b == 0x7f))
+    {
         return None;
     }
-    let https = raw
-        .as_bytes()
-        .get(4)
-        .is_some_and(|b| b.eq_ignore_ascii_case(&b's'));
-    let rest = raw.get(if https { 8 } else { 7 }..)?;
-    let end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
+    let https = bytes.get(4).is_some_and(|b| b.eq_ignore_ascii_case(&b's'));
+    let rest = bytes.get(if https { 8 } else { 7 }..)?;
+    let end = rest
+        .iter()
+        .position(|b| matches!(b, b'/' | b'?' | b'#' | b'\\'))
+        .unwrap_or(rest.len());
     let authority = &rest[..end];
-    let (name, port) = match authority.split_once(':') {
+    let (name, port) = match authority.iter().position(|&b| b == b':') {
         None => (authority, None),
-        Some((name, digits)) => {
-            if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit())
-            {
+        Some(colon) => {
+            let digits = &authority[colon + 1..];
+            if digits.is_empty() || digits.len() > 5 {
                 return None;
             }
-            (name, Some(digits.parse::<u16>().ok()?))
+            let mut port: u32 = 0;
+            for &d in digits {
+                if !d.is_ascii_digit() {
+                    return None;
+                }
+                port = port * 10 + u32::from(d - b'0');
+            }
+            (&authority[..colon], Some(u16::try_from(port).ok()?))
         }
     };
-    let mut last = "";
-    for label in name.split('.') {
-        let plain = !label.is_empty()
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !label
-                .get(..4)
-                .is_some_and(|head| head.eq_ignore_ascii_case("xn--"));
-        if !plain {
-            return None;
+    // One pass over the name: every label non-empty, of letters, digits and hyphens, and not
+    // starting with `xn--`.
+    let mut last = 0..0;
+    let mut label_start = 0;
+    for i in 0..=name.len() {
+        match name.get(i) {
+            Some(b) if b.is_ascii_alphanumeric() || *b == b'-' => continue,
+            Some(b'.') | None => {
+                let label = &name[label_start..i];
+                if label.is_empty()
+                    || label
+                        .get(..4)
+                        .is_some_and(|head| head.eq_ignore_ascii_case(b"xn--"))
+                {
+                    return None;
+                }
+                last = label_start..i;
+                label_start = i + 1;
+            }
+            Some(_) => return None,
         }
-        last = label;
     }
-    let numeric = last.bytes().all(|b| b.is_ascii_digit())
+    let last = &name[last];
+    let numeric = last.iter().all(u8::is_ascii_digit)
         || last
             .get(..2)
-            .is_some_and(|head| head.eq_ignore_ascii_case("0x"))
-            && last[2..].bytes().all(|b| b.is_ascii_hexdigit());
+            .is_some_and(|head| head.eq_ignore_ascii_case(b"0x"))
+            && last[2..].iter().all(u8::is_ascii_hexdigit);
     if numeric {
         return None;
     }
     let default_port = if https { 443 } else { 80 };
-    Some((
-        name.to_ascii_lowercase(),
-        Some(port.unwrap_or(default_port)),
-    ))
+    // Only ASCII letters, digits, hyphens and dots are left, so this is valid UTF-8.
+    let host = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
+    Some((host, Some(port.unwrap_or(default_port))))
 }
 
 /// Whether `host:port` is allowed by `patterns` (see the module documentation).

@@ -9,8 +9,6 @@
 
 use std::borrow::Cow;
 
-use percent_encoding::percent_decode;
-
 /// The decoded value of the first `name` parameter in `raw` (the part after `?`), or `None`
 /// when absent. `Some(Err(()))` when its value is not valid UTF-8 once decoded.
 pub fn param(raw: Option<&str>, name: &str) -> Option<Result<String, ()>> {
@@ -21,14 +19,41 @@ pub fn param(raw: Option<&str>, name: &str) -> Option<Result<String, ()>> {
     })
 }
 
-/// Form-decodes one key or value: `+` → space, then `%XX` once.
+/// Form-decodes one key or value: `+` → space, then `%XX` once (a `%` not followed by two hex
+/// digits stays as it is, like the WHATWG form decoder), in one pass into one allocation.
 fn decode(s: &str) -> Result<Cow<'_, str>, ()> {
-    if !s.contains(['+', '%']) {
+    let bytes = s.as_bytes();
+    let Some(first) = bytes.iter().position(|&b| b == b'+' || b == b'%') else {
         return Ok(Cow::Borrowed(s));
+    };
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend_from_slice(&bytes[..first]);
+    let mut i = first;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => match (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            _ => out.push(b),
+        }
+        i += 1;
     }
-    let plus_as_space = s.replace('+', " ");
-    let bytes: Vec<u8> = percent_decode(plus_as_space.as_bytes()).collect();
-    String::from_utf8(bytes).map(Cow::Owned).map_err(|_| ())
+    String::from_utf8(out).map(Cow::Owned).map_err(|_| ())
+}
+
+fn hex(digit: Option<&u8>) -> Option<u8> {
+    let d = *digit?;
+    match d {
+        b'0'..=b'9' => Some(d - b'0'),
+        b'a'..=b'f' => Some(d - b'a' + 10),
+        b'A'..=b'F' => Some(d - b'A' + 10),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -51,5 +76,21 @@ mod tests {
         assert_eq!(param(Some("a=%FF"), "a"), Some(Err(())));
         assert_eq!(param(Some("a=1&a=2"), "a"), Some(Ok("1".to_owned())));
         assert_eq!(param(Some("a=%zz"), "a"), Some(Ok("%zz".to_owned())));
+        assert_eq!(param(Some("a=%4"), "a"), Some(Ok("%4".to_owned())));
+        assert_eq!(param(Some("a=100%"), "a"), Some(Ok("100%".to_owned())));
+        assert_eq!(param(Some("a=%2b%2B+"), "a"), Some(Ok("++ ".to_owned())));
+        assert_eq!(param(Some("%61=x"), "a"), Some(Ok("x".to_owned())));
+    }
+
+    proptest::proptest! {
+        /// The one-pass decoder reads every string exactly as `+` → space followed by the
+        /// `percent-encoding` crate's decoder (the reading this module always had).
+        #[test]
+        fn decodes_like_plus_then_percent_decoding(s in "([a-zA-Z0-9+%/?&=#:. -]|%[0-9a-fA-F]{2}|%[0-9a-fA-F]|\\PC){0,40}") {
+            let reference = percent_encoding::percent_decode(s.replace('+', " ").as_bytes())
+                .collect::<Vec<u8>>();
+            let expected = String::from_utf8(reference).map_err(|_| ());
+            proptest::prop_assert_eq!(decode(&s).map(Cow::into_owned), expected);
+        }
     }
 }

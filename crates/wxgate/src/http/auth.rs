@@ -4,13 +4,16 @@
 //! difference nor a memory dump of this struct gives a key away. No keys configured means the
 //! business API is off (403 `api_disabled`), never open.
 
-use axum::extract::{Request, State};
+use std::task::{Context, Poll};
+
+use axum::extract::Request;
 use axum::http::header::AUTHORIZATION;
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use futures::future::{ready, Either, Ready};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tower::{Layer, Service};
 
 use super::{ApiError, AppState};
 
@@ -40,26 +43,72 @@ impl ApiKeys {
     }
 }
 
-/// Middleware for `/api/*`.
-pub async fn require_api_key(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    if state.api_keys.is_empty() {
-        return Err(ApiError::ApiDisabled);
+/// The Bearer key a request presents, if any.
+fn presented_key(req: &Request) -> Option<&str> {
+    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, key) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+}
+
+/// Layer for `/api/*` (applied with `Router::route_layer`): requests without a configured key
+/// get 401 `unauthorized` (403 `api_disabled` when no key is configured) and never reach the
+/// handler.
+///
+/// Hand-written for the same reason as [`super::request_meta`]: `axum::middleware::from_fn`
+/// boxes a future and clones the inner service on every request, which cost more than the
+/// whole `GET access_token` handler. The check itself is synchronous, so a refusal is a ready
+/// future and an accepted request is the inner service's own future, unwrapped.
+#[derive(Clone)]
+pub struct RequireApiKeyLayer {
+    state: AppState,
+}
+
+impl RequireApiKeyLayer {
+    pub fn new(state: AppState) -> Self {
+        RequireApiKeyLayer { state }
     }
-    let presented = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, key) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
-        });
-    match presented {
-        Some(key) if state.api_keys.accepts(key) => Ok(next.run(req).await),
-        _ => Err(ApiError::Unauthorized),
+}
+
+impl<S> Layer<S> for RequireApiKeyLayer {
+    type Service = RequireApiKey<S>;
+
+    fn layer(&self, inner: S) -> RequireApiKey<S> {
+        RequireApiKey {
+            inner,
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// See [`RequireApiKeyLayer`].
+#[derive(Clone)]
+pub struct RequireApiKey<S> {
+    inner: S,
+    state: AppState,
+}
+
+impl<S> Service<Request> for RequireApiKey<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<Response, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let keys = &self.state.api_keys;
+        let refusal = if keys.is_empty() {
+            ApiError::ApiDisabled
+        } else if presented_key(&req).is_some_and(|key| keys.accepts(key)) {
+            return Either::Right(self.inner.call(req));
+        } else {
+            ApiError::Unauthorized
+        };
+        Either::Left(ready(Ok(refusal.into_response())))
     }
 }
 

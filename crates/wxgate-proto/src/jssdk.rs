@@ -35,7 +35,7 @@ pub fn sign(ticket: &str, noncestr: &str, timestamp: u64, url: &str) -> String {
     hasher.update(b"&noncestr=");
     hasher.update(noncestr.as_bytes());
     hasher.update(b"&timestamp=");
-    hasher.update(timestamp.to_string().as_bytes());
+    hasher.update(itoa::Buffer::new().format(timestamp).as_bytes());
     hasher.update(b"&url=");
     hasher.update(url.as_bytes());
     crate::signature::lower_hex(&hasher.finalize())

@@ -2,6 +2,8 @@
 # HTTP benchmarks of wxgate with wrk, each next to a trivial axum route measured in the same run
 # on the same machine, so the figures read as ratios. Usage: bench/run.sh [seconds] [connections]
 # BENCH_STORE=memory:// (or redis://…) measures with another store than the embedded SQLite file.
+# BENCH_CASES="jssdk push" runs only those files of bench/cases/ (default: all of them); the
+# trivial route and access_token are always measured.
 #
 # On a small, shared machine two back-to-back runs of the same route can differ by 10 % or
 # more, so every case is measured in BENCH_ROUNDS rounds (default 3), each round starting with
@@ -141,6 +143,9 @@ for ROUND in $(seq 1 "$ROUNDS"); do
   # Each feature's cases (bench/cases/*.sh) use run, $GW, $MOCK, $KEY, $APPID, $work.
   for case in bench/cases/*.sh; do
     [ -e "$case" ] || continue
+    if [ -n "${BENCH_CASES:-}" ] && ! grep -qw "$(basename "$case" .sh)" <<<"$BENCH_CASES"; then
+      continue
+    fi
     # shellcheck source=/dev/null
     source "$case"
   done

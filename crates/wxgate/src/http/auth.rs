@@ -55,9 +55,10 @@ fn presented_key(req: &Request) -> Option<&str> {
 /// handler.
 ///
 /// Hand-written for the same reason as [`super::request_meta`]: `axum::middleware::from_fn`
-/// boxes a future and clones the inner service on every request, which cost more than the
-/// whole `GET access_token` handler. The check itself is synchronous, so a refusal is a ready
-/// future and an accepted request is the inner service's own future, unwrapped.
+/// boxes a future and clones the inner service on every request: ~0.2 µs, a tenth of what
+/// `GET access_token` costs in process (`cargo bench -p wxgate --bench routes`). The check
+/// itself is synchronous, so a refusal is a ready future and an accepted request is the inner
+/// service's own future, unwrapped.
 #[derive(Clone)]
 pub struct RequireApiKeyLayer {
     state: AppState,

@@ -186,13 +186,8 @@ async fn status(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::json::answer_body;
     use proptest::prelude::*;
-
-    fn body(response: Response) -> Vec<u8> {
-        use http_body_util::BodyExt;
-        let collected = futures::executor::block_on(response.into_body().collect());
-        collected.unwrap().to_bytes().to_vec()
-    }
 
     proptest! {
         /// The hand-written credential answers are byte for byte what `axum::Json` gives.
@@ -205,7 +200,7 @@ mod tests {
         ) {
             let token = TokenAnswer { access_token: &value, expires_at, expires_in, fetched_at };
             let expected = serde_json::to_vec(&token).unwrap();
-            prop_assert_eq!(body(token.into_response()), expected);
+            prop_assert_eq!(answer_body(token.into_response()), expected);
             let ticket = TicketAnswer { ticket: &value, expires_at, expires_in };
             let expected = serde_json::to_vec(&ticket).unwrap();
             let response = ticket.into_response();
@@ -213,7 +208,7 @@ mod tests {
                 response.headers().get(axum::http::header::CONTENT_TYPE).unwrap(),
                 "application/json"
             );
-            prop_assert_eq!(body(response), expected);
+            prop_assert_eq!(answer_body(response), expected);
         }
     }
 }

@@ -126,6 +126,15 @@ pub fn push_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// The body of an in-memory answer (the hand-written ones), for unit tests.
+#[cfg(test)]
+pub(crate) fn answer_body(response: Response) -> Vec<u8> {
+    use http_body_util::BodyExt;
+    #[allow(clippy::unwrap_used)]
+    let collected = futures::executor::block_on(response.into_body().collect()).unwrap();
+    collected.to_bytes().to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

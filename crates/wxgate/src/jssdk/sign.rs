@@ -104,13 +104,8 @@ pub async fn sign_config<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::json::answer_body;
     use proptest::prelude::*;
-
-    fn body(response: Response) -> Vec<u8> {
-        use http_body_util::BodyExt;
-        let collected = futures::executor::block_on(response.into_body().collect());
-        collected.unwrap().to_bytes().to_vec()
-    }
 
     proptest! {
         /// The hand-written answer is byte for byte what `serde_json` writes for the struct,
@@ -139,7 +134,7 @@ mod tests {
                 response.headers().get(axum::http::header::CONTENT_TYPE).unwrap(),
                 "application/json"
             );
-            prop_assert_eq!(body(response), expected);
+            prop_assert_eq!(answer_body(response), expected);
         }
     }
 }

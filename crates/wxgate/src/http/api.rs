@@ -46,15 +46,6 @@ struct TokenAnswer<'a> {
 }
 
 impl TokenAnswer<'_> {
-    fn new(c: &Credential, now: i64) -> TokenAnswer<'_> {
-        TokenAnswer {
-            access_token: &c.value,
-            expires_at: c.expires_at,
-            expires_in: c.expires_in(now).max(0),
-            fetched_at: c.fetched_at,
-        }
-    }
-
     /// The same JSON as `Json(self)`, written directly ([`JsonObject`]).
     fn into_response(self) -> Response {
         let mut json = JsonObject::with_capacity(96 + self.access_token.len());
@@ -75,14 +66,6 @@ struct TicketAnswer<'a> {
 }
 
 impl TicketAnswer<'_> {
-    fn new(c: &Credential, now: i64) -> TicketAnswer<'_> {
-        TicketAnswer {
-            ticket: &c.value,
-            expires_at: c.expires_at,
-            expires_in: c.expires_in(now).max(0),
-        }
-    }
-
     /// The same JSON as `Json(self)`, written directly ([`JsonObject`]).
     fn into_response(self) -> Response {
         let mut json = JsonObject::with_capacity(64 + self.ticket.len());
@@ -94,11 +77,22 @@ impl TicketAnswer<'_> {
 }
 
 fn token_json(c: &Credential) -> Response {
-    TokenAnswer::new(c, unix_now()).into_response()
+    TokenAnswer {
+        access_token: &c.value,
+        expires_at: c.expires_at,
+        expires_in: c.expires_in(unix_now()).max(0),
+        fetched_at: c.fetched_at,
+    }
+    .into_response()
 }
 
 fn ticket_json(c: &Credential) -> Response {
-    TicketAnswer::new(c, unix_now()).into_response()
+    TicketAnswer {
+        ticket: &c.value,
+        expires_at: c.expires_at,
+        expires_in: c.expires_in(unix_now()).max(0),
+    }
+    .into_response()
 }
 
 async fn access_token(

@@ -416,6 +416,102 @@ async fn three_hundred_cold_config_requests_cause_one_token_and_one_ticket_fetch
     app.stop().await;
 }
 
+/// The per-route request figures of `/metrics` add up whatever worker thread served each
+/// request (they are kept per thread and summed when rendered), and every answer carries a
+/// request id: a fresh one, or the caller's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_count_every_config_request_by_status_across_threads() {
+    let (_mock, addr) = start_mock().await;
+    let app = spawn_web_app(&config_with(addr, r#"["h5.example.com"]"#)).await;
+    let good = app.url(&format!(
+        "/jssdk/main/config?url={}",
+        component("https://h5.example.com/page")
+    ));
+    let bad = app.url("/jssdk/main/config");
+    let requests = (0..207).map(|i| {
+        let http = app.http.clone();
+        let url = if i < 200 { good.clone() } else { bad.clone() };
+        async move {
+            let resp = http.get(&url).send().await.unwrap();
+            let id = resp.headers()["x-wxgate-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            (resp.status().as_u16(), id)
+        }
+    });
+    let answers = futures::future::join_all(requests).await;
+    assert_eq!(answers.iter().filter(|(s, _)| *s == 200).count(), 200);
+    assert_eq!(answers.iter().filter(|(s, _)| *s == 400).count(), 7);
+    let ids: BTreeSet<&str> = answers.iter().map(|(_, id)| id.as_str()).collect();
+    assert_eq!(ids.len(), 207, "request ids repeat");
+    assert!(ids
+        .iter()
+        .all(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit())));
+    let own = app
+        .http
+        .get(&good)
+        .header("x-wxgate-request-id", "page-view-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.headers()["x-wxgate-request-id"], "page-view-7");
+
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let route = r#"route="/jssdk/{account}/config""#;
+    let value = |prefix: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {metrics}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        value(&format!(
+            "wxgate_http_requests_total{{{route},status=\"200\"}}"
+        )),
+        201
+    );
+    assert_eq!(
+        value(&format!(
+            "wxgate_http_requests_total{{{route},status=\"400\"}}"
+        )),
+        7
+    );
+    assert_eq!(
+        value(&format!(
+            "wxgate_http_request_duration_seconds_count{{{route}}}"
+        )),
+        208
+    );
+    let buckets: Vec<u64> = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with(&format!(
+                "wxgate_http_request_duration_seconds_bucket{{{route}"
+            ))
+        })
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse().unwrap())
+        .collect();
+    assert_eq!(buckets.len(), 11, "{metrics}");
+    assert!(
+        buckets.windows(2).all(|w| w[0] <= w[1]),
+        "not cumulative: {buckets:?}"
+    );
+    assert_eq!(buckets.last(), Some(&208));
+    app.stop().await;
+}
+
 async fn diagnose(
     app: &WebApp,
     account: &str,

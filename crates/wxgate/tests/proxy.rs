@@ -674,6 +674,34 @@ async fn a_failed_call_is_logged_with_wechat_rid_and_request_id_but_never_the_to
     assert!(!log.contains("caller-secret-token"));
 }
 
+/// Without a caller's id, the id wxgate makes up is the one in the answer AND in the log line,
+/// so a developer can find the log line of a failed call from its answer alone.
+#[tokio::test]
+async fn a_failed_call_without_a_callers_id_is_logged_with_the_id_it_was_answered_with() {
+    let (mock, addr) = start_mock().await;
+    let gw = helpers::GatewayProcess::start(&GatewayConfig::new(addr)).await;
+    let http = http_client();
+    mock.inject_fault("cgi-bin/menu/get", Fault::Errcode(45009));
+    let resp = http
+        .get(gw.api("main/wechat/cgi-bin/menu/get"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    let id = resp.headers()["x-wxgate-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(id.len(), 16, "{id}");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    let log = gw.stop_and_collect_log().await;
+    let line = log
+        .lines()
+        .find(|l| l.contains("proxied WeChat call failed"))
+        .unwrap_or_else(|| panic!("no failure line in {log}"));
+    assert!(line.contains(&id), "{line}");
+}
+
 // ---- status and metrics ----
 
 #[tokio::test]

@@ -32,6 +32,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -142,10 +143,67 @@ impl ManagerOptions {
 struct Slot {
     kind: CredentialKind,
     /// This instance's last view of the stored credential (saves a store read per request).
-    cached: Mutex<Option<Arc<Credential>>>,
+    cached: CachedCredential,
     /// Single flight inside the process.
     flight: tokio::sync::Mutex<()>,
     status: Mutex<status::SlotStatus>,
+}
+
+/// This instance's last view of one stored credential. Every request reads it, from every worker
+/// thread at once: readers take no lock and write nothing another thread reads (`arc_swap`), so
+/// a cache hit costs no cache-line transfer between cores. Writers (fetches, store re-reads, the
+/// refresh scan) are rare; `write` keeps their compare-then-replace steps whole.
+#[derive(Default)]
+struct CachedCredential {
+    current: ArcSwapOption<Credential>,
+    write: Mutex<()>,
+}
+
+impl CachedCredential {
+    fn get(&self) -> Option<Arc<Credential>> {
+        self.current.load_full()
+    }
+
+    /// The credential when valid at `now`, lent to `f` (no reference count is touched).
+    fn with_valid<R>(&self, now: i64, f: impl FnOnce(&Credential) -> R) -> Option<R> {
+        let current = self.current.load();
+        current.as_deref().filter(|c| c.is_valid_at(now)).map(f)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.current.load().is_none()
+    }
+
+    fn set(&self, cred: Arc<Credential>) {
+        let _write = lock(&self.write);
+        self.current.store(Some(cred));
+    }
+
+    /// Replaces the view unless it is newer than `cred` (concurrent writers: newest wins).
+    fn set_unless_newer(&self, cred: &Arc<Credential>) {
+        let _write = lock(&self.write);
+        let newer = self
+            .current
+            .load()
+            .as_ref()
+            .is_none_or(|c| c.fetched_at_ms <= cred.fetched_at_ms);
+        if newer {
+            self.current.store(Some(Arc::clone(cred)));
+        }
+    }
+
+    /// Forgets the view when it is no longer valid at `now`.
+    fn clear_if_invalid(&self, now: i64) {
+        let _write = lock(&self.write);
+        if self
+            .current
+            .load()
+            .as_ref()
+            .is_some_and(|c| !c.is_valid_at(now))
+        {
+            self.current.store(None);
+        }
+    }
 }
 
 struct AccountCreds {
@@ -190,7 +248,7 @@ impl CredentialManager {
                     .iter()
                     .map(|k| Slot {
                         kind: *k,
-                        cached: Mutex::new(None),
+                        cached: CachedCredential::default(),
                         flight: tokio::sync::Mutex::new(()),
                         status: Mutex::new(status::SlotStatus::default()),
                     })
@@ -255,12 +313,30 @@ impl CredentialManager {
     ) -> Result<Arc<Credential>, CredentialError> {
         let acct = self.account(account)?;
         let slot = acct.slot(kind);
-        if let Some(c) = lock(&slot.cached).clone() {
+        if let Some(c) = slot.cached.get() {
             if c.is_valid_at(unix_now()) {
                 return Ok(c);
             }
         }
         Box::pin(self.get_uncached(acct, slot)).await
+    }
+
+    /// The credential this instance holds, when valid at `now`, lent to `f`: for a caller that
+    /// needs it only for a moment (JS-SDK signing, on every page view). Unlike [`Self::get`] it
+    /// takes no lock and touches no reference count that other threads share. `None` (unknown
+    /// account, or nothing valid cached) means: ask [`Self::get`].
+    pub fn with_cached<R>(
+        &self,
+        account: &str,
+        kind: CredentialKind,
+        now: i64,
+        f: impl FnOnce(&Credential) -> R,
+    ) -> Option<R> {
+        self.accounts
+            .get(account)?
+            .slot(kind)
+            .cached
+            .with_valid(now, f)
     }
 
     /// [`Self::get`] when this instance's cache has nothing valid: one caller at a time per
@@ -272,7 +348,7 @@ impl CredentialManager {
     ) -> Result<Arc<Credential>, CredentialError> {
         let _flight = slot.flight.lock().await;
         // Someone in this process may have fetched while we queued.
-        if let Some(c) = lock(&slot.cached).clone() {
+        if let Some(c) = slot.cached.get() {
             if c.is_valid_at(unix_now()) {
                 return Ok(c);
             }
@@ -296,13 +372,7 @@ impl CredentialManager {
             return Ok(None);
         }
         let cred = Arc::new(cred);
-        let mut cached = lock(&slot.cached);
-        let newer = cached
-            .as_ref()
-            .is_none_or(|c| c.fetched_at_ms <= cred.fetched_at_ms);
-        if newer {
-            *cached = Some(cred.clone());
-        }
+        slot.cached.set_unless_newer(&cred);
         Ok(Some(cred))
     }
 
@@ -440,7 +510,7 @@ impl CredentialManager {
             history::record(self.store.as_ref(), account, slot.kind, &cred).await;
         }
         let cred = Arc::new(cred);
-        *lock(&slot.cached) = Some(cred.clone());
+        slot.cached.set(Arc::clone(&cred));
         Ok(cred)
     }
 
@@ -558,9 +628,7 @@ impl CredentialManager {
     ) -> Result<Option<Arc<Credential>>, CredentialError> {
         Ok(match self.load_stored(account, slot).await? {
             Some(c) => Some(c),
-            None => lock(&slot.cached)
-                .clone()
-                .filter(|c| c.is_valid_at(unix_now())),
+            None => slot.cached.get().filter(|c| c.is_valid_at(unix_now())),
         })
     }
 
@@ -613,14 +681,14 @@ impl CredentialManager {
     pub async fn refresh_due(&self) {
         for acct in self.accounts.values() {
             for slot in &acct.slots {
-                if lock(&slot.cached).is_none() {
+                if slot.cached.is_empty() {
                     continue;
                 }
                 if let Err(e) = self.load_stored(&acct.settings.name, slot).await {
                     tracing::warn!(account = %acct.settings.name, credential = %slot.kind, error = %e,
                         "cannot re-read the stored credential");
                 }
-                let Some(cached) = lock(&slot.cached).clone() else {
+                let Some(cached) = slot.cached.get() else {
                     continue;
                 };
                 let now = unix_now();
@@ -644,11 +712,7 @@ impl CredentialManager {
             Some(c) => c,
             None => {
                 // Expired or gone: the next caller fetches; drop our view so it does.
-                let now = unix_now();
-                let mut cached = lock(&slot.cached);
-                if cached.as_ref().is_some_and(|c| !c.is_valid_at(now)) {
-                    *cached = None;
-                }
+                slot.cached.clear_if_invalid(unix_now());
                 return Ok(());
             }
         };
@@ -700,12 +764,66 @@ impl CredentialManager {
         let mut out = Vec::new();
         for (name, acct) in &self.accounts {
             for slot in &acct.slots {
-                if let Some(c) = lock(&slot.cached).as_ref() {
+                if let Some(c) = slot.cached.get() {
                     out.push((name.clone(), slot.kind, c.expires_in(now)));
                 }
             }
         }
         out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cred(value: &str, fetched_at_ms: i64, expires_at: i64) -> Arc<Credential> {
+        Arc::new(Credential {
+            value: value.to_owned(),
+            expires_at,
+            fetched_at: fetched_at_ms / 1000,
+            fetched_at_ms,
+            lifetime_s: 7200,
+            reason: "initial".to_owned(),
+        })
+    }
+
+    #[test]
+    fn the_cached_view_lends_only_a_valid_credential() {
+        let cached = CachedCredential::default();
+        assert!(cached.is_empty());
+        assert_eq!(cached.with_valid(100, |c| c.value.clone()), None);
+        cached.set(cred("t1", 1_000, 200));
+        assert_eq!(
+            cached.with_valid(199, |c| c.value.clone()).as_deref(),
+            Some("t1")
+        );
+        assert_eq!(
+            cached.with_valid(200, |c| c.value.clone()),
+            None,
+            "expired at expires_at"
+        );
+        // Forgetting an invalid view leaves a valid one alone.
+        cached.clear_if_invalid(150);
+        assert_eq!(cached.get().map(|c| c.value.clone()).as_deref(), Some("t1"));
+        cached.clear_if_invalid(200);
+        assert!(cached.is_empty());
+    }
+
+    #[test]
+    fn an_older_credential_never_replaces_a_newer_view() {
+        let cached = CachedCredential::default();
+        cached.set_unless_newer(&cred("new", 2_000, 9_000));
+        cached.set_unless_newer(&cred("old", 1_000, 9_000));
+        assert_eq!(
+            cached.get().map(|c| c.value.clone()).as_deref(),
+            Some("new")
+        );
+        cached.set_unless_newer(&cred("newer", 3_000, 9_000));
+        assert_eq!(
+            cached.get().map(|c| c.value.clone()).as_deref(),
+            Some("newer")
+        );
     }
 }

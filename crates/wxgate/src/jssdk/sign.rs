@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::page::PageUrl;
 use crate::config::AccountSettings;
+use crate::credentials::Credential;
 use crate::domain::{unix_now, CredentialKind};
 use crate::http::json::JsonObject;
 use crate::http::{ApiError, ApiResult, AppState};
@@ -84,13 +85,31 @@ pub async fn sign_config<'a>(
     apis: Vec<String>,
 ) -> ApiResult<ConfigAnswer<'a>> {
     check_domain(account, page)?;
-    let ticket = state
-        .creds
-        .get(&account.name, CredentialKind::jsapi())
-        .await?;
     let nonce_str = wxgate_proto::jssdk::nonce_str();
-    let timestamp = u64::try_from(unix_now()).unwrap_or(0);
-    let signature = wxgate_proto::jssdk::sign(&ticket.value, &nonce_str, timestamp, page.signed());
+    let sign = |ticket: &Credential, now: i64| {
+        let timestamp = u64::try_from(now).unwrap_or(0);
+        let signature =
+            wxgate_proto::jssdk::sign(&ticket.value, &nonce_str, timestamp, page.signed());
+        (timestamp, signature)
+    };
+    // The ticket cached in this instance, lent without a lock (the case of nearly every request);
+    // else the credential manager's full path (store, single flight, fetch).
+    let now = unix_now();
+    let cached = state
+        .creds
+        .with_cached(&account.name, CredentialKind::jsapi(), now, |t| {
+            sign(t, now)
+        });
+    let (timestamp, signature) = match cached {
+        Some(signed) => signed,
+        None => {
+            let ticket = state
+                .creds
+                .get(&account.name, CredentialKind::jsapi())
+                .await?;
+            sign(&ticket, unix_now())
+        }
+    };
     Ok(ConfigAnswer {
         app_id: &account.appid,
         timestamp,

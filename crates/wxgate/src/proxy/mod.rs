@@ -19,13 +19,13 @@ mod verify;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 use percent_encoding::percent_decode_str;
 
 use self::path::{PathError, WechatPath};
-use crate::http::{ApiError, ApiResult, AppState};
+use crate::http::{request_meta, ApiError, ApiResult, AppState};
 
 /// Public routes: `/{file}` for the domain verification files (static routes such as
 /// `/healthz` and `/metrics` take precedence; every other name is a JSON 404).
@@ -45,18 +45,36 @@ async fn proxy(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
+) -> Response {
+    // The id this call is logged with is the one it is answered with (the request-id layer
+    // keeps an id a handler answered with).
+    let request_id = request_meta::request_id(&headers);
+    let logged_id = request_id.to_str().ok().map(str::to_owned);
+    let mut response = match proxy_call(&state, method, &uri, headers, logged_id, body).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    };
+    response
+        .headers_mut()
+        .insert(request_meta::REQUEST_ID, request_id);
+    response
+}
+
+async fn proxy_call(
+    state: &AppState,
+    method: Method,
+    uri: &Uri,
+    headers: HeaderMap,
+    request_id: Option<String>,
+    body: Body,
 ) -> ApiResult<Response> {
     let (account, raw_path) = split_path(uri.path())?;
     let settings = state.require_account(&account)?;
     let path = WechatPath::parse(raw_path)
         .and_then(|p| p.check_allowed(&settings.proxy_allow).map(|()| p))
         .map_err(path_error)?;
-    let request_id = headers
-        .get("x-wxgate-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
     let call = forward::Call {
-        state: &state,
+        state,
         account: &account,
         method,
         path,

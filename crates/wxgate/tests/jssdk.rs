@@ -457,15 +457,7 @@ async fn metrics_count_every_config_request_by_status_across_threads() {
         .unwrap();
     assert_eq!(own.headers()["x-wxgate-request-id"], "page-view-7");
 
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     let route = r#"route="/jssdk/{account}/config""#;
     let value = |prefix: &str| -> u64 {
         metrics

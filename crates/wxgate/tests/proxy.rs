@@ -314,15 +314,7 @@ async fn an_invalidated_stable_token_is_replaced_and_the_call_retried() {
     assert_eq!(status, 200);
     assert_eq!(echo["errcode"], 0, "{echo}");
     assert_eq!(mock.calls("cgi-bin/user/get"), 2);
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert_eq!(
         metric(
             &metrics,
@@ -737,15 +729,7 @@ async fn status_and_metrics_show_the_same_proxy_figures_and_the_last_error() {
     assert!(token["last_refresh_at"].is_i64());
     let expires_in = token["expires_in"].as_i64().unwrap();
 
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert_eq!(
         metric(
             &metrics,

@@ -983,15 +983,7 @@ async fn webhook_answers_without_a_reply_and_webhook_failures_give_success() {
     let wx = Wechat::new(&app);
     let (s, _, body) = wx.send(&wx.plain(&text_xml("oIvan", "q", msg_id()))).await;
     assert_eq!((s, body.as_str()), (200, "success"));
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(metrics.contains("webhook"), "webhook failures are counted");
     app.stop().await;
 }

@@ -335,15 +335,7 @@ async fn status_and_metrics_show_credentials_and_upstream_calls() {
     assert_eq!(body["upstream_calls"]["cgi-bin/stable_token"]["ok"], 1);
     assert!(!body.to_string().contains(SECRET));
 
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(metrics.contains(
         "wxgate_upstream_calls_total{account=\"main\",endpoint=\"cgi-bin/stable_token\",outcome=\"ok\"} 1"
     ), "{metrics}");

@@ -206,6 +206,18 @@ pub fn http_client() -> reqwest::Client {
 }
 
 impl TestApp {
+    /// The `/metrics` page (Prometheus text).
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn api(&self, path: &str) -> String {
         format!("{}/api/v1/accounts/{path}", self.base)
     }

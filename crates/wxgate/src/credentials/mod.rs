@@ -164,6 +164,11 @@ impl CachedCredential {
         self.current.load_full()
     }
 
+    /// The credential when valid at `now`.
+    fn valid_at(&self, now: i64) -> Option<Arc<Credential>> {
+        self.get().filter(|c| c.is_valid_at(now))
+    }
+
     /// The credential when valid at `now`, lent to `f` (no reference count is touched).
     fn with_valid<R>(&self, now: i64, f: impl FnOnce(&Credential) -> R) -> Option<R> {
         let current = self.current.load();
@@ -313,10 +318,8 @@ impl CredentialManager {
     ) -> Result<Arc<Credential>, CredentialError> {
         let acct = self.account(account)?;
         let slot = acct.slot(kind);
-        if let Some(c) = slot.cached.get() {
-            if c.is_valid_at(unix_now()) {
-                return Ok(c);
-            }
+        if let Some(c) = slot.cached.valid_at(unix_now()) {
+            return Ok(c);
         }
         Box::pin(self.get_uncached(acct, slot)).await
     }
@@ -348,10 +351,8 @@ impl CredentialManager {
     ) -> Result<Arc<Credential>, CredentialError> {
         let _flight = slot.flight.lock().await;
         // Someone in this process may have fetched while we queued.
-        if let Some(c) = slot.cached.get() {
-            if c.is_valid_at(unix_now()) {
-                return Ok(c);
-            }
+        if let Some(c) = slot.cached.valid_at(unix_now()) {
+            return Ok(c);
         }
         self.obtain(acct, slot, None, "initial").await
     }
@@ -628,7 +629,7 @@ impl CredentialManager {
     ) -> Result<Option<Arc<Credential>>, CredentialError> {
         Ok(match self.load_stored(account, slot).await? {
             Some(c) => Some(c),
-            None => slot.cached.get().filter(|c| c.is_valid_at(unix_now())),
+            None => slot.cached.valid_at(unix_now()),
         })
     }
 

@@ -46,6 +46,7 @@
 #![warn(missing_docs)]
 
 pub mod crypto;
+pub mod inline_ascii;
 pub mod jssdk;
 pub mod message;
 pub mod oauth;

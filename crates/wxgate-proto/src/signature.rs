@@ -27,6 +27,20 @@ pub fn lower_hex(bytes: &[u8]) -> String {
     out
 }
 
+/// A SHA-1 digest in lower-case hex, held inline (no allocation).
+pub type Sha1Hex = crate::inline_ascii::InlineAscii<40>;
+
+/// Lower-case hex of a SHA-1 digest, without allocating.
+pub fn sha1_hex_inline(digest: &[u8; 20]) -> Sha1Hex {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 40];
+    for (pair, b) in out.chunks_exact_mut(2).zip(digest) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0x0f)];
+    }
+    Sha1Hex::from_known_ascii(out)
+}
+
 /// SHA-1 (lower-case hex) of the parts sorted lexicographically (byte order) and concatenated.
 ///
 /// This is the primitive behind every WeChat push signature.

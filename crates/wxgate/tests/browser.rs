@@ -139,7 +139,7 @@ async fn the_demo_page_signs_itself_and_logs_in_in_headless_chromium() {
         &url,
     );
     assert_eq!(text_of(&dom, "cfg-signature"), expected);
-    assert!(text_of(&dom, "wx-config").contains(&expected));
+    assert!(text_of(&dom, "wx-config").contains(expected.as_str()));
     assert_eq!(text_of(&dom, "diagnose-verdict"), "valid", "{dom}");
     app.stop().await;
 }

@@ -90,7 +90,7 @@ async fn config_answers_the_spec_shape_signed_with_the_current_ticket() {
         body["timestamp"].as_u64().unwrap(),
         page,
     );
-    assert_eq!(body["signature"], expected);
+    assert_eq!(body["signature"], expected.as_str());
     app.stop().await;
 }
 
@@ -178,7 +178,7 @@ async fn the_url_is_signed_byte_for_byte_without_its_fragment() {
             body["timestamp"].as_u64().unwrap(),
             signed,
         );
-        assert_eq!(body["signature"], expected, "{page}");
+        assert_eq!(body["signature"], expected.as_str(), "{page}");
     }
     // A form encoder (spaces as '+') reaches the same string as encodeURIComponent.
     let resp = app
@@ -411,7 +411,7 @@ async fn three_hundred_cold_config_requests_cause_one_token_and_one_ticket_fetch
             body["timestamp"].as_u64().unwrap(),
             "https://h5.example.com/page",
         );
-        assert_eq!(body["signature"], expected);
+        assert_eq!(body["signature"], expected.as_str());
     }
     app.stop().await;
 }

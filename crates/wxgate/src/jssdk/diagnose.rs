@@ -20,6 +20,7 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use super::page::PageUrl;
+use wxgate_proto::signature::Sha1Hex;
 
 /// A ticket the signature may have been made with.
 #[derive(Debug, Clone)]
@@ -385,14 +386,14 @@ pub fn diagnose(
 }
 
 /// The signature over `url` exactly as given (fragment included).
-fn raw_sign(ticket: &str, nonce: &str, timestamp: u64, url: &str) -> String {
+fn raw_sign(ticket: &str, nonce: &str, timestamp: u64, url: &str) -> Sha1Hex {
     use sha1::{Digest, Sha1};
     let mut h = Sha1::new();
     h.update(
         format!("jsapi_ticket={ticket}&noncestr={nonce}&timestamp={timestamp}&url={url}")
             .as_bytes(),
     );
-    hex::encode(h.finalize())
+    wxgate_proto::signature::sha1_hex_inline(&h.finalize().into())
 }
 
 #[cfg(test)]

@@ -15,6 +15,9 @@
 //!   that port (the scheme's default port counts as the port written explicitly, so
 //!   `h5.example.com:443` allows `https://h5.example.com/`).
 
+use std::borrow::Cow;
+use std::ops::Range;
+
 use url::Url;
 
 /// A page URL WeChat will check a signature against.
@@ -24,8 +27,16 @@ pub struct PageUrl {
     signed: String,
     /// Whether a `#fragment` was removed.
     had_fragment: bool,
-    host: String,
+    host: HostText,
     port: Option<u16>,
+}
+
+/// Where a page's lower-case host is kept: in the URL itself when it is written there in lower
+/// case already (nearly always, so nothing is copied), else on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostText {
+    InUrl(Range<usize>),
+    Own(String),
 }
 
 /// Why a string is not a page URL wxgate can sign.
@@ -40,7 +51,7 @@ impl PageUrl {
         let mut signed = raw.into();
         let given_len = signed.len();
         let signed_len = wxgate_proto::jssdk::strip_fragment(&signed).len();
-        let Some((host, port)) = host_and_port(&signed[..signed_len]) else {
+        let Some((host, port)) = locate_host(&signed[..signed_len]) else {
             return Err(InvalidPageUrl(signed));
         };
         signed.truncate(signed_len);
@@ -63,7 +74,10 @@ impl PageUrl {
 
     /// Lower-case host (punycode for internationalised names).
     pub fn host(&self) -> &str {
-        &self.host
+        match &self.host {
+            HostText::InUrl(span) => self.signed.get(span.clone()).unwrap_or_default(),
+            HostText::Own(host) => host,
+        }
     }
 }
 
@@ -76,7 +90,17 @@ impl PageUrl {
 /// directly ([`plain_host_and_port`]); everything else (user info, IP addresses, non-ASCII or
 /// punycode names, percent signs, backslashes, control characters, empty labels, …) goes to
 /// the `url` crate. A property test checks that both agree wherever the direct path answers.
-pub fn host_and_port(raw: &str) -> Option<(String, Option<u16>)> {
+pub fn host_and_port(raw: &str) -> Option<(Cow<'_, str>, Option<u16>)> {
+    let (host, port) = locate_host(raw)?;
+    let host = match host {
+        HostText::InUrl(span) => Cow::Borrowed(raw.get(span)?),
+        HostText::Own(host) => Cow::Owned(host),
+    };
+    Some((host, port))
+}
+
+/// [`host_and_port`], with the host left in `raw` when it is written there in lower case.
+fn locate_host(raw: &str) -> Option<(HostText, Option<u16>)> {
     let scheme_ok = ["http://", "https://"].iter().any(|p| {
         raw.get(..p.len())
             .is_some_and(|head| head.eq_ignore_ascii_case(p))
@@ -84,7 +108,17 @@ pub fn host_and_port(raw: &str) -> Option<(String, Option<u16>)> {
     if !scheme_ok {
         return None;
     }
-    plain_host_and_port(raw).or_else(|| host_and_port_by_url_crate(raw))
+    if let Some((span, port)) = plain_host_span(raw) {
+        let written = raw.get(span.clone())?;
+        let host = if written.bytes().any(|b| b.is_ascii_uppercase()) {
+            HostText::Own(written.to_ascii_lowercase())
+        } else {
+            HostText::InUrl(span)
+        };
+        return Some((host, port));
+    }
+    let (host, port) = host_and_port_by_url_crate(raw)?;
+    Some((HostText::Own(host), port))
 }
 
 /// The full parser's reading of `raw`: the host and effective port of an http(s) URL.
@@ -98,12 +132,12 @@ fn host_and_port_by_url_crate(raw: &str) -> Option<(String, Option<u16>)> {
 }
 
 /// The direct path of [`host_and_port`] for `raw` starting with `http://` or `https://` (any
-/// case): answers only when the authority is `name[:digits]` with `name` made of dot-separated,
+/// case): where in `raw` the host is written (in any case), and the port. Answers only when the authority is `name[:digits]` with `name` made of dot-separated,
 /// non-empty labels of ASCII letters, digits and hyphens, none starting with `xn--` (those the
 /// IDNA rules check), the last one not a number (the URL standard would read the name as an
 /// IPv4 address), and the whole URL free of control characters and spaces (which the standard
 /// strips or rejects). `None` means "ask the full parser", never "invalid".
-fn plain_host_and_port(raw: &str) -> Option<(String, Option<u16>)> {
+fn plain_host_span(raw: &str) -> Option<(Range<usize>, Option<u16>)> {
     let bytes = raw.as_bytes();
     // No early exit: the check over the whole URL is vectorised.
     if bytes
@@ -113,7 +147,8 @@ fn plain_host_and_port(raw: &str) -> Option<(String, Option<u16>)> {
         return None;
     }
     let https = bytes.get(4).is_some_and(|b| b.eq_ignore_ascii_case(&b's'));
-    let rest = bytes.get(if https { 8 } else { 7 }..)?;
+    let authority_start = if https { 8 } else { 7 };
+    let rest = bytes.get(authority_start..)?;
     let end = rest
         .iter()
         .position(|b| matches!(b, b'/' | b'?' | b'#' | b'\\'))
@@ -168,9 +203,9 @@ fn plain_host_and_port(raw: &str) -> Option<(String, Option<u16>)> {
         return None;
     }
     let default_port = if https { 443 } else { 80 };
-    // Only ASCII letters, digits, hyphens and dots are left, so this is valid UTF-8.
-    let host = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
-    Some((host, Some(port.unwrap_or(default_port))))
+    // The name is the start of the authority.
+    let span = authority_start..authority_start + name.len();
+    Some((span, Some(port.unwrap_or(default_port))))
 }
 
 /// Whether `host:port` is allowed by `patterns` (see the module documentation).
@@ -205,7 +240,7 @@ fn pattern_matches(pattern: &str, host: &str, port: Option<u16>) -> bool {
 impl PageUrl {
     /// Whether this page's host is on `patterns`.
     pub fn allowed_by(&self, patterns: &[String]) -> bool {
-        domain_allowed(patterns, &self.host, self.port)
+        domain_allowed(patterns, self.host(), self.port)
     }
 }
 
@@ -326,6 +361,17 @@ mod tests {
         (scheme, userinfo, host, port, tail).prop_map(|(s, u, h, p, t)| format!("{s}{u}{h}{p}{t}"))
     }
 
+    /// The direct path's answer, host lower-cased, when it answers.
+    fn plain_host_and_port(raw: &str) -> Option<(String, Option<u16>)> {
+        let (span, port) = plain_host_span(raw)?;
+        Some((raw[span].to_ascii_lowercase(), port))
+    }
+
+    /// [`host_and_port`] with the host as an owned string.
+    fn owned_host_and_port(raw: &str) -> Option<(String, Option<u16>)> {
+        host_and_port(raw).map(|(host, port)| (host.into_owned(), port))
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
 
@@ -334,7 +380,11 @@ mod tests {
             if let Some(direct) = plain_host_and_port(&raw) {
                 proptest::prop_assert_eq!(Some(direct), host_and_port_by_url_crate(&raw), "{}", raw);
             }
-            proptest::prop_assert_eq!(host_and_port(&raw), host_and_port_by_url_crate(&raw), "{}", raw);
+            proptest::prop_assert_eq!(owned_host_and_port(&raw), host_and_port_by_url_crate(&raw), "{}", raw);
+            if let Ok(page) = PageUrl::parse(raw.clone()) {
+                let expected = host_and_port_by_url_crate(&raw).map(|(host, _)| host);
+                proptest::prop_assert_eq!(Some(page.host().to_owned()), expected, "{}", raw);
+            }
         }
     }
 
@@ -364,7 +414,11 @@ mod tests {
             "https:///h5.example.com/",
         ] {
             assert_eq!(plain_host_and_port(raw), None, "{raw}");
-            assert_eq!(host_and_port(raw), host_and_port_by_url_crate(raw), "{raw}");
+            assert_eq!(
+                owned_host_and_port(raw),
+                host_and_port_by_url_crate(raw),
+                "{raw}"
+            );
         }
     }
 }

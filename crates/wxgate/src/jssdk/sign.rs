@@ -8,12 +8,14 @@
 
 use axum::response::Response;
 use serde::Serialize;
+use wxgate_proto::jssdk::NonceStr;
+use wxgate_proto::signature::Sha1Hex;
 
 use super::page::PageUrl;
 use crate::config::AccountSettings;
 use crate::credentials::Credential;
 use crate::domain::{unix_now, CredentialKind};
-use crate::http::json::JsonObject;
+use crate::http::json::{json_response, string_len, JsonObject};
 use crate::http::{ApiError, ApiResult, AppState};
 
 /// The `wx.config` parameters answered to the page (SPEC shape); the account's appid and the
@@ -24,28 +26,42 @@ pub struct ConfigAnswer<'a> {
     pub app_id: &'a str,
     pub timestamp: u64,
     #[serde(rename = "nonceStr")]
-    pub nonce_str: String,
-    pub signature: String,
+    pub nonce_str: NonceStr,
+    pub signature: Sha1Hex,
     #[serde(rename = "jsApiList")]
     pub js_api_list: Vec<String>,
     pub url: &'a str,
 }
 
 impl ConfigAnswer<'_> {
-    /// The JSON answer, written directly ([`JsonObject`]); the same object `serde_json` would
-    /// write for this struct.
+    /// The JSON answer ([`Self::to_json`]).
     pub fn into_response(self) -> Response {
-        // The keys and punctuation, the timestamp, the nonce and the signature take 150 bytes;
-        // escapes in the URL or an api name may still grow the buffer once.
-        let apis: usize = self.js_api_list.iter().map(|a| a.len() + 3).sum();
-        let mut json = JsonObject::with_capacity(160 + self.app_id.len() + self.url.len() + apis);
+        json_response(self.to_json())
+    }
+
+    /// The JSON object, written directly ([`JsonObject`]) into a buffer of exactly its length;
+    /// the same object `serde_json` would write for this struct.
+    pub fn to_json(&self) -> Vec<u8> {
+        const PUNCTUATION: &str =
+            r#"{"appId":,"timestamp":,"nonceStr":,"signature":,"jsApiList":[],"url":}"#;
+        let commas = self.js_api_list.len().saturating_sub(1);
+        let apis: usize = self.js_api_list.iter().map(|a| string_len(a)).sum();
+        let len = PUNCTUATION.len()
+            + string_len(self.app_id)
+            + itoa::Buffer::new().format(self.timestamp).len()
+            + string_len(&self.nonce_str)
+            + string_len(&self.signature)
+            + apis
+            + commas
+            + string_len(self.url);
+        let mut json = JsonObject::with_capacity(len);
         json.string("appId", self.app_id)
             .number("timestamp", self.timestamp)
             .string("nonceStr", &self.nonce_str)
             .string("signature", &self.signature)
             .strings("jsApiList", self.js_api_list.iter().map(String::as_str))
             .string("url", self.url);
-        json.into_response()
+        json.finish()
     }
 }
 
@@ -142,12 +158,14 @@ mod tests {
             let answer = ConfigAnswer {
                 app_id: &app_id,
                 timestamp,
-                nonce_str,
-                signature,
+                nonce_str: NonceStr::new(&nonce_str).unwrap(),
+                signature: Sha1Hex::new(&signature).unwrap(),
                 js_api_list,
                 url: &url,
             };
             let expected = serde_json::to_vec(&answer).unwrap();
+            let json = answer.to_json();
+            prop_assert_eq!(json.len(), json.capacity(), "the buffer is exactly as long as the object");
             let response = answer.into_response();
             prop_assert_eq!(
                 response.headers().get(axum::http::header::CONTENT_TYPE).unwrap(),

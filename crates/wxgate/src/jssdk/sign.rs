@@ -15,7 +15,7 @@ use super::page::PageUrl;
 use crate::config::AccountSettings;
 use crate::credentials::Credential;
 use crate::domain::{unix_now, CredentialKind};
-use crate::http::json::{json_response, string_len, JsonObject};
+use crate::http::json::{json_response, string_len_unescaped, JsonObject};
 use crate::http::{ApiError, ApiResult, AppState};
 
 /// The `wx.config` parameters answered to the page (SPEC shape); the account's appid and the
@@ -39,21 +39,26 @@ impl ConfigAnswer<'_> {
         json_response(self.to_json())
     }
 
-    /// The JSON object, written directly ([`JsonObject`]) into a buffer of exactly its length;
-    /// the same object `serde_json` would write for this struct.
+    /// The JSON object, written directly ([`JsonObject`]) into a buffer of exactly its length
+    /// when nothing needs escaping (page URLs reach wxgate percent-encoded); the same object
+    /// `serde_json` would write for this struct.
     pub fn to_json(&self) -> Vec<u8> {
         const PUNCTUATION: &str =
             r#"{"appId":,"timestamp":,"nonceStr":,"signature":,"jsApiList":[],"url":}"#;
         let commas = self.js_api_list.len().saturating_sub(1);
-        let apis: usize = self.js_api_list.iter().map(|a| string_len(a)).sum();
+        let apis: usize = self
+            .js_api_list
+            .iter()
+            .map(|a| string_len_unescaped(a))
+            .sum();
         let len = PUNCTUATION.len()
-            + string_len(self.app_id)
+            + string_len_unescaped(self.app_id)
             + itoa::Buffer::new().format(self.timestamp).len()
-            + string_len(&self.nonce_str)
-            + string_len(&self.signature)
+            + string_len_unescaped(&self.nonce_str)
+            + string_len_unescaped(&self.signature)
             + apis
             + commas
-            + string_len(self.url);
+            + string_len_unescaped(self.url);
         let mut json = JsonObject::with_capacity(len);
         json.string("appId", self.app_id)
             .number("timestamp", self.timestamp)
@@ -165,7 +170,11 @@ mod tests {
             };
             let expected = serde_json::to_vec(&answer).unwrap();
             let json = answer.to_json();
-            prop_assert_eq!(json.len(), json.capacity(), "the buffer is exactly as long as the object");
+            // Sized exactly unless the URL or an api name has something to escape.
+            let plain = |s: &str| serde_json::to_string(s).unwrap().len() == s.len() + 2;
+            if plain(answer.url) && answer.js_api_list.iter().all(|a| plain(a)) {
+                prop_assert_eq!(json.len(), json.capacity(), "the buffer is as long as the object");
+            }
             let response = answer.into_response();
             prop_assert_eq!(
                 response.headers().get(axum::http::header::CONTENT_TYPE).unwrap(),
@@ -173,5 +182,20 @@ mod tests {
             );
             prop_assert_eq!(answer_body(response), expected);
         }
+    }
+
+    #[test]
+    fn a_usual_answer_fills_its_buffer_exactly() {
+        let answer = ConfigAnswer {
+            app_id: "wx1234567890abcdef",
+            timestamp: 1_700_000_000,
+            nonce_str: wxgate_proto::jssdk::nonce_str(),
+            signature: wxgate_proto::jssdk::sign("ticket", "nonce", 1, "https://h5.example.com/"),
+            js_api_list: vec!["scanQRCode".to_owned(), "chooseImage".to_owned()],
+            url: "https://h5.example.com/a?b=%E4%B8%AD&c=中",
+        };
+        let json = answer.to_json();
+        assert_eq!(json.len(), json.capacity());
+        assert_eq!(json, serde_json::to_vec(&answer).unwrap());
     }
 }

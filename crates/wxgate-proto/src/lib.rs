@@ -12,7 +12,8 @@
 //! * [`xml`] and [`message`] — inbound XML read in two phases into a typed [`Message`]
 //!   (unknown types kept, DTDs refused), with its webhook JSON and deduplication key;
 //! * [`reply`] — passive replies, from webhook JSON to WeChat's XML and back;
-//! * [`jssdk`] — `wx.config` and `card_ext` signatures;
+//! * [`jssdk`] — `wx.config` and `card_ext` signatures (the signature and nonce held inline,
+//!   [`inline_ascii`]);
 //! * [`oauth`] — the web-authorization redirect URL.
 //!
 //! A typical safe-mode push: [`open_push`] → [`Message::parse`] → choose a [`Reply`] →

@@ -87,9 +87,10 @@ impl PageUrl {
 ///
 /// Every config request parses its page URL, so the common shape — a plain ASCII host name
 /// such as `h5.example.com`, an optional numeric port, nothing unusual in between — is read
-/// directly ([`plain_host_and_port`]); everything else (user info, IP addresses, non-ASCII or
+/// directly ([`plain_host_span`]); everything else (user info, IP addresses, non-ASCII or
 /// punycode names, percent signs, backslashes, control characters, empty labels, …) goes to
 /// the `url` crate. A property test checks that both agree wherever the direct path answers.
+/// The host is borrowed from `raw` when it is written there in lower case.
 pub fn host_and_port(raw: &str) -> Option<(Cow<'_, str>, Option<u16>)> {
     let (host, port) = locate_host(raw)?;
     let host = match host {
@@ -132,11 +133,12 @@ fn host_and_port_by_url_crate(raw: &str) -> Option<(String, Option<u16>)> {
 }
 
 /// The direct path of [`host_and_port`] for `raw` starting with `http://` or `https://` (any
-/// case): where in `raw` the host is written (in any case), and the port. Answers only when the authority is `name[:digits]` with `name` made of dot-separated,
-/// non-empty labels of ASCII letters, digits and hyphens, none starting with `xn--` (those the
-/// IDNA rules check), the last one not a number (the URL standard would read the name as an
-/// IPv4 address), and the whole URL free of control characters and spaces (which the standard
-/// strips or rejects). `None` means "ask the full parser", never "invalid".
+/// case): where in `raw` the host is written (in any case), and the port. Answers only when
+/// the authority is `name[:digits]` with `name` made of dot-separated, non-empty labels of
+/// ASCII letters, digits and hyphens, none starting with `xn--` (those the IDNA rules check),
+/// the last one not a number (the URL standard would read the name as an IPv4 address), and
+/// the whole URL free of control characters and spaces (which the standard strips or rejects).
+/// `None` means "ask the full parser", never "invalid".
 fn plain_host_span(raw: &str) -> Option<(Range<usize>, Option<u16>)> {
     let bytes = raw.as_bytes();
     // No early exit: the check over the whole URL is vectorised.

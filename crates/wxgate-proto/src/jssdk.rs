@@ -96,7 +96,8 @@ pub fn nonce_str() -> NonceStr {
     while filled < NONCE_LEN {
         let mut bits: u128 = rng.gen();
         for _ in 0..21 {
-            if let Some(&c) = ALPHABET.get(usize::from(bits.to_le_bytes()[0] & 63)) {
+            // The low six bits (0–63); 62 and 63 are not in the alphabet.
+            if let Some(&c) = ALPHABET.get((bits & 63) as usize) {
                 out[filled] = c;
                 filled += 1;
                 if filled == NONCE_LEN {

@@ -51,9 +51,13 @@ impl ConfigAnswer<'_> {
             .iter()
             .map(|a| string_len_unescaped(a))
             .sum();
+        let timestamp_digits = self
+            .timestamp
+            .checked_ilog10()
+            .map_or(1, |d| d as usize + 1);
         let len = PUNCTUATION.len()
             + string_len_unescaped(self.app_id)
-            + itoa::Buffer::new().format(self.timestamp).len()
+            + timestamp_digits
             + string_len_unescaped(&self.nonce_str)
             + string_len_unescaped(&self.signature)
             + apis

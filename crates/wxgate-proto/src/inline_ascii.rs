@@ -43,12 +43,6 @@ impl<const N: usize> std::ops::Deref for InlineAscii<N> {
     }
 }
 
-impl<const N: usize> AsRef<str> for InlineAscii<N> {
-    fn as_ref(&self) -> &str {
-        self.as_str()
-    }
-}
-
 impl<const N: usize> fmt::Display for InlineAscii<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -61,27 +55,9 @@ impl<const N: usize> fmt::Debug for InlineAscii<N> {
     }
 }
 
-impl<const N: usize> PartialEq<str> for InlineAscii<N> {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
 impl<const N: usize> PartialEq<&str> for InlineAscii<N> {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
-    }
-}
-
-impl<const N: usize> PartialEq<String> for InlineAscii<N> {
-    fn eq(&self, other: &String) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl<const N: usize> PartialEq<InlineAscii<N>> for String {
-    fn eq(&self, other: &InlineAscii<N>) -> bool {
-        self == other.as_str()
     }
 }
 

@@ -138,7 +138,7 @@ async fn the_demo_page_signs_itself_and_logs_in_in_headless_chromium() {
         text_of(&dom, "cfg-timestamp").parse().unwrap(),
         &url,
     );
-    assert_eq!(text_of(&dom, "cfg-signature"), expected);
+    assert_eq!(text_of(&dom, "cfg-signature"), expected.as_str());
     assert!(text_of(&dom, "wx-config").contains(expected.as_str()));
     assert_eq!(text_of(&dom, "diagnose-verdict"), "valid", "{dom}");
     app.stop().await;

@@ -40,9 +40,13 @@ fn component(s: &str) -> String {
     utf8_percent_encode(s, SET).to_string()
 }
 
+/// The config path for `page_url`, encoded as a page would encode it.
+fn config_path(page_url: &str) -> String {
+    format!("/jssdk/main/config?url={}", component(page_url))
+}
+
 async fn config_for(app: &WebApp, page_url: &str) -> (u16, Value) {
-    app.get(&format!("/jssdk/main/config?url={}", component(page_url)))
-        .await
+    app.get(&config_path(page_url)).await
 }
 
 #[tokio::test]
@@ -284,10 +288,7 @@ async fn an_empty_js_domains_list_allows_any_page() {
 async fn cors_is_granted_only_to_origins_on_js_domains() {
     let (_mock, addr) = start_mock().await;
     let app = spawn_web_app(&config_with(addr, r#"["h5.example.com"]"#)).await;
-    let url = app.url(&format!(
-        "/jssdk/main/config?url={}",
-        component("https://h5.example.com/p")
-    ));
+    let url = app.url(&config_path("https://h5.example.com/p"));
     let allowed = app
         .http
         .get(&url)
@@ -385,10 +386,7 @@ async fn three_hundred_cold_config_requests_cause_one_token_and_one_ticket_fetch
     let (mock, addr) = start_mock().await;
     mock.set_latency(std::time::Duration::from_millis(100));
     let app = spawn_web_app(&config_with(addr, r#"["h5.example.com"]"#)).await;
-    let url = app.url(&format!(
-        "/jssdk/main/config?url={}",
-        component("https://h5.example.com/page")
-    ));
+    let url = app.url(&config_path("https://h5.example.com/page"));
     let requests = (0..300).map(|_| {
         let http = app.http.clone();
         let url = url.clone();
@@ -423,10 +421,7 @@ async fn three_hundred_cold_config_requests_cause_one_token_and_one_ticket_fetch
 async fn metrics_count_every_config_request_by_status_across_threads() {
     let (_mock, addr) = start_mock().await;
     let app = spawn_web_app(&config_with(addr, r#"["h5.example.com"]"#)).await;
-    let good = app.url(&format!(
-        "/jssdk/main/config?url={}",
-        component("https://h5.example.com/page")
-    ));
+    let good = app.url(&config_path("https://h5.example.com/page"));
     let bad = app.url("/jssdk/main/config");
     let requests = (0..207).map(|i| {
         let http = app.http.clone();

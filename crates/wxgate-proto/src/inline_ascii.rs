@@ -29,6 +29,12 @@ impl<const N: usize> InlineAscii<N> {
         InlineAscii(bytes)
     }
 
+    /// The ASCII bytes, without the UTF-8 check [`Self::as_str`] makes (writers of JSON and
+    /// HTTP take bytes).
+    pub fn as_bytes(&self) -> &[u8; N] {
+        &self.0
+    }
+
     /// The characters as a string slice.
     pub fn as_str(&self) -> &str {
         // Every constructor makes or checks ASCII, so this never falls back to "".

@@ -306,6 +306,10 @@ async fn cors_is_granted_only_to_origins_on_js_domains() {
         .get_all("vary")
         .iter()
         .any(|v| v == "Origin"));
+    // The signed answer's other headers: never cached, JSON, with its request id.
+    assert_eq!(allowed.headers()["cache-control"], "no-store");
+    assert_eq!(allowed.headers()["content-type"], "application/json");
+    assert_eq!(allowed.headers()["x-wxgate-request-id"].len(), 16);
 
     for origin in [
         "https://evil.com",
@@ -331,6 +335,8 @@ async fn cors_is_granted_only_to_origins_on_js_domains() {
                 .is_none(),
             "{origin}"
         );
+        assert_eq!(denied.headers()["vary"], "Origin", "{origin}");
+        assert_eq!(denied.headers()["cache-control"], "no-store", "{origin}");
     }
 
     // An error answer to an allowed origin is readable by the page too.

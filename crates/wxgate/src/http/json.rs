@@ -13,6 +13,7 @@ use axum::body::Body;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderValue;
 use axum::response::Response;
+use wxgate_proto::inline_ascii::InlineAscii;
 
 /// One JSON object, written field by field.
 pub struct JsonObject {
@@ -46,6 +47,18 @@ impl JsonObject {
     pub fn string(&mut self, key: &'static str, value: &str) -> &mut Self {
         self.key(key);
         push_string(&mut self.buf, value);
+        self
+    }
+
+    /// `"key":"value"` for an inline ASCII value (a nonce, a hex digest), written from its
+    /// bytes without reading them as UTF-8 again.
+    pub fn ascii<const N: usize>(
+        &mut self,
+        key: &'static str,
+        value: &InlineAscii<N>,
+    ) -> &mut Self {
+        self.key(key);
+        push_json_string(&mut self.buf, value.as_bytes());
         self
     }
 
@@ -106,6 +119,11 @@ pub fn string_len_unescaped(s: &str) -> usize {
     s.len() + 2
 }
 
+/// [`string_len_unescaped`] for [`JsonObject::ascii`].
+pub fn ascii_len_unescaped<const N: usize>(_: &InlineAscii<N>) -> usize {
+    N + 2
+}
+
 /// Whether any byte must be escaped. Most strings need no escape at all; this check has no
 /// early exit, so it is vectorised.
 fn needs_escape(bytes: &[u8]) -> bool {
@@ -116,8 +134,12 @@ fn needs_escape(bytes: &[u8]) -> bool {
 
 /// Appends `s` as a JSON string: quoted, with `"`, `\` and the control characters escaped.
 pub fn push_string(out: &mut Vec<u8>, s: &str) {
+    push_json_string(out, s.as_bytes());
+}
+
+/// [`push_string`] for bytes known to be UTF-8 (a `str`'s, or ASCII).
+fn push_json_string(out: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     if !needs_escape(bytes) {

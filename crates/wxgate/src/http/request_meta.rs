@@ -179,3 +179,27 @@ where
         Poll::Ready(Ok(response))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_ids_are_sixteen_hex_digits_and_distinct_across_threads() {
+        let ids = || (0..1000).map(|_| new_request_id()).collect::<Vec<_>>();
+        let other_thread = std::thread::spawn(ids);
+        let mut all = ids();
+        all.extend(other_thread.join().unwrap());
+        for id in &all {
+            let id = id.to_str().unwrap();
+            assert_eq!(id.len(), 16, "{id}");
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+                "{id}"
+            );
+        }
+        let distinct: std::collections::HashSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len(), "a fresh id repeated");
+    }
+}

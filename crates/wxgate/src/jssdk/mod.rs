@@ -54,7 +54,16 @@ fn required(
     name: &'static str,
     invalid_code: &'static str,
 ) -> ApiResult<String> {
-    match query::param(raw, name) {
+    required_value(query::param(raw, name), name, invalid_code)
+}
+
+/// [`required`] for a value already read out of the query ([`query::params`]).
+fn required_value(
+    value: Option<Result<String, ()>>,
+    name: &'static str,
+    invalid_code: &'static str,
+) -> ApiResult<String> {
+    match value {
         None => Err(ApiError::MissingParameter(name)),
         Some(Ok(v)) if v.is_empty() => Err(ApiError::MissingParameter(name)),
         Some(Ok(v)) => Ok(v),
@@ -117,8 +126,9 @@ async fn config_answer(
     settings: &AccountSettings,
     raw: Option<&str>,
 ) -> ApiResult<Response> {
-    let page = parse_page(required(raw, "url", "invalid_url")?)?;
-    let apis = match query::param(raw, "apis") {
+    let [url, apis] = query::params(raw, ["url", "apis"]);
+    let page = parse_page(required_value(url, "url", "invalid_url")?)?;
+    let apis = match apis {
         Some(Ok(a)) => sign::api_list(Some(&a)),
         Some(Err(())) => {
             return Err(ApiError::bad_request(

@@ -15,7 +15,7 @@ use super::page::PageUrl;
 use crate::config::AccountSettings;
 use crate::credentials::Credential;
 use crate::domain::{unix_now, CredentialKind};
-use crate::http::json::{json_response, string_len_unescaped, JsonObject};
+use crate::http::json::{ascii_len_unescaped, json_response, string_len_unescaped, JsonObject};
 use crate::http::{ApiError, ApiResult, AppState};
 
 /// The `wx.config` parameters answered to the page (SPEC shape); the account's appid and the
@@ -58,16 +58,16 @@ impl ConfigAnswer<'_> {
         let len = PUNCTUATION.len()
             + string_len_unescaped(self.app_id)
             + timestamp_digits
-            + string_len_unescaped(&self.nonce_str)
-            + string_len_unescaped(&self.signature)
+            + ascii_len_unescaped(&self.nonce_str)
+            + ascii_len_unescaped(&self.signature)
             + apis
             + commas
             + string_len_unescaped(self.url);
         let mut json = JsonObject::with_capacity(len);
         json.string("appId", self.app_id)
             .number("timestamp", self.timestamp)
-            .string("nonceStr", &self.nonce_str)
-            .string("signature", &self.signature)
+            .ascii("nonceStr", &self.nonce_str)
+            .ascii("signature", &self.signature)
             .strings("jsApiList", self.js_api_list.iter().map(String::as_str))
             .string("url", self.url);
         json.finish()

@@ -1,10 +1,11 @@
 //! The gateway's own work per request, without the network: each route is called in process
-//! through the whole router (routing, the request-id and metrics layer, the handler, building
-//! the answer and reading its body), next to the trivial route of `examples/trivial.rs` called
+//! through the service the server runs (`wxgate::http::service`: the router — routing, the
+//! request-id and metrics layer, the handler, building the answer and reading its body — with
+//! the JS-SDK config route answered in front of it), next to the trivial route of `examples/trivial.rs` called
 //! the same way. `bench/run.sh` measures the same routes over loopback HTTP, where the kernel's
 //! share makes a change of a few hundred nanoseconds hard to see; here it is not hidden.
 //!
-//! `route_jssdk_script` (a static answer behind an account check) is the floor every gateway
+//! `route_jssdk_script` (a static answer behind an account check) is the floor every routed
 //! route pays: the larger router, the request-id and metrics layer, the path parameter.
 //!
 //! The gateway runs on the embedded mock of WeChat (in process, on a loopback port) with a
@@ -58,7 +59,11 @@ js_domains = ["h5.example.com"]
 }
 
 /// Sends one request through `app` and reads the whole answer, as hyper would.
-async fn call(app: &Router, request: Request<Body>) -> usize {
+async fn call<S>(app: &S, request: Request<Body>) -> usize
+where
+    S: tower::Service<Request<Body>, Response = axum::response::Response> + Clone,
+    S::Error: std::fmt::Debug,
+{
     let response = app.clone().oneshot(request).await.unwrap();
     assert!(response.status().is_success(), "{}", response.status());
     axum::body::to_bytes(response.into_body(), usize::MAX)
@@ -88,7 +93,7 @@ fn benches(c: &mut Criterion) {
         let app = Application::build(settings(addr, &dir.path().join("users.db")))
             .await
             .unwrap();
-        wxgate::http::router(app.state().clone(), None)
+        wxgate::http::service(app.state().clone(), None)
     });
     // The same route as the trivial server of `bench/run.sh`.
     let trivial: Router = Router::new().route("/", axum::routing::get(|| async { "ok" }));

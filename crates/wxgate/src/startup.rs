@@ -138,9 +138,9 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let refresher = tokio::spawn(self.state.creds.clone().run_refresh_ahead());
-        let app = http::router(self.state.clone(), self.extra_routes);
+        let app = http::service(self.state.clone(), self.extra_routes);
         tracing::info!(addr = %self.addr, accounts = self.state.settings.accounts.len(), "wxgate is listening");
-        let result = axum::serve(self.listener, app)
+        let result = axum::serve(self.listener, tower::make::Shared::new(app))
             .with_graceful_shutdown(shutdown)
             .await;
         refresher.abort();

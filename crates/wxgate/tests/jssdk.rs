@@ -221,6 +221,109 @@ async fn the_official_js_sdk_example_verifies_through_the_proto_function() {
     );
 }
 
+/// `GET /jssdk/{account}/config` with a plain account is answered in front of the router
+/// (`wxgate::http::front`); the same request with the account percent-encoded, and HEAD, go
+/// through the router. Both ways must answer alike and count under the same route.
+#[tokio::test]
+async fn config_answers_alike_in_front_of_the_router_and_through_it() {
+    let (_mock, addr) = start_mock().await;
+    let app = spawn_web_app(&config_with(addr, r#"["h5.example.com"]"#)).await;
+    let query = format!(
+        "?url={}&apis=a,b",
+        component("https://h5.example.com/p?x=1")
+    );
+    let ticket = app.jsapi_ticket("main").await;
+    let mut answers = Vec::new();
+    for path in ["/jssdk/main/config", "/jssdk/%6Dain/config"] {
+        let resp = app
+            .http
+            .get(app.url(&format!("{path}{query}")))
+            .header("Origin", "https://h5.example.com")
+            .header("x-wxgate-request-id", "mine-42")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let h = resp.headers().clone();
+        for (name, value) in [
+            ("content-type", "application/json"),
+            ("cache-control", "no-store"),
+            ("vary", "Origin"),
+            ("access-control-allow-origin", "https://h5.example.com"),
+            ("x-wxgate-request-id", "mine-42"),
+        ] {
+            assert_eq!(h[name], value, "{path}: {name}");
+        }
+        let body: Value = resp.json().await.unwrap();
+        let signed = sign(
+            &ticket,
+            body["nonceStr"].as_str().unwrap(),
+            body["timestamp"].as_u64().unwrap(),
+            "https://h5.example.com/p?x=1",
+        );
+        assert_eq!(body["signature"], signed.as_str(), "{path}");
+        answers.push(body);
+    }
+    for field in ["appId", "jsApiList", "url"] {
+        assert_eq!(answers[0][field], answers[1][field], "{field}");
+    }
+
+    // HEAD goes through the router: the same status and headers, no body.
+    let head = app
+        .http
+        .head(app.url(&format!("/jssdk/main/config{query}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-type"], "application/json");
+    assert!(head.bytes().await.unwrap().is_empty());
+
+    // Paths that only look like the route are the router's, and answered as before: no such
+    // endpoint, or (an empty account segment) no such account.
+    for (path, code) in [
+        ("/jssdk/main/config/", "not_found"),
+        ("/jssdk/a/b/config", "not_found"),
+        ("/jssdk//config", "unknown_account"),
+    ] {
+        let (status, body) = app.get(&format!("{path}{query}")).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some(code)),
+            "{path}"
+        );
+    }
+    let (status, body) = app.get(&format!("/jssdk/nobody/config{query}")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("unknown_account"))
+    );
+
+    // Every config request above counts under the route template, whichever way it went.
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |status: &str| {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "wxgate_http_requests_total{{route=\"/jssdk/{{account}}/config\",status=\"{status}\"}}"
+                ))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(|n| n.to_owned())
+    };
+    assert_eq!(count("200").as_deref(), Some("3"), "{metrics}");
+    assert_eq!(count("404").as_deref(), Some("2"), "{metrics}");
+}
+
 #[tokio::test]
 async fn config_refuses_missing_invalid_and_foreign_urls_and_unknown_accounts() {
     let (mock, addr) = start_mock().await;

@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod front;
 pub mod json;
 pub mod ops;
 pub mod request_meta;
@@ -56,6 +57,12 @@ impl AppState {
             .account(name)
             .ok_or_else(|| ApiError::UnknownAccount(name.to_owned()))
     }
+}
+
+/// The service the server runs: the application router ([`router`]) with the busiest route
+/// answered in front of it ([`front`]).
+pub fn service(state: AppState, extra: Option<Router<AppState>>) -> front::Front {
+    front::Front::new(state.clone(), router(state, extra))
 }
 
 /// The whole application router, with optional mode-specific `extra` routes.

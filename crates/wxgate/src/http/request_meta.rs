@@ -118,17 +118,26 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        // A slice of the buffer hyper read the request into: cloning it copies nothing.
-        let callers_id = req
-            .headers()
-            .get(&REQUEST_ID)
-            .filter(|v| v.len() <= 64)
-            .cloned();
+        let callers_id = callers_id(req.headers());
         let route = self
             .route
             .metrics_for(req.extensions().get::<MatchedPath>());
+        RequestMetaFuture::around(self.inner.call(req), callers_id, route)
+    }
+}
+
+/// The caller's own request id, if usable. A slice of the buffer hyper read the request into:
+/// cloning it copies nothing.
+pub fn callers_id(headers: &HeaderMap) -> Option<HeaderValue> {
+    headers.get(&REQUEST_ID).filter(|v| v.len() <= 64).cloned()
+}
+
+impl<F> RequestMetaFuture<F> {
+    /// `inner` with the bookkeeping of `route` around it (also used by [`super::front`], which
+    /// answers one route before the router).
+    pub fn around(inner: F, callers_id: Option<HeaderValue>, route: Arc<RouteMetrics>) -> Self {
         RequestMetaFuture {
-            inner: self.inner.call(req),
+            inner,
             done: Some(Pending {
                 callers_id,
                 route,

@@ -106,7 +106,7 @@ fn finish(result: ApiResult<Response>, origin: Option<&HeaderValue>) -> Response
 
 /// Takes the whole request rather than `HeaderMap` and `RawQuery` extractors, which would copy
 /// every header and the query string of the busiest JS-SDK route.
-async fn config(
+pub(crate) async fn config(
     State(state): State<AppState>,
     Path(account): Path<String>,
     request: axum::extract::Request,

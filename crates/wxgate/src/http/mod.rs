@@ -1,5 +1,6 @@
-//! HTTP: the shared application state, the router that merges every area's routes, and the
-//! cross-cutting middleware (request ids, metrics, JSON 404/405).
+//! HTTP: the shared application state, the router that merges every area's routes, the front
+//! service that answers the busiest route before it ([`front`]), and the cross-cutting
+//! middleware (request ids, metrics, JSON 404/405).
 //!
 //! Handlers stay thin: they parse into valid values, call one service function and map its
 //! error into [`ApiError`]. Each area (`api`, `ops`, …) exposes `router()`.

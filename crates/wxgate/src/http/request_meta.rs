@@ -1,4 +1,5 @@
-//! The per-request bookkeeping every route shares, as ONE hand-written tower layer: the request
+//! The per-request bookkeeping every route shares, as ONE hand-written tower layer (and, for
+//! the route answered before the router, [`RequestMetaFuture::around`]): the request
 //! id (`X-Wxgate-Request-Id`: the caller's own, up to 64 bytes, or 16 fresh hex digits, in every
 //! answer) and the request metrics by route template (never the raw path, which may carry
 //! one-time codes).

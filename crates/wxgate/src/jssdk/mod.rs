@@ -105,7 +105,8 @@ fn finish(result: ApiResult<Response>, origin: Option<&HeaderValue>) -> Response
 }
 
 /// Takes the whole request rather than `HeaderMap` and `RawQuery` extractors, which would copy
-/// every header and the query string of the busiest JS-SDK route.
+/// every header and the query string of the busiest JS-SDK route. Usually called by
+/// `crate::http::front` before the router; the route below serves HEAD and encoded paths.
 pub(crate) async fn config(
     State(state): State<AppState>,
     Path(account): Path<String>,

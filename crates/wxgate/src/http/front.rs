@@ -26,10 +26,8 @@ use tower::Service;
 
 use super::request_meta::{callers_id, RequestMetaFuture};
 use super::AppState;
+use crate::jssdk::CONFIG_ROUTE;
 use crate::metrics::RouteMetrics;
-
-/// The route answered in front of the router, by its template (as the router knows it).
-pub const CONFIG_ROUTE: &str = "/jssdk/{account}/config";
 
 /// The router plus the config route in front of it; cheap to clone (two `Arc`s and the
 /// router's own).
@@ -51,8 +49,8 @@ impl Front {
     }
 }
 
-/// The account of a path that is exactly `/jssdk/{account}/config`, when the segment needs no
-/// decoding; `None` sends the request through the router.
+/// The account of a path that is exactly [`CONFIG_ROUTE`] with its `{account}` filled, when the
+/// segment needs no decoding; `None` sends the request through the router.
 fn config_account(path: &str) -> Option<&str> {
     let account = path.strip_prefix("/jssdk/")?.strip_suffix("/config")?;
     let plain = !account.is_empty() && !account.bytes().any(|b| b == b'/' || b == b'%');
@@ -116,6 +114,9 @@ mod tests {
 
     #[test]
     fn only_the_plain_config_path_is_answered_in_front() {
+        // The matcher follows the router's template.
+        let filled = CONFIG_ROUTE.replace("{account}", "main");
+        assert_eq!(config_account(&filled), Some("main"));
         assert_eq!(config_account("/jssdk/main/config"), Some("main"));
         assert_eq!(config_account("/jssdk/a-b_c.d/config"), Some("a-b_c.d"));
         for routed in [

@@ -67,7 +67,7 @@ pub fn service(state: AppState, extra: Option<Router<AppState>>) -> front::Front
 }
 
 /// The whole application router, with optional mode-specific `extra` routes.
-pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
+fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     Router::new()
         .merge(extra.unwrap_or_default())
         .merge(ops::router())

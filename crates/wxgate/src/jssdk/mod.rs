@@ -37,10 +37,13 @@ const SCRIPT: &str = include_str!("wxgate.js");
 /// At most this many other accounts are tried by `diagnose` ("signed for the wrong account").
 const MAX_OTHER_ACCOUNTS: usize = 16;
 
+/// The config route's template; `crate::http::front` answers its plain GETs before the router.
+pub const CONFIG_ROUTE: &str = "/jssdk/{account}/config";
+
 /// Routes called by browsers (`/jssdk/{account}/…`).
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/jssdk/{account}/config", get(config).options(preflight))
+        .route(CONFIG_ROUTE, get(config).options(preflight))
         .route(
             "/jssdk/{account}/diagnose",
             get(diagnose).options(preflight),

@@ -69,6 +69,34 @@ pub struct ServerSettings {
     /// Body limit for push and proxy requests.
     #[serde(default = "default_max_body", deserialize_with = "de_u64")]
     pub max_body_bytes: u64,
+    /// Most client connections served at once; further connections wait in the kernel's
+    /// accept queue until one closes.
+    #[serde(default = "default_max_connections", deserialize_with = "de_u64")]
+    pub max_connections: u64,
+    /// How long a client may take to send a request's headers.
+    #[serde(
+        default = "default_header_read_timeout_ms",
+        deserialize_with = "de_u64"
+    )]
+    pub header_read_timeout_ms: u64,
+    /// Deadline of a whole request (body read, work and answer) on every route but the
+    /// streaming API proxy, which has its own silence bound.
+    #[serde(default = "default_request_timeout_ms", deserialize_with = "de_u64")]
+    pub request_timeout_ms: u64,
+    /// On SIGTERM: how long in-flight requests, webhook calls and late replies may still run.
+    #[serde(default = "default_shutdown_grace_s", deserialize_with = "de_u64")]
+    pub shutdown_grace_s: u64,
+    /// When set, `/metrics` answers only `Authorization: Bearer <metrics_token>`.
+    #[serde(default)]
+    pub metrics_token: Option<SecretString>,
+    /// When set, `/metrics` is served on this separate `address:port` only (and no longer on
+    /// `listen`).
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
+    /// Key material for the web-login state tokens (any string of 32+ characters). When unset,
+    /// wxgate generates one and keeps it in the shared store, so every instance agrees.
+    #[serde(default)]
+    pub state_secret: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -151,6 +179,10 @@ pub struct AccountSettings {
     pub verify_files: BTreeMap<String, String>,
     #[serde(default)]
     pub rules: Vec<RuleSettings>,
+    /// With an `encoding_aes_key`: still accept plaintext pushes (only for the minutes of a
+    /// switch-over to safe mode in WeChat's console). Without a key it changes nothing.
+    #[serde(default)]
+    pub accept_plaintext: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -191,6 +223,18 @@ fn default_public_url() -> String {
 fn default_max_body() -> u64 {
     1_048_576
 }
+fn default_max_connections() -> u64 {
+    10_000
+}
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_request_timeout_ms() -> u64 {
+    30_000
+}
+fn default_shutdown_grace_s() -> u64 {
+    30
+}
 fn default_sqlite_url() -> String {
     "sqlite://wxgate.db".into()
 }
@@ -222,6 +266,13 @@ impl Default for ServerSettings {
             listen: default_listen(),
             public_url: default_public_url(),
             max_body_bytes: default_max_body(),
+            max_connections: default_max_connections(),
+            header_read_timeout_ms: default_header_read_timeout_ms(),
+            request_timeout_ms: default_request_timeout_ms(),
+            shutdown_grace_s: default_shutdown_grace_s(),
+            metrics_token: None,
+            metrics_listen: None,
+            state_secret: None,
         }
     }
 }
@@ -364,6 +415,7 @@ impl Settings {
                 "must be at least 1024 bytes",
             ));
         }
+        self.validate_server_limits()?;
         check_store_url("storage.url", &self.storage.url, true)?;
         check_store_url("database.url", &self.database.url, false)?;
         check_http_url("upstream.api_base", &self.upstream.api_base)?;
@@ -531,6 +583,61 @@ impl Settings {
     }
 
     /// The account called `name`.
+    /// The connection, deadline, shutdown and `/metrics` keys of `[server]`.
+    fn validate_server_limits(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        if s.max_connections == 0 || s.max_connections > 1_000_000 {
+            return Err(invalid(
+                "server.max_connections",
+                "must be between 1 and 1000000",
+            ));
+        }
+        if s.header_read_timeout_ms < 100 || s.header_read_timeout_ms > 300_000 {
+            return Err(invalid(
+                "server.header_read_timeout_ms",
+                "must be between 100 and 300000 milliseconds",
+            ));
+        }
+        if s.request_timeout_ms < 1000 || s.request_timeout_ms > 600_000 {
+            return Err(invalid(
+                "server.request_timeout_ms",
+                "must be between 1000 and 600000 milliseconds",
+            ));
+        }
+        if s.shutdown_grace_s > 3600 {
+            return Err(invalid(
+                "server.shutdown_grace_s",
+                "must be at most 3600 seconds",
+            ));
+        }
+        if let Some(token) = &s.metrics_token {
+            let t = token.expose_secret();
+            if t.len() < 16 || t.chars().any(char::is_whitespace) {
+                return Err(invalid(
+                    "server.metrics_token",
+                    "must be at least 16 characters without spaces",
+                ));
+            }
+        }
+        if let Some(addr) = &s.metrics_listen {
+            addr.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "server.metrics_listen",
+                    "expected address:port, e.g. 127.0.0.1:9090",
+                )
+            })?;
+        }
+        if let Some(secret) = &s.state_secret {
+            if secret.expose_secret().len() < 32 {
+                return Err(invalid(
+                    "server.state_secret",
+                    "must be at least 32 characters (use a random string)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn account(&self, name: &str) -> Option<&AccountSettings> {
         self.accounts.iter().find(|a| a.name == name)
     }

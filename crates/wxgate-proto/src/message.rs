@@ -377,18 +377,28 @@ impl Message {
     }
 
     /// Key identifying one delivery across WeChat's retries: `id:<MsgId>` for messages,
-    /// `ev:<FromUserName>|<CreateTime>|<Event>|<EventKey>` for pushes without a `MsgId`.
+    /// `ev:<FromUserName>|<CreateTime>|<Event>|<EventKey>` for pushes without a `MsgId`, with
+    /// `|<MsgID>` appended when the event carries one (the delivery reports
+    /// `TEMPLATESENDJOBFINISH` and `MASSSENDJOBFINISH` name the message they report on in
+    /// `MsgID`, capital D: two reports for one user in one second are two pushes, not retries).
     pub fn dedup_key(&self) -> String {
-        match self.msg_id {
-            Some(id) => format!("id:{id}"),
-            None => format!(
-                "ev:{}|{}|{}|{}",
-                self.from_user,
-                self.create_time,
-                self.event().unwrap_or(""),
-                self.event_key().unwrap_or("")
-            ),
+        if let Some(id) = self.msg_id {
+            return format!("id:{id}");
         }
+        let mut key = format!(
+            "ev:{}|{}|{}|{}",
+            self.from_user,
+            self.create_time,
+            self.event().unwrap_or(""),
+            self.event_key().unwrap_or("")
+        );
+        if let Some(reported) = self.fields.text("MsgID").map(str::trim) {
+            if !reported.is_empty() {
+                key.push('|');
+                key.push_str(reported);
+            }
+        }
+        key
     }
 
     /// The push as a JSON object for webhooks: XML element names as keys, values as strings
@@ -956,6 +966,11 @@ mod tests {
         );
         assert_eq!(m.msg_id(), None);
         assert_eq!(m.to_json()["MsgID"], 200163836);
+        assert_eq!(
+            m.dedup_key(),
+            "ev:oUser|1348831860|TEMPLATESENDJOBFINISH||200163836",
+            "the reported message's MsgID tells two reports in one second apart"
+        );
         let m = event(
             "MASSSENDJOBFINISH",
             "<MsgID>1988</MsgID><Status><![CDATA[sendsuccess]]></Status><TotalCount>100</TotalCount>\

@@ -239,6 +239,12 @@ fn aes_extra() -> String {
     format!("encoding_aes_key = \"{AES_KEY}\"\n")
 }
 
+/// A key, and plaintext pushes still accepted (the switch-over to safe mode): for tests that
+/// send the same push in both modes.
+fn aes_mixed_extra() -> String {
+    format!("{}accept_plaintext = true\n", aes_extra())
+}
+
 async fn app_with(extra: &str, tail: &str) -> (TestApp, GatewayConfig) {
     let (_mock, addr) = start_mock().await;
     std::mem::forget(_mock);
@@ -439,7 +445,7 @@ async fn a_plaintext_text_message_gets_the_rule_reply_as_plain_xml() {
 
 #[tokio::test]
 async fn a_message_no_rule_answers_gets_200_success_as_text_plain() {
-    let (app, _) = app_with(&aes_extra(), HELLO_RULE).await;
+    let (app, _) = app_with(&aes_mixed_extra(), HELLO_RULE).await;
     let wx = Wechat::new(&app);
     for push in [
         wx.plain(&text_xml("oAlice", "something else", msg_id())),
@@ -485,7 +491,7 @@ async fn a_safe_mode_message_gets_an_encrypted_reply_with_a_fresh_nonce_and_time
 
 #[tokio::test]
 async fn compatible_mode_with_encrypt_type_aes_is_decrypted_and_answered_encrypted() {
-    let (app, _) = app_with(&aes_extra(), HELLO_RULE).await;
+    let (app, _) = app_with(&aes_mixed_extra(), HELLO_RULE).await;
     let wx = Wechat::new(&app);
     let push = wx.compatible(&text_xml("oCarol", "hello", msg_id()));
     assert!(push.body.contains("<Content>") && push.body.contains("<Encrypt>"));
@@ -544,7 +550,7 @@ async fn bad_pushes_get_the_spec_error_codes() {
         "{HELLO_RULE}\n[[accounts]]\nname = \"notoken\"\nappid = \"wx0000000000000002\"\nsecret = \"s\"\n\
          [[accounts]]\nname = \"plainonly\"\nappid = \"wx0000000000000003\"\nsecret = \"s\"\ntoken = \"{TOKEN}\"\n"
     );
-    let (app, _) = app_with(&aes_extra(), &tail).await;
+    let (app, _) = app_with(&aes_mixed_extra(), &tail).await;
     let wx = Wechat::new(&app);
     let xml = text_xml("oEve", "hello", msg_id());
 
@@ -699,7 +705,11 @@ async fn a_retry_storm_runs_the_webhook_once_and_gets_identical_answers() {
     let mut hook = Hook::answering(json!({"reply": {"type": "text", "content": "from the hook"}}));
     hook.delay = Duration::from_millis(400);
     let (hook, addr) = hook.start().await;
-    let (app, _) = app_with(&format!("{}{}", aes_extra(), webhook_extra(addr, 3000)), "").await;
+    let (app, _) = app_with(
+        &format!("{}{}", aes_mixed_extra(), webhook_extra(addr, 3000)),
+        "",
+    )
+    .await;
     let wx = Arc::new(Wechat::new(&app));
     let xml = text_xml("oFrank", "anything?", msg_id());
     // Three deliveries of the same message, each signed afresh like WeChat's retries.
@@ -1062,7 +1072,7 @@ reply = { type = "transfer_customer_service" }
 keyword = "news please"
 reply = { type = "text", content = "never: the regex above matches first" }
 "#;
-    let (app, _) = app_with(&aes_extra(), tail).await;
+    let (app, _) = app_with(&aes_mixed_extra(), tail).await;
     let wx = Wechat::new(&app);
     let cases: Vec<(String, Value)> = vec![
         (
@@ -1102,9 +1112,10 @@ reply = { type = "text", content = "never: the regex above matches first" }
         assert_eq!(s, 200, "{body}");
         assert_eq!(plain_reply(&body).reply, expected, "plain {xml}");
         // Same through safe mode (a new message so it is not a retry).
+        // (Another sender makes an event new; a CreateTime far ahead would be refused.)
         let xml2 = xml
             .replace("<MsgId>", "<MsgId>1")
-            .replace("<CreateTime>", "<CreateTime>1");
+            .replace("<FromUserName><![CDATA[", "<FromUserName><![CDATA[x");
         let (_, _, body) = wx.send(&wx.safe(&xml2)).await;
         assert_eq!(
             open_encrypted(&body, AES_KEY).0.reply,
@@ -1482,5 +1493,120 @@ async fn wxgate_simulate_fails_with_a_clear_message_on_http_errors() {
     let out = simulate(&config, "http://127.0.0.1:9", &["--text", "hello"]).await;
     assert!(!out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_account_with_a_key_refuses_plaintext_pushes_unless_it_accepts_them() {
+    let (app, _) = app_with(&aes_extra(), HELLO_RULE).await;
+    let wx = Wechat::new(&app);
+    let xml = text_xml("oMallory", "hello", msg_id());
+    // A plaintext push's signature does not cover its body: with a key it is refused.
+    let (status, _, body) = wx.send(&wx.plain(&xml)).await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (400, "encryption_required"),
+        "{body}"
+    );
+    assert!(body.contains("accept_plaintext"), "{body}");
+    let (status, _, body) = wx.send(&wx.safe(&xml)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(open_encrypted(&body, AES_KEY).0.reply, Reply::text("world"));
+    app.stop().await;
+
+    let (app, _) = app_with(&aes_mixed_extra(), HELLO_RULE).await;
+    let wx = Wechat::new(&app);
+    let (status, _, body) = wx
+        .send(&wx.plain(&text_xml("oMallory", "hello", msg_id())))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(plain_reply(&body).reply, Reply::text("world"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_push_created_in_the_future_is_refused_and_cannot_freeze_a_follower() {
+    let (app, config) = app_with(&aes_extra(), "").await;
+    let wx = Wechat::new(&app);
+    // Signed now, but claiming to be created an hour from now.
+    let future = event_xml("oFuture", "unsubscribe", None, now() + 3600);
+    let (status, _, body) = wx.send(&wx.safe(&future)).await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (403, "stale_timestamp"),
+        "{body}"
+    );
+    // A real subscribe now is recorded (the forged event left no record to be "newer").
+    let (status, _, _) = wx
+        .send(&wx.safe(&event_xml("oFuture", "subscribe", None, now())))
+        .await;
+    assert_eq!(status, 200);
+    let user = wxgate::users::connect(&config.database_url)
+        .await
+        .unwrap()
+        .get("oFuture")
+        .await
+        .unwrap()
+        .expect("the follower is recorded");
+    assert_eq!(user.subscribed, Some(true));
+    // Within the window ahead (a clock a little off) is still accepted.
+    let (status, _, body) = wx
+        .send(&wx.safe(&event_xml("oFuture", "CLICK", Some("K"), now() + 60)))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unsigned_push_is_refused_before_its_body_is_read() {
+    let (app, _) = app_with(&aes_extra(), HELLO_RULE).await;
+    let wx = Wechat::new(&app);
+    let p = wx.safe(&text_xml("oEve", "hello", msg_id()));
+    let forged = p.query.replacen("signature=", "signature=0", 1);
+    // A body over server.max_body_bytes (64 KiB here): had it been read, the answer would be
+    // 413; the query is checked first, so it is the signature that is refused.
+    let (status, _, body) = wx.send_raw(&forged, vec![b'x'; 200_000]).await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (403, "invalid_signature"),
+        "{body}"
+    );
+    // A signed one with the same oversized body is refused for its size.
+    let (status, _, body) = wx.send_raw(&p.query, vec![b'x'; 200_000]).await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (413, "body_too_large")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_delivery_reports_in_one_second_both_reach_the_webhook() {
+    let (hook, addr) = Hook::answering(json!({})).start().await;
+    let (app, _) = app_with(&format!("{}{}", aes_extra(), webhook_extra(addr, 3000)), "").await;
+    let wx = Wechat::new(&app);
+    let at = now();
+    let report = |msg_id: u64| {
+        event_xml("oReport", "TEMPLATESENDJOBFINISH", None, at).replace(
+            "</xml>",
+            &format!("<MsgID>{msg_id}</MsgID><Status><![CDATA[success]]></Status></xml>"),
+        )
+    };
+    for id in [200163836u64, 200163840] {
+        let (status, _, body) = wx.send(&wx.safe(&report(id))).await;
+        assert_eq!((status, body.as_str()), (200, "success"));
+    }
+    // A retry of the first is still a retry.
+    let (status, _, _) = wx.send(&wx.safe(&report(200163836))).await;
+    assert_eq!(status, 200);
+    assert_eq!(hook.calls(), 2, "two reports, each delivered once");
+    let ids: Vec<Value> = hook
+        .bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| b["MsgID"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!(200163836), json!(200163840)]);
     app.stop().await;
 }

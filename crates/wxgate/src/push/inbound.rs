@@ -77,6 +77,17 @@ fn invalid_signature(message: &str) -> ApiError {
     ApiError::client(StatusCode::FORBIDDEN, "invalid_signature", message)
 }
 
+fn stale(replay_window_s: u64, what: &str) -> ApiError {
+    ApiError::client(
+        StatusCode::FORBIDDEN,
+        "stale_timestamp",
+        format!(
+            "{what} (more than {replay_window_s} s away, push.replay_window_s); a replayed or \
+             forged request, or a clock that needs syncing"
+        ),
+    )
+}
+
 fn invalid_message(message: String) -> ApiError {
     ApiError::client(StatusCode::BAD_REQUEST, "invalid_message", message)
 }
@@ -105,13 +116,9 @@ fn authenticate(
             .ok()
             .is_some_and(|ts| now.abs_diff(ts) <= replay_window_s);
         if !fresh {
-            return Err(ApiError::client(
-                StatusCode::FORBIDDEN,
-                "stale_timestamp",
-                format!(
-                    "timestamp is more than {replay_window_s} s away from this server's clock \
-                     (push.replay_window_s); a replayed request, or a clock that needs syncing"
-                ),
+            return Err(stale(
+                replay_window_s,
+                "timestamp is too far from this server's clock",
             ));
         }
     }
@@ -133,18 +140,32 @@ pub fn verify_url(
     Ok(echostr)
 }
 
-/// Authenticates, decrypts (when `encrypt_type=aes`) and parses a push body.
-pub fn open(
+/// How a push says it is protected, read from its query alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protection {
+    /// Plaintext XML, authenticated by `signature` only (which does not cover the body).
+    Plain,
+    /// `encrypt_type=aes`: the body is authenticated by `msg_signature` and decrypted.
+    Aes,
+}
+
+/// Everything about a push that its query decides, checked *before* its body is read, so an
+/// unauthenticated caller cannot make wxgate read (and hold) a body at all: `encrypt_type`,
+/// `signature`, the timestamp's freshness, and — for an account with an EncodingAESKey — that
+/// the push is encrypted. A plaintext push's `signature` covers only Token, timestamp and nonce,
+/// never the body: anyone who saw one signed query string could post any XML with it for the
+/// whole replay window. So an account that has a key accepts only `encrypt_type=aes`, unless it
+/// sets `accept_plaintext = true` (for the minutes of a switch-over in WeChat's console).
+pub fn check_query(
     account: &AccountPush,
     q: &PushQuery,
-    body: &[u8],
     now: i64,
     replay_window_s: u64,
-) -> Result<Inbound, ApiError> {
-    let encrypted = match q.encrypt_type.as_deref().map(str::trim) {
-        None | Some("") => false,
-        Some(t) if t.eq_ignore_ascii_case("raw") => false,
-        Some(t) if t.eq_ignore_ascii_case("aes") => true,
+) -> Result<Protection, ApiError> {
+    let protection = match q.encrypt_type.as_deref().map(str::trim) {
+        None | Some("") => Protection::Plain,
+        Some(t) if t.eq_ignore_ascii_case("raw") => Protection::Plain,
+        Some(t) if t.eq_ignore_ascii_case("aes") => Protection::Aes,
         Some(_) => {
             return Err(ApiError::bad_request(
                 "invalid_parameter",
@@ -153,13 +174,52 @@ pub fn open(
         }
     };
     authenticate(account, q, now, replay_window_s)?;
-    if !encrypted {
-        let message = Message::parse(body).map_err(parse_error)?;
-        return Ok(Inbound {
-            message,
-            mode: Mode::Plain,
-        });
+    if protection == Protection::Plain && account.keyring.is_some() && !account.accept_plaintext {
+        return Err(ApiError::bad_request(
+            "encryption_required",
+            format!(
+                "account {:?} has an `encoding_aes_key`, so it accepts only encrypted pushes \
+                 (encrypt_type=aes, safe or compatible mode); set `accept_plaintext = true` on the \
+                 account only for the minutes of switching WeChat's console to safe mode",
+                account.name
+            ),
+        ));
     }
+    Ok(protection)
+}
+
+/// Decrypts (when [`Protection::Aes`]) and parses a push body whose query [`check_query`]
+/// accepted. A push whose `CreateTime` lies more than the replay window ahead of this clock is
+/// refused like a stale timestamp: a forged future time would otherwise make every later real
+/// subscribe/unsubscribe "older" than the recorded one and freeze the follower record.
+pub fn open(
+    account: &AccountPush,
+    q: &PushQuery,
+    protection: Protection,
+    body: &[u8],
+    now: i64,
+    replay_window_s: u64,
+) -> Result<Inbound, ApiError> {
+    let inbound = match protection {
+        Protection::Plain => Inbound {
+            message: Message::parse(body).map_err(parse_error)?,
+            mode: Mode::Plain,
+        },
+        Protection::Aes => open_encrypted(account, q, body)?,
+    };
+    if replay_window_s > 0 {
+        let ahead = inbound.message.create_time().saturating_sub(now);
+        if ahead > 0 && ahead.unsigned_abs() > replay_window_s {
+            return Err(stale(
+                replay_window_s,
+                "the message's CreateTime lies in the future",
+            ));
+        }
+    }
+    Ok(inbound)
+}
+
+fn open_encrypted(account: &AccountPush, q: &PushQuery, body: &[u8]) -> Result<Inbound, ApiError> {
     let msg_signature = required(&q.msg_signature, "msg_signature")?;
     let keyring = account.keyring.as_ref().ok_or_else(|| {
         ApiError::bad_request(

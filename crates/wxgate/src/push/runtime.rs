@@ -33,6 +33,8 @@ pub struct AccountPush {
     pub keyring: Option<KeyRing>,
     pub rules: Vec<Rule>,
     pub webhook: Option<WebhookTarget>,
+    /// `accept_plaintext`: plaintext pushes are still accepted although a key is configured.
+    pub accept_plaintext: bool,
 }
 
 impl AccountPush {
@@ -68,6 +70,7 @@ impl AccountPush {
                 secret: w.secret.clone(),
                 timeout: Duration::from_millis(w.timeout_ms),
             }),
+            accept_plaintext: a.accept_plaintext,
         })
     }
 

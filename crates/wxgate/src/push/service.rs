@@ -80,18 +80,17 @@ pub async fn receive(
     let started = Instant::now();
     let account = state.push.account(account)?;
     account.token()?;
+    let window = state.settings.push.replay_window_s;
+    // The query is authenticated before a byte of the body is read: an unsigned request costs
+    // no body read at all.
+    let q = PushQuery::parse(raw_query);
+    let protection = inbound::check_query(&account, &q, unix_now(), window)
+        .inspect_err(|e| log_rejection(&account.name, "push", e))?;
     let bytes = body::read_limited(headers, request_body, state.settings.server.max_body_bytes)
         .await
         .inspect_err(|e| log_rejection(&account.name, "push", e))?;
-    let q = PushQuery::parse(raw_query);
-    let inbound = inbound::open(
-        &account,
-        &q,
-        &bytes,
-        unix_now(),
-        state.settings.push.replay_window_s,
-    )
-    .inspect_err(|e| log_rejection(&account.name, "push", e))?;
+    let inbound = inbound::open(&account, &q, protection, &bytes, unix_now(), window)
+        .inspect_err(|e| log_rejection(&account.name, "push", e))?;
 
     let key = format!("push:{}:{}", account.name, inbound.message.dedup_key());
     let deadline = started + ANSWER_BUDGET;

@@ -473,6 +473,11 @@ async fn traversal_and_encoded_separator_tricks_are_refused() {
         "cgi-bin%2Fmenu%2Fget",
         "cgi-bin/menu/get/",
         "./cgi-bin/menu/get",
+        // `;` path parameters slip past the deny list and proxy_allow on servers that strip
+        // them; WeChat's paths never use one.
+        "sns;x/userinfo",
+        "cgi-bin/menu/..;/user/info",
+        "sns%3bx/userinfo",
     ] {
         let (status, body) = raw_get(&app.base, &format!("{prefix}{path}")).await;
         assert_eq!(status, 400, "{path}: {body}");

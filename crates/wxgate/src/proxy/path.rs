@@ -2,7 +2,8 @@
 //!
 //! The caller's path is validated segment by segment *after* percent-decoding, so the path an
 //! allowlist sees is the path WeChat will act on: empty segments (`//`), `.` and `..`,
-//! encoded slashes or backslashes and control characters are refused outright instead of being
+//! encoded slashes or backslashes, `;` (a path parameter to some servers) and control characters
+//! are refused outright instead of being
 //! normalized, because a gateway that "fixes" a path can be talked into checking one path and
 //! forwarding another. Endpoints that would hand out or rotate credentials behind wxgate's
 //! back (`cgi-bin/token`, `cgi-bin/stable_token`, `cgi-bin/ticket/getticket`), spend the
@@ -68,12 +69,17 @@ impl WechatPath {
             if text == "." || text == ".." {
                 return Err(PathError::Invalid("the path may not contain `.` or `..`"));
             }
+            // `;` starts a path parameter for some servers (`menu/..;/user/info` reaches
+            // `user/info` on a servlet container, `sns;x/userinfo` is `sns/userinfo` there):
+            // a path the deny list and `proxy_allow` read one way and a server another.
+            // WeChat's paths never contain one, so it is refused, raw or encoded.
             if text
                 .chars()
-                .any(|c| matches!(c, '/' | '\\' | '?' | '#') || c.is_control())
+                .any(|c| matches!(c, '/' | '\\' | '?' | '#' | ';') || c.is_control())
             {
                 return Err(PathError::Invalid(
-                    "the path may not contain encoded `/`, `\\`, `?`, `#` or control characters",
+                    "the path may not contain `;`, encoded `/`, `\\`, `?`, `#` or control \
+                     characters",
                 ));
             }
             decoded.push('/');
@@ -166,6 +172,12 @@ mod tests {
             "cgi-bin/menu%3Fx",
             "cgi-bin/menu%00",
             "cgi-bin/%ff",
+            // Path parameters: the deny list and proxy_allow would read another path than a
+            // server that strips `;…` from a segment.
+            "sns;x/userinfo",
+            "cgi-bin/menu/..;/user/info",
+            "cgi-bin/token;jsessionid=1",
+            "sns%3Bx/userinfo",
         ] {
             assert!(invalid(raw), "{raw:?} should be invalid");
         }

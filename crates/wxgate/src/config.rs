@@ -680,22 +680,27 @@ fn check_store_url(key: &str, value: &str, redis_allowed: bool) -> Result<(), Co
     }
 }
 
+/// A `js_domains` entry: a host name or `*.` + a host name, optionally `:port`. A scheme or a
+/// path is refused (such an entry would never match a page, silently).
 fn check_domain_pattern(key: &str, value: &str) -> Result<(), ConfigError> {
-    let host = value.strip_prefix("*.").unwrap_or(value);
-    let valid = !host.is_empty()
-        && host.len() <= 253
-        && host
+    let (host, port) = match value.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (value, None),
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    let valid = port_ok
+        && !name.is_empty()
+        && name.len() <= 253
+        && name
             .split('.')
-            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        || host
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
     if valid {
         Ok(())
     } else {
         Err(invalid(
             key,
-            format!("{value:?} must be a host name like h5.example.com or *.example.com (no scheme, no path)"),
+            format!("{value:?} must be a host name like h5.example.com or *.example.com, optionally with :port (no scheme, no path)"),
         ))
     }
 }
@@ -868,6 +873,37 @@ secret = "s3cr3t-app-secret"
         };
         assert_eq!(key, "server.listen_addr");
         assert!(message.contains("listen_addr"), "{message}");
+    }
+
+    #[test]
+    fn js_domains_take_hosts_with_an_optional_port_and_refuse_schemes_and_paths() {
+        let with = |d: &str| load(&format!("{MINIMAL}js_domains = [{d:?}]\n"), &[]);
+        for ok in [
+            "h5.example.com",
+            "*.example.com",
+            "h5.example.com:8443",
+            "*.example.com:443",
+            "localhost",
+        ] {
+            assert!(with(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://h5.example.com:443",
+            "http://h5.example.com",
+            "h5.example.com/path",
+            "h5.example.com:",
+            "h5.example.com:0",
+            "h5.example.com:99999",
+            ":443",
+            "*.",
+            "h5 example.com",
+        ] {
+            assert_eq!(
+                err_key(with(bad)),
+                "accounts[0].js_domains[0]",
+                "{bad} must be refused"
+            );
+        }
     }
 
     #[test]

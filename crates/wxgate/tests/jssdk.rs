@@ -867,3 +867,38 @@ async fn wxgate_js_is_served_for_known_accounts() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn config_and_diagnose_bound_the_page_url_and_the_work_per_request() {
+    let (_mock, addr) = start_mock().await;
+    let app = spawn_web_app(&config_with(addr, r#"["h5.example.com"]"#)).await;
+    let at_limit = format!(
+        "https://h5.example.com/?q={}",
+        "a".repeat(wxgate::jssdk::MAX_PAGE_URL_BYTES - 26)
+    );
+    assert_eq!(at_limit.len(), wxgate::jssdk::MAX_PAGE_URL_BYTES);
+    let (status, body) = config_for(&app, &at_limit).await;
+    assert_eq!(status, 200, "{body}");
+    let too_long = format!("{at_limit}a");
+    let (status, body) = config_for(&app, &too_long).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_url")),
+        "{body}"
+    );
+    let (status, body) = diagnose(&app, "main", &too_long, "a", 1, "n").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_url")),
+        "{body}"
+    );
+    let long_nonce = "n".repeat(65);
+    let (status, body) =
+        diagnose(&app, "main", "https://h5.example.com/", "a", 1, &long_nonce).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_parameter")),
+        "{body}"
+    );
+    app.stop().await;
+}

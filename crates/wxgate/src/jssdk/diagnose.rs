@@ -215,8 +215,13 @@ fn same_signature(expected: &str, presented: &str) -> bool {
     expected.len() == presented.len() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
 }
 
+/// At most this many tickets are tried (the first ones: the account's own current and past
+/// tickets come first), so the work of one diagnosis is bounded whatever the gateway holds.
+pub const MAX_TICKETS: usize = 32;
+
 /// Diagnoses `presented` for the page of `account`; `domain_allowed` is `None` when the URL is
-/// not an absolute http(s) URL. `tickets` starts with the account's current ticket.
+/// not an absolute http(s) URL. `tickets` starts with the account's current ticket; only the
+/// first [`MAX_TICKETS`] are tried.
 pub fn diagnose(
     account: &str,
     js_domains: &[String],
@@ -268,6 +273,7 @@ pub fn diagnose(
     // Search: every URL variant with every known ticket, the right combination first.
     let candidates = variants(presented.url);
     let mut matched: Option<(&Variant, &KnownTicket)> = None;
+    let tickets = &tickets[..tickets.len().min(MAX_TICKETS)];
     'search: for v in &candidates {
         for t in tickets {
             // `sign` strips a fragment itself; the with-fragment variant needs the raw hash.
@@ -444,6 +450,36 @@ mod tests {
             .filter(|f| f.status == Status::Fail)
             .map(|f| f.check)
             .collect()
+    }
+
+    #[test]
+    fn only_the_first_max_tickets_are_tried() {
+        let many: Vec<KnownTicket> = (0..MAX_TICKETS + 10)
+            .map(|i| KnownTicket {
+                account: format!("a{i}"),
+                appid: "wx1".into(),
+                ticket: format!("T-{i}"),
+                replaced_since: None,
+            })
+            .collect();
+        let url = "https://h5.example.com/";
+        let run_with = |ticket: &str| {
+            diagnose(
+                "a0",
+                &[],
+                &Presented {
+                    url,
+                    signature: &sign(ticket, "n", 1, url),
+                    timestamp: 1,
+                    nonce_str: "n",
+                },
+                &many,
+            )
+        };
+        let last_tried = format!("T-{}", MAX_TICKETS - 1);
+        assert!(run_with(&last_tried).matched.is_some());
+        let beyond = format!("T-{MAX_TICKETS}");
+        assert!(run_with(&beyond).matched.is_none());
     }
 
     #[test]

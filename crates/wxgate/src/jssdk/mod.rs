@@ -36,6 +36,13 @@ use crate::http::{ApiError, ApiResult, AppState};
 const SCRIPT: &str = include_str!("wxgate.js");
 /// At most this many other accounts are tried by `diagnose` ("signed for the wrong account").
 const MAX_OTHER_ACCOUNTS: usize = 16;
+/// Longest page URL `config` signs and `diagnose` examines. Both routes are anonymous, and
+/// `diagnose` hashes a dozen variants of the URL with every known ticket: the bound keeps the
+/// work per request small and fixed. Real page URLs are far shorter (WeChat's own share links
+/// included).
+pub const MAX_PAGE_URL_BYTES: usize = 4096;
+/// Longest `nonceStr` / `signature` `diagnose` takes (wx.config's are 16-32 and 40 characters).
+const MAX_DIAGNOSE_FIELD: usize = 64;
 
 /// The config route's template; `crate::http::front` answers its plain GETs before the router.
 pub const CONFIG_ROUTE: &str = "/jssdk/{account}/config";
@@ -78,12 +85,26 @@ fn required_value(
 }
 
 fn parse_page(raw: String) -> ApiResult<PageUrl> {
+    check_page_len(&raw)?;
     PageUrl::parse(raw).map_err(|e| {
         ApiError::bad_request(
             "invalid_url",
             format!("{e}; pass the page's location.href, encoded with encodeURIComponent"),
         )
     })
+}
+
+fn check_page_len(url: &str) -> ApiResult<()> {
+    if url.len() > MAX_PAGE_URL_BYTES {
+        return Err(ApiError::bad_request(
+            "invalid_url",
+            format!(
+                "the page URL is {} bytes long; at most {MAX_PAGE_URL_BYTES} are signed",
+                url.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The account's settings and the request's origin when allowed by CORS, or
@@ -176,6 +197,16 @@ async fn diagnose_answer(
         None => required(raw, "noncestr", "invalid_parameter")
             .map_err(|_| ApiError::MissingParameter("nonceStr"))?,
     };
+    check_page_len(&url)?;
+    if signature.len() > MAX_DIAGNOSE_FIELD || nonce_str.len() > MAX_DIAGNOSE_FIELD {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!(
+                "`signature` and `nonceStr` are at most {MAX_DIAGNOSE_FIELD} characters (as \
+                 wx.config's are)"
+            ),
+        ));
+    }
     let timestamp: u64 = timestamp.trim().parse().map_err(|_| {
         ApiError::bad_request(
             "invalid_parameter",

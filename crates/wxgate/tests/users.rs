@@ -660,3 +660,38 @@ async fn wrong_password_case(fx: &Fixture) {
         Err(err) => assert!(!err.to_string().contains("wrong-pass-xyz"), "{err}"),
     }
 }
+
+/// Managed PostgreSQL services require TLS: `sslmode=require` encrypts (rustls), and
+/// `verify-full` checks the server's certificate and name, so a certificate for another host
+/// is refused.
+#[tokio::test]
+async fn postgres_connects_over_tls_and_verifies_the_certificate_when_asked() {
+    let Some(fixture) = Fixture::postgres().await else {
+        return;
+    };
+    run_case!(fixture, tls_case);
+}
+
+async fn tls_case(fx: &Fixture) {
+    let Kind::Postgres { admin_url, .. } = &fx.kind else {
+        return;
+    };
+    let mut admin = sqlx::PgConnection::connect(admin_url).await.unwrap();
+    let ssl: (String,) = sqlx::query_as("SHOW ssl")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    if ssl.0 != "on" {
+        eprintln!("skipping the TLS case: the PostgreSQL server has ssl = {}", ssl.0);
+        return;
+    }
+    let db = connect(&format!("{}&sslmode=require", fx.url))
+        .await
+        .unwrap_or_else(|e| panic!("sslmode=require must connect: {e}"));
+    db.ping().await.unwrap();
+    // The server's certificate (Debian's self-signed snakeoil one) is trusted by no default
+    // root and names another host than 127.0.0.1: verify-full must refuse it.
+    let refused = connect(&format!("{}&sslmode=verify-full", fx.url)).await;
+    assert!(refused.is_err(), "verify-full accepted an unverifiable certificate");
+}

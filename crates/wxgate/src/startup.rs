@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::credentials::{CredentialManager, ManagerOptions};
 use crate::http::{self, auth::ApiKeys, AppInner, AppState};
 use crate::metrics::Metrics;
+use crate::oauth::state_token::StateKeys;
 use crate::store;
 use crate::upstream::{ClientOptions, RetryPolicy, WechatClient};
 
@@ -93,6 +94,7 @@ impl Application {
             ManagerOptions::for_upstream(settings.upstream.timeout(), attempts),
         ));
         let api_keys = ApiKeys::new(&settings.api.keys);
+        let oauth_keys = StateKeys::new(settings.server.state_secret.clone());
         let state = AppState(Arc::new(AppInner {
             settings,
             creds,
@@ -102,6 +104,7 @@ impl Application {
             api_keys,
             users,
             push,
+            oauth_keys,
         }));
         Ok(Self {
             listener,

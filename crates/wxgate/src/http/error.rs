@@ -3,6 +3,12 @@
 //! Clients branch on `error.code` (SPEC.md lists them), people read `error.message`, and when
 //! WeChat caused the failure its `errcode` and `rid` travel along so an operator can look the
 //! call up. Internal details (store errors, causes) are logged once here and never sent.
+//!
+//! Anonymous routes (`/jssdk/…`, `/oauth/…`) answer [`ApiError::for_public`]: an upstream
+//! failure keeps its `code` and status, but its message is generic and it carries no
+//! `wechat_errcode` / `wechat_rid`, because the operator's hint (the egress IP to whitelist, "the
+//! AppSecret is wrong", …) is for the operator, not for any browser. The hint stays in the
+//! authenticated API's answers, in `status` and in the log line written here.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -26,6 +32,8 @@ pub enum ApiError {
     },
     BodyTooLarge(u64),
     Upstream(UpstreamError),
+    /// An upstream failure answered to an anonymous caller: see [`ApiError::for_public`].
+    PublicUpstream(UpstreamError),
     /// Storage or database unavailable, or waiting for another instance timed out.
     Unavailable(String),
     Internal(String),
@@ -46,6 +54,15 @@ impl ApiError {
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::client(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// This error as answered on an anonymous route: upstream failures without the operator's
+    /// hint and WeChat's errcode (see the module documentation); everything else unchanged.
+    pub fn for_public(self) -> Self {
+        match self {
+            ApiError::Upstream(e) => ApiError::PublicUpstream(e),
+            other => other,
+        }
     }
 }
 
@@ -111,7 +128,8 @@ impl IntoResponse for ApiError {
                     "the request body exceeds the limit of {limit} bytes (server.max_body_bytes)"
                 ),
             ),
-            ApiError::Upstream(e) => upstream_response(&e),
+            ApiError::Upstream(e) => upstream_response(&e, true),
+            ApiError::PublicUpstream(e) => upstream_response(&e, false),
             ApiError::Unavailable(reason) => {
                 tracing::error!(%reason, "service unavailable");
                 body(
@@ -132,7 +150,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn upstream_response(e: &UpstreamError) -> Response {
+/// The answer to an upstream failure; `detailed` adds the operator's hint and WeChat's errcode
+/// and rid (authenticated callers only).
+fn upstream_response(e: &UpstreamError, detailed: bool) -> Response {
     let (status, code) = match e {
         UpstreamError::WeChat { .. } if !e.is_transient() => {
             (StatusCode::BAD_GATEWAY, "upstream_rejected")
@@ -144,6 +164,18 @@ fn upstream_response(e: &UpstreamError) -> Response {
         }
         UpstreamError::Transport(_) => (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable"),
     };
+    tracing::warn!(error = %e, hint = %e.hint(), code, public = !detailed,
+        "upstream failure answered to the client");
+    if !detailed {
+        let message = if code == "upstream_rejected" {
+            "WeChat refused the request; the operator can see the cause in the gateway's log \
+             and status"
+        } else {
+            "WeChat could not be reached; try again shortly (the operator can see the cause in \
+             the gateway's log and status)"
+        };
+        return body(status, code, message);
+    }
     let mut err = json!({"code": code, "message": e.hint()});
     if let Some(errcode) = e.wechat_errcode() {
         err["wechat_errcode"] = json!(errcode);
@@ -151,7 +183,6 @@ fn upstream_response(e: &UpstreamError) -> Response {
     if let Some(rid) = e.wechat_rid() {
         err["wechat_rid"] = json!(rid);
     }
-    tracing::warn!(error = %e, code, "upstream failure answered to the client");
     (status, Json(json!({ "error": err }))).into_response()
 }
 

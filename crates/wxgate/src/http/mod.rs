@@ -42,6 +42,8 @@ pub struct AppInner {
     pub users: Arc<dyn crate::users::UserDb>,
     /// Push material prepared at start.
     pub push: crate::push::PushRuntime,
+    /// The key of web-login states, computed once ([`crate::oauth::state_token`]).
+    pub oauth_keys: crate::oauth::state_token::StateKeys,
 }
 
 impl std::ops::Deref for AppState {

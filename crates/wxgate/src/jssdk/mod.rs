@@ -11,7 +11,9 @@
 //!   current URL elsewhere, then calls `wx.config`.
 //!
 //! `config` and `diagnose` answer CORS for origins on `js_domains` ([`cors`]). Handlers only
-//! parse; the work is in [`sign`] and [`diagnose`].
+//! parse; the work is in [`sign`] and [`diagnose`]. These routes are anonymous: an upstream
+//! failure is answered with its code and status but a generic message
+//! ([`ApiError::for_public`]); the operator's hint goes to the log and `status`.
 
 pub mod cors;
 pub mod diagnose;
@@ -119,9 +121,10 @@ fn account_and_origin<'s>(
     Ok((settings, origin))
 }
 
-/// The answer (success or error), never cached, decorated for CORS.
+/// The answer (success or error, as answered to anonymous callers), never cached, decorated for
+/// CORS.
 fn finish(result: ApiResult<Response>, origin: Option<&HeaderValue>) -> Response {
-    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    let mut response = result.unwrap_or_else(|e| e.for_public().into_response());
     response
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -1,24 +1,27 @@
 //! The web-login flow: start, WeChat's callback, and the one-time code a backend redeems.
 //!
-//! Everything in flight lives in the shared [`Store`](crate::store::Store), so a login started
-//! on one wxgate instance can come back to another:
+//! Starting a login writes nothing: the pending login travels in the `state` token and the
+//! browser's login cookie ([`super::state_token`]), so anonymous `login` calls cannot grow the
+//! store. From the callback on, everything in flight lives in the shared
+//! [`Store`](crate::store::Store), so a login started on one wxgate instance can come back to
+//! another (the state key is shared through the store or `server.state_secret`):
 //!
-//! - `oauth:state:{h(state)}` — a pending login (account, redirect, scope), 10 minutes. The
-//!   state is 32 random alphanumerics (~190 bits), so it cannot be guessed, and it is bound to
-//!   the account that issued it.
 //! - `oauth:claim:{h(state)}` — written with `put_if_absent` by the first callback that arrives
 //!   for a state, holding the account and a hash of the code: exactly one request exchanges the
 //!   code, however many arrive at once.
 //! - `oauth:done:{h(state)}` — the outcome of that callback (the redirect, or the error answer),
-//!   10 minutes. A repeated callback with the same state and code (browsers and WeChat do
-//!   repeat it) waits for and gets the very same answer, without a second code exchange (WeChat
-//!   answers 40163 to a reused code); the same state with a different code is refused.
+//!   10 minutes. A repeated callback with the same state and code from the same browser
+//!   (browsers and WeChat do repeat it) waits for and gets the very same answer, without a
+//!   second code exchange (WeChat answers 40163 to a reused code); the same state with a
+//!   different code is refused, and so is any other browser.
 //! - `oauth:login:{account}:{h(code)}` — the login record behind a `wxgate_code`, 5 minutes,
 //!   redeemed with `take` (single use, also across instances).
 //!
-//! Keys hold SHA-256 digests of states and codes, never the values, so a store dump gives
-//! neither away. Snapshot-page users (`is_snapshotuser`, virtual identities) are not written to
-//! the user database; their login record says `"snapshot": true` and carries no user.
+//! The callback writes only for a state this gateway issued, brought back by the browser that
+//! started it, within its 10 minutes. Keys hold SHA-256 digests of states and codes, never the
+//! values, so a store dump gives neither away. Snapshot-page users (`is_snapshotuser`, virtual
+//! identities) are not written to the user database; their login record says
+//! `"snapshot": true` and carries no user.
 
 use std::time::Duration;
 
@@ -32,13 +35,14 @@ use sha2::{Digest, Sha256};
 use wxgate_proto::oauth::Scope;
 
 use super::redirect;
+use super::state_token::{self, Login, Refusal, MAX_REDIRECT_LEN};
 use crate::config::AccountSettings;
 use crate::domain::unix_now;
 use crate::http::{ApiError, ApiResult, AppState};
 use crate::users::LoginProfile;
 
 /// How long a started login may take to come back (SPEC: 10 minutes).
-pub const STATE_TTL: Duration = Duration::from_secs(600);
+pub const STATE_TTL: Duration = Duration::from_secs(state_token::STATE_TTL_SECS.unsigned_abs());
 /// How long a `wxgate_code` may wait to be redeemed (SPEC: 5 minutes).
 pub const LOGIN_CODE_TTL: Duration = Duration::from_secs(300);
 /// Length of states and `wxgate_code`s: 32 of 62 symbols ≈ 190 bits.
@@ -63,19 +67,11 @@ fn digest(kind: &str, value: &str) -> String {
     hex::encode(h.finalize())
 }
 
-/// The store key of a pending login (public for tests that age it).
-pub fn state_store_key(state: &str) -> String {
-    state_key(state)
-}
-
 /// The store key of the login record behind a `wxgate_code` (public for tests that age it).
 pub fn login_store_key(account: &str, code: &str) -> String {
     login_key(account, code)
 }
 
-fn state_key(state: &str) -> String {
-    format!("oauth:state:{}", digest("state", state))
-}
 fn claim_key(state: &str) -> String {
     format!("oauth:claim:{}", digest("state", state))
 }
@@ -84,15 +80,6 @@ fn done_key(state: &str) -> String {
 }
 fn login_key(account: &str, code: &str) -> String {
     format!("oauth:login:{account}:{}", digest("code", code))
-}
-
-/// A login between `login` and `callback`.
-#[derive(Debug, Serialize, Deserialize)]
-struct Pending {
-    account: String,
-    redirect: String,
-    scope: Scope,
-    created_at: i64,
 }
 
 /// What the first callback of a state answered; repeated callbacks answer the same.
@@ -120,13 +107,29 @@ fn invalid_state(message: &str) -> ApiError {
     ApiError::bad_request("invalid_state", format!("{message}; start the login again"))
 }
 
-/// Checks the redirect, records a pending login and answers WeChat's authorize URL.
+/// Whether the login cookie is `__Host-` and `Secure`: when browsers reach the gateway by https.
+fn secure_cookies(state: &AppState) -> bool {
+    let url = state.settings.server.public_url.as_bytes();
+    url.len() >= 8 && url[..8].eq_ignore_ascii_case(b"https://")
+}
+
+/// Checks the redirect and answers WeChat's authorize URL and the login cookie (a
+/// `Set-Cookie` value). Writes nothing to the store.
 pub async fn start(
     state: &AppState,
     account: &AccountSettings,
     redirect_to: &str,
     scope: Scope,
-) -> ApiResult<String> {
+) -> ApiResult<(String, String)> {
+    if redirect_to.len() > MAX_REDIRECT_LEN {
+        return Err(ApiError::bad_request(
+            "redirect_too_long",
+            format!(
+                "the redirect is {} bytes long; at most {MAX_REDIRECT_LEN} are accepted",
+                redirect_to.len()
+            ),
+        ));
+    }
     if !redirect::allowed(&account.oauth_redirects, redirect_to) {
         return Err(ApiError::bad_request(
             "redirect_not_allowed",
@@ -136,69 +139,90 @@ pub async fn start(
             ),
         ));
     }
-    let pending = Pending {
+    let key = state.oauth_keys.key(state.store.as_ref()).await?;
+    let secure = secure_cookies(state);
+    let login = Login {
         account: account.name.clone(),
         redirect: redirect_to.to_owned(),
         scope,
-        created_at: unix_now(),
+        expires_at: unix_now().saturating_add(state_token::STATE_TTL_SECS),
     };
-    let bytes = serde_json::to_vec(&pending).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let login_state = loop {
-        let candidate = random_secret();
-        if state
-            .store
-            .put_if_absent(&state_key(&candidate), &bytes, Some(STATE_TTL))
-            .await?
-        {
-            break candidate;
-        }
-    };
+    let issued = state_token::issue(key, &login, secure);
     let redirect_uri = format!(
         "{}/oauth/{}/callback",
         state.settings.server.public_url, account.name
     );
-    Ok(wxgate_proto::oauth::authorize_url(
+    let authorize = wxgate_proto::oauth::authorize_url(
         &state.settings.upstream.open_base,
         &account.appid,
         &redirect_uri,
         scope,
-        &login_state,
-    ))
+        &issued.state,
+    );
+    Ok((authorize, issued.set_cookie(secure)))
 }
 
 /// Handles WeChat's redirect back: see the module documentation. `code` is `None` when the
 /// user refused; the browser then goes back with `wxgate_error=access_denied`.
+/// `cookie_headers` are the request's `Cookie` header values.
 pub async fn callback(
     state: &AppState,
     account: &AccountSettings,
     code: Option<&str>,
     login_state: Option<&str>,
+    cookie_headers: &[&str],
 ) -> ApiResult<Outcome> {
+    let malformed = || invalid_state("the `state` parameter is missing or malformed");
     let login_state = login_state
         .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .ok_or_else(|| invalid_state("the `state` parameter is missing or malformed"))?;
+        .ok_or_else(malformed)?;
+    let key = state.oauth_keys.key(state.store.as_ref()).await?;
+    let login = match state_token::open(
+        key,
+        &account.name,
+        login_state,
+        cookie_headers,
+        secure_cookies(state),
+    ) {
+        Ok(login) => login,
+        Err(Refusal::Malformed) => return Err(malformed()),
+        Err(Refusal::NoCookie) => {
+            return Err(invalid_state(
+                "this login must be finished in the browser that started it, and that \
+                 browser's login cookie is missing (another browser or app, cookies blocked, \
+                 or more than 10 minutes)",
+            ))
+        }
+        Err(Refusal::Mismatch) => {
+            return Err(invalid_state(
+                "this login state is not valid here: it was altered, issued for another \
+                 account, or the login was started in another browser (it must be finished \
+                 in the browser that started it)",
+            ))
+        }
+    };
     let code = code.filter(|c| !c.is_empty());
     let claim = format!(
         "{}|{}",
         account.name,
         code.map_or_else(|| "denied".to_owned(), |c| digest("code", c))
     );
-    let pending = match state.store.get(&state_key(login_state)).await? {
-        Some(bytes) => serde_json::from_slice::<Pending>(&bytes).ok(),
-        None => None,
-    };
-    if let Some(pending) = pending {
-        if pending.account != account.name {
-            return Err(invalid_state("this login was started for another account"));
+    // An expired state may only replay the answer its first callback got (`follow`).
+    if login.expires_at > unix_now() {
+        if !redirect::allowed(&account.oauth_redirects, &login.redirect) {
+            return Err(ApiError::bad_request(
+                "redirect_not_allowed",
+                "this login's redirect is no longer in the account's oauth_redirects",
+            ));
         }
         let won = state
             .store
             .put_if_absent(&claim_key(login_state), claim.as_bytes(), Some(STATE_TTL))
             .await?;
         if won {
-            let outcome = match complete(state, account, &pending, code).await {
+            let outcome = match complete(state, account, &login, code).await {
                 Ok(location) => Outcome::Redirect { location },
-                Err(e) => failed(e).await,
+                Err(e) => failed(e.for_public()).await,
             };
             let bytes =
                 serde_json::to_vec(&outcome).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -206,7 +230,6 @@ pub async fn callback(
                 .store
                 .put(&done_key(login_state), &bytes, Some(STATE_TTL))
                 .await?;
-            state.store.delete(&state_key(login_state)).await?;
             return Ok(outcome);
         }
     }
@@ -258,7 +281,7 @@ async fn failed(e: ApiError) -> Outcome {
 async fn complete(
     state: &AppState,
     account: &AccountSettings,
-    pending: &Pending,
+    pending: &Login,
     code: Option<&str>,
 ) -> ApiResult<String> {
     let Some(code) = code else {

@@ -6,7 +6,11 @@
 //! `wxgate_code`. The page's backend redeems that code with
 //! `GET /api/v1/accounts/{account}/logins/{code}` — the browser never sees an openid it could
 //! forge, nor an API key. The flow, its store keys and its guarantees are in [`flow`]; the
+//! state token and the login cookie that binds it to the browser in [`state_token`]; the
 //! redirect allowlist in [`redirect`].
+//!
+//! These routes are anonymous: an upstream failure is answered with its code and status but a
+//! generic message ([`ApiError::for_public`]); the operator's hint goes to the log and `status`.
 //!
 //! Business API: `users/{openid}` and `users?after=&limit=` read the user database. That
 //! database has no account column: users of every account of this gateway share it (openids
@@ -15,10 +19,11 @@
 pub mod demo;
 pub mod flow;
 pub mod redirect;
+pub mod state_token;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header::{CACHE_CONTROL, LOCATION};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::header::{CACHE_CONTROL, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -84,9 +89,15 @@ async fn login(
     State(state): State<AppState>,
     Path(account): Path<String>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Response> {
-    let settings = state.require_account(&account)?;
-    let raw = raw.as_deref();
+) -> Response {
+    match start_login(&state, &account, raw.as_deref()).await {
+        Ok(response) => response,
+        Err(e) => e.for_public().into_response(),
+    }
+}
+
+async fn start_login(state: &AppState, account: &str, raw: Option<&str>) -> ApiResult<Response> {
+    let settings = state.require_account(account)?;
     let redirect = optional(raw, "redirect")?.ok_or(ApiError::MissingParameter("redirect"))?;
     let scope = match optional(raw, "scope")? {
         None => Scope::Base,
@@ -97,20 +108,48 @@ async fn login(
             )
         })?,
     };
-    let authorize = flow::start(&state, settings, &redirect, scope).await?;
-    Ok(found(&authorize))
+    let (authorize, cookie) = flow::start(state, settings, &redirect, scope).await?;
+    let cookie = HeaderValue::from_str(&cookie)
+        .map_err(|_| ApiError::Internal("the login cookie is not a valid header value".into()))?;
+    let mut response = found(&authorize);
+    response.headers_mut().append(SET_COOKIE, cookie);
+    Ok(response)
 }
 
 async fn callback(
     State(state): State<AppState>,
     Path(account): Path<String>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    match finish_login(&state, &account, raw.as_deref(), &headers).await {
+        Ok(response) => response,
+        Err(e) => e.for_public().into_response(),
+    }
+}
+
+async fn finish_login(
+    state: &AppState,
+    account: &str,
+    raw: Option<&str>,
+    headers: &HeaderMap,
 ) -> ApiResult<Response> {
-    let settings = state.require_account(&account)?;
-    let raw = raw.as_deref();
+    let settings = state.require_account(account)?;
     let code = optional(raw, "code")?;
     let login_state = optional(raw, "state")?;
-    let outcome = flow::callback(&state, settings, code.as_deref(), login_state.as_deref()).await?;
+    let cookies: Vec<&str> = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let outcome = flow::callback(
+        state,
+        settings,
+        code.as_deref(),
+        login_state.as_deref(),
+        &cookies,
+    )
+    .await?;
     Ok(match outcome {
         Outcome::Redirect { location } => found(&location),
         Outcome::Failed { status, body } => (

@@ -9,7 +9,7 @@
 //! careful parser — backslashes, whitespace, control characters — are refused outright. An
 //! account without `oauth_redirects` allows no redirect at all.
 
-use percent_encoding::{utf8_percent_encode, CONTROLS};
+use percent_encoding::{percent_decode_str, utf8_percent_encode, CONTROLS};
 use url::Url;
 
 /// Whether `redirect` is allowed by one of `prefixes` (see the module documentation).
@@ -52,8 +52,10 @@ fn parse_strict(raw: &str) -> Option<Url> {
 }
 
 /// `redirect` with `name=value` appended to its query string, before any `#fragment`; the rest
-/// of the URL is kept as written, except earlier `wxgate_code` / `wxgate_error` parameters,
-/// which are removed so a page can never read a planted one. Non-ASCII characters are
+/// of the URL is kept as written, except earlier `wxgate_code` / `wxgate_error` parameters —
+/// also written percent-encoded (`wxgate%5Fcode`, `wxgate_cod%65`), since a page's query
+/// parser decodes names — which are removed so a page can never read a planted one. Non-ASCII
+/// characters are
 /// percent-encoded so the result is a valid `Location` header.
 pub fn with_param(redirect: &str, name: &str, value: &str) -> String {
     let (before, fragment) = match redirect.find('#') {
@@ -72,6 +74,7 @@ pub fn with_param(redirect: &str, name: &str, value: &str) -> String {
                 .split('&')
                 .filter(|p| {
                     let key = p.split('=').next().unwrap_or_default();
+                    let key = percent_decode_str(key).decode_utf8_lossy();
                     key != "wxgate_code" && key != "wxgate_error"
                 })
                 .collect();
@@ -170,6 +173,23 @@ mod tests {
         assert_eq!(
             with_param("https://a/p?wxgate_code=planted&x=%20", "wxgate_code", "v"),
             "https://a/p?x=%20&wxgate_code=v"
+        );
+        for planted in [
+            "wxgate%5Fcode=planted",
+            "wxgate%5fcode=planted",
+            "wxgate_cod%65=planted",
+            "%77xgate_code=planted",
+            "wxgate%5Ferror=access_denied",
+        ] {
+            assert_eq!(
+                with_param(&format!("https://a/p?{planted}&x=1"), "wxgate_code", "v"),
+                "https://a/p?x=1&wxgate_code=v",
+                "{planted}"
+            );
+        }
+        assert_eq!(
+            with_param("https://a/p?wxgate%5Fcodex=1", "wxgate_code", "v"),
+            "https://a/p?wxgate%5Fcodex=1&wxgate_code=v"
         );
         assert_eq!(
             with_param("https://a/页", "k", "v"),

@@ -1,5 +1,6 @@
 //! Harness additions for the browser-facing tests (JS-SDK, OAuth, the demo page): the calls
-//! they make on the shared harness's gateway, and the steps of a login followed by hand.
+//! they make on the shared harness's gateway, and the steps of a login followed by hand. Their
+//! HTTP client keeps cookies like a browser (a login is bound to the browser that started it).
 #![allow(dead_code)]
 
 use reqwest::header::LOCATION;
@@ -10,11 +11,11 @@ use wxgate::http::AppState;
 use crate::helpers::{spawn_app_full, GatewayConfig, TestApp, API_KEY};
 
 /// A gateway in this process whose `server.public_url` is its own address: the shared
-/// harness's, with the calls of the web tests added below.
+/// harness's, with the calls of the web tests added below and a cookie-keeping client.
 pub type WebApp = TestApp;
 
 pub async fn spawn_web_app(config: &GatewayConfig) -> WebApp {
-    spawn_app_full(config, None, |_, _| {}).await
+    spawn_web_app_with(config, None, |_, _| {}).await
 }
 
 /// Same, with mode-specific routes (the sandbox's demo page) and a last change to the settings
@@ -24,7 +25,19 @@ pub async fn spawn_web_app_with(
     routes: Option<axum::Router<AppState>>,
     tune: impl FnOnce(&mut Settings, &str),
 ) -> WebApp {
-    spawn_app_full(config, routes, tune).await
+    let mut app = spawn_app_full(config, routes, tune).await;
+    app.http = browser();
+    app
+}
+
+/// A client that behaves like one browser: no automatic redirects, and a cookie jar.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap()
 }
 
 impl TestApp {

@@ -683,7 +683,10 @@ async fn tls_case(fx: &Fixture) {
         .unwrap();
     admin.close().await.unwrap();
     if ssl.0 != "on" {
-        eprintln!("skipping the TLS case: the PostgreSQL server has ssl = {}", ssl.0);
+        eprintln!(
+            "skipping the TLS case: the PostgreSQL server has ssl = {}",
+            ssl.0
+        );
         return;
     }
     let db = connect(&format!("{}&sslmode=require", fx.url))
@@ -693,5 +696,8 @@ async fn tls_case(fx: &Fixture) {
     // The server's certificate (Debian's self-signed snakeoil one) is trusted by no default
     // root and names another host than 127.0.0.1: verify-full must refuse it.
     let refused = connect(&format!("{}&sslmode=verify-full", fx.url)).await;
-    assert!(refused.is_err(), "verify-full accepted an unverifiable certificate");
+    assert!(
+        refused.is_err(),
+        "verify-full accepted an unverifiable certificate"
+    );
 }

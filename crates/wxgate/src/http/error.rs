@@ -5,8 +5,8 @@
 //! call up. Internal details (store errors, causes) are logged once here and never sent.
 //!
 //! Anonymous routes (`/jssdk/…`, `/oauth/…`) answer [`ApiError::for_public`]: an upstream
-//! failure keeps its `code` and status, but its message is generic and it carries no
-//! `wechat_errcode` / `wechat_rid`, because the operator's hint (the egress IP to whitelist, "the
+//! failure keeps its `code`, status, `wechat_errcode` and `wechat_rid` (SPEC.md's error shape),
+//! but its message is generic, because the operator's hint (the egress IP to whitelist, "the
 //! AppSecret is wrong", …) is for the operator, not for any browser. The hint stays in the
 //! authenticated API's answers, in `status` and in the log line written here.
 
@@ -57,7 +57,7 @@ impl ApiError {
     }
 
     /// This error as answered on an anonymous route: upstream failures without the operator's
-    /// hint and WeChat's errcode (see the module documentation); everything else unchanged.
+    /// hint (see the module documentation); everything else unchanged.
     pub fn for_public(self) -> Self {
         match self {
             ApiError::Upstream(e) => ApiError::PublicUpstream(e),
@@ -150,8 +150,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The answer to an upstream failure; `detailed` adds the operator's hint and WeChat's errcode
-/// and rid (authenticated callers only).
+/// The answer to an upstream failure; `detailed` makes the message the operator's hint
+/// (authenticated callers only), otherwise it is generic.
 fn upstream_response(e: &UpstreamError, detailed: bool) -> Response {
     let (status, code) = match e {
         UpstreamError::WeChat { .. } if !e.is_transient() => {
@@ -166,17 +166,20 @@ fn upstream_response(e: &UpstreamError, detailed: bool) -> Response {
     };
     tracing::warn!(error = %e, hint = %e.hint(), code, public = !detailed,
         "upstream failure answered to the client");
-    if !detailed {
-        let message = if code == "upstream_rejected" {
-            "WeChat refused the request; the operator can see the cause in the gateway's log \
-             and status"
-        } else {
-            "WeChat could not be reached; try again shortly (the operator can see the cause in \
-             the gateway's log and status)"
-        };
-        return body(status, code, message);
-    }
-    let mut err = json!({"code": code, "message": e.hint()});
+    let message = if detailed {
+        e.hint()
+    } else if code == "upstream_rejected" {
+        "WeChat refused the request; the operator can see the cause in the gateway's log and \
+         status"
+            .to_owned()
+    } else {
+        "WeChat could not be reached; try again shortly (the operator can see the cause in the \
+         gateway's log and status)"
+            .to_owned()
+    };
+    let mut err = json!({"code": code, "message": message});
+    // WeChat's errcode and rid are part of the error shape everywhere (SPEC.md): they name
+    // what WeChat said, not what the operator should do about it.
     if let Some(errcode) = e.wechat_errcode() {
         err["wechat_errcode"] = json!(errcode);
     }

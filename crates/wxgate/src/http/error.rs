@@ -26,6 +26,11 @@ pub enum ApiError {
     },
     BodyTooLarge(u64),
     Upstream(UpstreamError),
+    /// A credential fetch failed moments ago and is not retried before `retry_in` passes.
+    UpstreamBackoff {
+        error: UpstreamError,
+        retry_in: std::time::Duration,
+    },
     /// Storage or database unavailable, or waiting for another instance timed out.
     Unavailable(String),
     Internal(String),
@@ -54,9 +59,13 @@ impl From<CredentialError> for ApiError {
         match e {
             CredentialError::UnknownAccount(a) => ApiError::UnknownAccount(a),
             CredentialError::Upstream(u) => ApiError::Upstream(u),
+            CredentialError::Backoff { error, retry_in } => {
+                ApiError::UpstreamBackoff { error, retry_in }
+            }
             CredentialError::Store(s) => ApiError::Unavailable(format!("credential store: {s}")),
             CredentialError::WaitTimeout => ApiError::Unavailable(
-                "timed out waiting for another wxgate instance to fetch the credential".into(),
+                "timed out waiting for another caller or wxgate instance to fetch the credential"
+                    .into(),
             ),
         }
     }
@@ -112,6 +121,7 @@ impl IntoResponse for ApiError {
                 ),
             ),
             ApiError::Upstream(e) => upstream_response(&e),
+            ApiError::UpstreamBackoff { error, retry_in } => backoff_response(&error, retry_in),
             ApiError::Unavailable(reason) => {
                 tracing::error!(%reason, "service unavailable");
                 body(
@@ -153,6 +163,32 @@ fn upstream_response(e: &UpstreamError) -> Response {
     }
     tracing::warn!(error = %e, code, "upstream failure answered to the client");
     (status, Json(json!({ "error": err }))).into_response()
+}
+
+/// A remembered failure: `upstream_unavailable` at once, saying so and when to come back.
+fn backoff_response(e: &UpstreamError, retry_in: std::time::Duration) -> Response {
+    let secs = retry_in.as_secs().saturating_add(1);
+    let mut err = json!({
+        "code": "upstream_unavailable",
+        "message": format!(
+            "a fetch of this credential from WeChat failed moments ago; wxgate tries again in \
+             {secs} s — {}",
+            e.hint()
+        ),
+    });
+    if let Some(errcode) = e.wechat_errcode() {
+        err["wechat_errcode"] = json!(errcode);
+    }
+    if let Some(rid) = e.wechat_rid() {
+        err["wechat_rid"] = json!(rid);
+    }
+    tracing::debug!(error = %e, retry_in_s = secs, "remembered upstream failure answered to the client");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::RETRY_AFTER, secs.to_string())],
+        Json(json!({ "error": err })),
+    )
+        .into_response()
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -186,3 +186,91 @@ async fn concurrent_invalid_token_reports_on_two_instances_all_get_the_one_new_t
     a.stop().await;
     b.stop().await;
 }
+
+/// Two processes on `storage_url`; WeChat answers each call in 2 s and the upstream timeout is
+/// 3 s, so a lease lasts 5 s unless renewed, while the stable-token path for a token reported
+/// invalid (normal mode, probe, force) takes 6 s. The second process reports the same token
+/// while the first is refreshing: it must wait for that refresh and answer its token, with no
+/// fetch of its own, and afterwards both serve the newest token.
+async fn a_refresh_that_outlives_one_lease_ttl_stays_the_only_one(storage_url: String) {
+    let (mock, addr) = start_mock().await;
+    let mut config = GatewayConfig::new(addr);
+    config.storage_url = storage_url;
+    config.key_prefix = unique_prefix();
+    config.timeout_ms = 3000;
+    let a = GatewayProcess::start(&config).await;
+    let b = GatewayProcess::start(&config).await;
+    let http = http_client();
+    let (_, first) = get_json(&http, &a.api("main/access_token")).await;
+    let (_, same) = get_json(&http, &b.api("main/access_token")).await;
+    let stale = first["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(same["access_token"], first["access_token"]);
+    assert_eq!(mock.calls("cgi-bin/stable_token"), 1);
+
+    // Normal mode hands back the same token and WeChat rejects it in the probe: force path.
+    mock.inject_fault("cgi-bin/getcallbackip", wxgate::mock::Fault::Errcode(40001));
+    mock.set_latency(Duration::from_secs(2));
+    let report = |url: String| {
+        let http = http.clone();
+        let body = serde_json::json!({ "invalid_token": stale });
+        async move {
+            let resp = http
+                .post(url)
+                .bearer_auth(API_KEY)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let on_a = tokio::spawn(report(a.api("main/access_token/refresh")));
+    // Once a is probing (its lease 2 s old), b gets the same report.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while mock.calls("cgi-bin/getcallbackip") == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "a never probed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let on_b = tokio::spawn(report(b.api("main/access_token/refresh")));
+    let (status_a, answer_a) = on_a.await.unwrap();
+    let (status_b, answer_b) = on_b.await.unwrap();
+    assert_eq!(status_a, 200, "{answer_a}");
+    assert_eq!(status_b, 200, "{answer_b}");
+    let fresh = answer_a["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(fresh, stale);
+    assert!(mock.current_access_tokens(APPID).contains(&fresh));
+    assert_eq!(
+        answer_b["access_token"], answer_a["access_token"],
+        "b answered before a's refresh ended (the lease expired under a)"
+    );
+    // One window, one refresh: the initial fetch, then normal mode and force, one probe.
+    assert_eq!(mock.calls("cgi-bin/stable_token"), 3);
+    assert_eq!(mock.calls("cgi-bin/getcallbackip"), 1);
+
+    mock.set_latency(Duration::ZERO);
+    for g in [&a, &b] {
+        let (status, body) = get_json(&http, &g.api("main/access_token")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["access_token"].as_str(), Some(fresh.as_str()));
+    }
+    assert_eq!(mock.calls("cgi-bin/stable_token"), 3);
+    let _ = a.stop_and_collect_log().await;
+    let _ = b.stop_and_collect_log().await;
+}
+
+#[tokio::test]
+async fn a_forced_refresh_longer_than_the_lease_ttl_is_one_fetch_on_redis() {
+    let Some(redis) = redis_url("a_forced_refresh_longer_than_the_lease_ttl_is_one_fetch_on_redis")
+    else {
+        return;
+    };
+    a_refresh_that_outlives_one_lease_ttl_stays_the_only_one(redis).await;
+}
+
+#[tokio::test]
+async fn a_forced_refresh_longer_than_the_lease_ttl_is_one_fetch_on_one_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("shared.db").display());
+    a_refresh_that_outlives_one_lease_ttl_stays_the_only_one(url).await;
+}

@@ -274,3 +274,75 @@ async fn a_forced_refresh_longer_than_the_lease_ttl_is_one_fetch_on_one_sqlite_f
     let url = format!("sqlite://{}", dir.path().join("shared.db").display());
     a_refresh_that_outlives_one_lease_ttl_stays_the_only_one(url).await;
 }
+
+/// Two credential managers on two handles of one SQLite file — two instances as far as the
+/// lease is concerned — with a lease TTL of 1 s and a WeChat answering each call in 600 ms: the
+/// stable-token path for a token reported invalid (normal, probe, force) takes 1.8 s. Whoever
+/// gets the second report while the first refresh runs must wait for it and return its token.
+#[tokio::test]
+async fn a_lease_shorter_than_the_refresh_is_renewed_so_a_second_instance_waits_for_it() {
+    use std::sync::Arc;
+    use wxgate::credentials::{CredentialManager, ManagerOptions};
+    use wxgate::domain::CredentialKind;
+    use wxgate::metrics::Metrics;
+    use wxgate::upstream::{ClientOptions, RetryPolicy, WechatClient};
+
+    let (mock, addr) = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("shared.db").display());
+    let settings = GatewayConfig::new(addr).settings();
+    let timeout = Duration::from_secs(2);
+    let manager = |store| {
+        let metrics = Arc::new(Metrics::new());
+        let client = WechatClient::new(
+            ClientOptions {
+                api_base: format!("http://{addr}"),
+                timeout,
+                retry: RetryPolicy::default(),
+            },
+            metrics.clone(),
+        )
+        .unwrap();
+        let options = ManagerOptions {
+            lease_ttl: Duration::from_secs(1),
+            ..ManagerOptions::for_upstream(timeout, 3)
+        };
+        Arc::new(CredentialManager::new(
+            &settings.accounts,
+            store,
+            client,
+            metrics,
+            options,
+        ))
+    };
+    let a = manager(wxgate::store::connect(&url, "").await.unwrap());
+    let b = manager(wxgate::store::connect(&url, "").await.unwrap());
+    let token = CredentialKind::AccessToken;
+    let first = a.get("main", token).await.unwrap();
+    assert_eq!(b.get("main", token).await.unwrap().value, first.value);
+
+    mock.inject_fault("cgi-bin/getcallbackip", wxgate::mock::Fault::Errcode(40001));
+    mock.set_latency(Duration::from_millis(600));
+    let stale = first.value.clone();
+    let on_a = tokio::spawn({
+        let (a, stale) = (a.clone(), stale.clone());
+        async move { a.refresh_access_token("main", Some(&stale)).await }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while mock.calls("cgi-bin/getcallbackip") == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "a never probed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let from_b = b.refresh_access_token("main", Some(&stale)).await.unwrap();
+    let from_a = on_a.await.unwrap().unwrap();
+    assert_ne!(from_a.value, stale);
+    assert_eq!(
+        from_b.value, from_a.value,
+        "b went ahead when a's lease expired, answering the token being replaced"
+    );
+    assert_eq!(mock.calls("cgi-bin/stable_token"), 3);
+    assert_eq!(mock.calls("cgi-bin/getcallbackip"), 1);
+    mock.set_latency(Duration::ZERO);
+    assert_eq!(a.get("main", token).await.unwrap().value, from_a.value);
+    assert_eq!(b.get("main", token).await.unwrap().value, from_a.value);
+}

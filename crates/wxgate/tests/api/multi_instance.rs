@@ -275,49 +275,50 @@ async fn a_forced_refresh_longer_than_the_lease_ttl_is_one_fetch_on_one_sqlite_f
     a_refresh_that_outlives_one_lease_ttl_stays_the_only_one(url).await;
 }
 
+/// A credential manager (the core of one instance) on `store`, with a 1 s lease TTL.
+fn manager(
+    mock: std::net::SocketAddr,
+    store: std::sync::Arc<dyn wxgate::store::Store>,
+) -> std::sync::Arc<wxgate::credentials::CredentialManager> {
+    use wxgate::credentials::{CredentialManager, ManagerOptions};
+    use wxgate::upstream::{ClientOptions, RetryPolicy, WechatClient};
+    let settings = GatewayConfig::new(mock).settings();
+    let timeout = Duration::from_secs(2);
+    let metrics = std::sync::Arc::new(wxgate::metrics::Metrics::new());
+    let client = WechatClient::new(
+        ClientOptions {
+            api_base: format!("http://{mock}"),
+            timeout,
+            retry: RetryPolicy::default(),
+        },
+        metrics.clone(),
+    )
+    .unwrap();
+    let options = ManagerOptions {
+        lease_ttl: Duration::from_secs(1),
+        ..ManagerOptions::for_upstream(timeout, 3)
+    };
+    std::sync::Arc::new(CredentialManager::new(
+        &settings.accounts,
+        store,
+        client,
+        metrics,
+        options,
+    ))
+}
+
 /// Two credential managers on two handles of one SQLite file — two instances as far as the
 /// lease is concerned — with a lease TTL of 1 s and a WeChat answering each call in 600 ms: the
 /// stable-token path for a token reported invalid (normal, probe, force) takes 1.8 s. Whoever
 /// gets the second report while the first refresh runs must wait for it and return its token.
 #[tokio::test]
 async fn a_lease_shorter_than_the_refresh_is_renewed_so_a_second_instance_waits_for_it() {
-    use std::sync::Arc;
-    use wxgate::credentials::{CredentialManager, ManagerOptions};
-    use wxgate::domain::CredentialKind;
-    use wxgate::metrics::Metrics;
-    use wxgate::upstream::{ClientOptions, RetryPolicy, WechatClient};
-
     let (mock, addr) = start_mock().await;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("shared.db").display());
-    let settings = GatewayConfig::new(addr).settings();
-    let timeout = Duration::from_secs(2);
-    let manager = |store| {
-        let metrics = Arc::new(Metrics::new());
-        let client = WechatClient::new(
-            ClientOptions {
-                api_base: format!("http://{addr}"),
-                timeout,
-                retry: RetryPolicy::default(),
-            },
-            metrics.clone(),
-        )
-        .unwrap();
-        let options = ManagerOptions {
-            lease_ttl: Duration::from_secs(1),
-            ..ManagerOptions::for_upstream(timeout, 3)
-        };
-        Arc::new(CredentialManager::new(
-            &settings.accounts,
-            store,
-            client,
-            metrics,
-            options,
-        ))
-    };
-    let a = manager(wxgate::store::connect(&url, "").await.unwrap());
-    let b = manager(wxgate::store::connect(&url, "").await.unwrap());
-    let token = CredentialKind::AccessToken;
+    let a = manager(addr, wxgate::store::connect(&url, "").await.unwrap());
+    let b = manager(addr, wxgate::store::connect(&url, "").await.unwrap());
+    let token = wxgate::domain::CredentialKind::AccessToken;
     let first = a.get("main", token).await.unwrap();
     assert_eq!(b.get("main", token).await.unwrap().value, first.value);
 
@@ -345,4 +346,59 @@ async fn a_lease_shorter_than_the_refresh_is_renewed_so_a_second_instance_waits_
     mock.set_latency(Duration::ZERO);
     assert_eq!(a.get("main", token).await.unwrap().value, from_a.value);
     assert_eq!(b.get("main", token).await.unwrap().value, from_a.value);
+}
+
+/// The token a forced refresh fetched is stored even when, meanwhile, another instance stored a
+/// credential from a fetch that *started* later but *completed* earlier (here: the token being
+/// replaced, as a normal-mode fetch would hand it back): WeChat issued the forced one last, and
+/// it just invalidated the other.
+#[tokio::test]
+async fn a_force_refreshed_token_wins_over_one_fetched_during_its_refresh() {
+    let (mock, addr) = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("shared.db").display());
+    let store = wxgate::store::connect(&url, "").await.unwrap();
+    let a = manager(addr, store.clone());
+    let token = wxgate::domain::CredentialKind::AccessToken;
+    let first = a.get("main", token).await.unwrap();
+
+    mock.inject_fault("cgi-bin/getcallbackip", wxgate::mock::Fault::Errcode(40001));
+    mock.set_latency(Duration::from_millis(400));
+    let stale = first.value.clone();
+    let on_a = tokio::spawn({
+        let (a, stale) = (a.clone(), stale.clone());
+        async move { a.refresh_access_token("main", Some(&stale)).await }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while mock.calls("cgi-bin/getcallbackip") == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "a never probed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Another instance's fetch, started after a's and done before it, stores the old token.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut other: serde_json::Value = serde_json::to_value(&*first).unwrap();
+    other["fetched_at_ms"] = now_ms.into();
+    other["fetched_at"] = (now_ms / 1000).into();
+    assert!(store
+        .put_if_newer(
+            "cred:main:access_token",
+            &serde_json::to_vec(&other).unwrap(),
+            now_ms,
+            Some(Duration::from_secs(600)),
+        )
+        .await
+        .unwrap());
+
+    let fresh = on_a.await.unwrap().unwrap();
+    assert_ne!(fresh.value, stale);
+    assert!(mock.current_access_tokens(APPID).contains(&fresh.value));
+    assert!(!mock.current_access_tokens(APPID).contains(&stale));
+    mock.set_latency(Duration::ZERO);
+    // A fresh instance on the same store serves the token WeChat accepts.
+    let b = manager(addr, store.clone());
+    assert_eq!(b.get("main", token).await.unwrap().value, fresh.value);
+    assert_eq!(a.get("main", token).await.unwrap().value, fresh.value);
 }

@@ -442,3 +442,30 @@ async fn fifty_requests_during_an_outage_share_one_fetch_and_a_remembered_failur
     assert!(mock.current_access_tokens(APPID).contains(&token));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_absurd_expires_in_from_wechat_is_capped_not_overflowed() {
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(path("/cgi-bin/stable_token"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            // u64::MAX, written out: serde_json reads it as a u64.
+            r#"{"access_token":"tok-huge-lifetime","expires_in":18446744073709551615}"#,
+            "application/json",
+        ))
+        .mount(&server)
+        .await;
+    let app = spawn_app(&GatewayConfig::new(*server.address())).await;
+    for _ in 0..3 {
+        let (status, body) = app.get_json("main/access_token").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["access_token"], "tok-huge-lifetime");
+        let lifetime = body["expires_at"].as_i64().unwrap() - body["fetched_at"].as_i64().unwrap();
+        assert_eq!(lifetime, wxgate::credentials::MAX_LIFETIME_S);
+        assert!(body["expires_in"].as_i64().unwrap() <= lifetime);
+    }
+    // Cached like any other credential: one fetch.
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    app.stop().await;
+}

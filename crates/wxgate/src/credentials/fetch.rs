@@ -22,21 +22,22 @@ use crate::upstream::{IssuedCredential, UpstreamError};
 
 impl CredentialManager {
     /// With the flight lock held: returns a stored credential that `accept` likes, or fetches
-    /// one under the store lease. `accept` decides whether a stored credential is good enough
-    /// (a refresh wants one newer than what it is replacing).
+    /// one under the store lease, waiting for another instance's lease until `deadline`.
+    /// `accept` decides whether a stored credential is good enough (a refresh wants one newer
+    /// than what it is replacing).
     pub(super) async fn obtain(
         &self,
         acct: &AccountCreds,
         slot: &Slot,
         replacing: Option<&Credential>,
         reason: &str,
+        deadline: tokio::time::Instant,
     ) -> Result<Arc<Credential>, CredentialError> {
         let account = acct.settings.name.as_str();
         let accept = |c: &Credential| match replacing {
             None => true,
             Some(old) => c.version_ms > old.version_ms && c.value != old.value,
         };
-        let deadline = tokio::time::Instant::now() + self.options.wait_timeout;
         loop {
             if let Some(c) = self.load_stored(account, slot).await? {
                 if accept(&c) {
@@ -212,16 +213,16 @@ impl CredentialManager {
     ) -> Result<Arc<Credential>, CredentialError> {
         let acct = self.account(account)?;
         let slot = acct.slot(CredentialKind::AccessToken);
+        let deadline = self.wait_deadline();
         let queued_at = slot.failures.generation();
-        let _flight = self.lock_flight(slot).await?;
+        let _flight = self.lock_flight(slot, deadline).await?;
         let Some(seen) = self.current_access_token(account, slot).await? else {
             // Nothing valid at all: an ordinary first fetch (not counted by the guard).
-            return Box::pin(self.obtain_remembered(acct, slot, queued_at)).await;
+            return Box::pin(self.obtain_remembered(acct, slot, queued_at, deadline)).await;
         };
         if invalid_token.is_some_and(|bad| bad != seen.value) {
             return Ok(seen);
         }
-        let deadline = tokio::time::Instant::now() + self.options.wait_timeout;
         let lease = loop {
             if let Some(lease) = self.try_lease(account, slot.kind).await? {
                 break lease;

@@ -387,21 +387,30 @@ impl CredentialManager {
         if let Some(e) = slot.failures.in_backoff(tokio::time::Instant::now()) {
             return Err(e);
         }
+        let deadline = self.wait_deadline();
         let queued_at = slot.failures.generation();
-        let _flight = self.lock_flight(slot).await?;
+        let _flight = self.lock_flight(slot, deadline).await?;
         // Someone in this process may have fetched while we queued.
         if let Some(c) = slot.cached.valid_at(unix_now()) {
             return Ok(c);
         }
-        self.obtain_remembered(acct, slot, queued_at).await
+        self.obtain_remembered(acct, slot, queued_at, deadline)
+            .await
     }
 
-    /// The slot's flight lock, waited for at most [`ManagerOptions::wait_timeout`].
+    /// Until when a caller arriving now may wait for others' fetches, all waiting included
+    /// (the flight lock, another instance's lease): [`ManagerOptions::wait_timeout`].
+    fn wait_deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.options.wait_timeout
+    }
+
+    /// The slot's flight lock, waited for until `deadline` at most.
     async fn lock_flight<'a>(
         &self,
         slot: &'a Slot,
+        deadline: tokio::time::Instant,
     ) -> Result<tokio::sync::MutexGuard<'a, ()>, CredentialError> {
-        tokio::time::timeout(self.options.wait_timeout, slot.flight.lock())
+        tokio::time::timeout_at(deadline, slot.flight.lock())
             .await
             .map_err(|_| CredentialError::WaitTimeout)
     }
@@ -414,6 +423,7 @@ impl CredentialManager {
         acct: &AccountCreds,
         slot: &Slot,
         queued_at: u64,
+        deadline: tokio::time::Instant,
     ) -> Result<Arc<Credential>, CredentialError> {
         if let Some(e) = slot
             .failures
@@ -421,7 +431,7 @@ impl CredentialManager {
         {
             return Err(e);
         }
-        let result = self.obtain(acct, slot, None, "initial").await;
+        let result = self.obtain(acct, slot, None, "initial", deadline).await;
         match &result {
             Ok(_) => slot.failures.succeeded(),
             Err(e) => {

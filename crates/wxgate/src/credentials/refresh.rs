@@ -46,7 +46,8 @@ impl CredentialManager {
 
     async fn refresh_ahead(&self, acct: &AccountCreds, slot: &Slot) -> Result<(), CredentialError> {
         let account = acct.settings.name.as_str();
-        let _flight = self.lock_flight(slot).await?;
+        let deadline = self.wait_deadline();
+        let _flight = self.lock_flight(slot, deadline).await?;
         // Another instance may have refreshed it already.
         let current = match self.load_stored(account, slot).await? {
             Some(c) => c,
@@ -59,7 +60,9 @@ impl CredentialManager {
         if !current.is_due_at(unix_now()) {
             return Ok(());
         }
-        let fresh = self.obtain(acct, slot, Some(&current), "ahead").await?;
+        let fresh = self
+            .obtain(acct, slot, Some(&current), "ahead", deadline)
+            .await?;
         if fresh.expires_at <= current.expires_at {
             // WeChat handed back the same lifetime (stable API just outside its own 5-minute
             // window): try again shortly rather than in a tight loop.

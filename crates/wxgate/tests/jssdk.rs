@@ -902,3 +902,34 @@ async fn config_and_diagnose_bound_the_page_url_and_the_work_per_request() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn diagnose_fetches_no_credential_of_other_accounts() {
+    let (mock, addr) = start_mock_with(|c| {
+        c.accounts
+            .push(MockAccount::new(OTHER_APPID, "other-secret"));
+    })
+    .await;
+    let mut config = config_with(addr, r#"["h5.example.com"]"#);
+    config.tail = format!(
+        "[[accounts]]\nname = \"other\"\nappid = \"{OTHER_APPID}\"\nsecret = \"other-secret\"\n"
+    );
+    let app = spawn_web_app(&config).await;
+    let ticket = app.jsapi_ticket("main").await;
+    let (tokens, tickets) = (
+        mock.calls("cgi-bin/stable_token"),
+        mock.calls("cgi-bin/ticket/getticket"),
+    );
+    let page = "https://h5.example.com/p";
+    let sig = sign(&ticket, "n0nce", 1_700_000_000, page);
+    for _ in 0..3 {
+        let (status, d) = diagnose(&app, "main", page, &sig, 1_700_000_000, "n0nce").await;
+        assert_eq!(status, 200, "{d}");
+        assert_eq!(d["valid"], true, "{d:#}");
+    }
+    // The anonymous diagnose looked only at what this instance holds: nothing was fetched for
+    // the other account.
+    assert_eq!(mock.calls("cgi-bin/stable_token"), tokens);
+    assert_eq!(mock.calls("cgi-bin/ticket/getticket"), tickets);
+    app.stop().await;
+}

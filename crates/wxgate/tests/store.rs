@@ -70,6 +70,7 @@ async fn conformance(s: Arc<dyn Store>) {
     put_if_newer_semantics(&*s).await;
     take_semantics(&*s).await;
     delete_if_equals_semantics(&*s).await;
+    extend_if_equals_semantics(&*s).await;
     races(&s).await;
 }
 
@@ -311,6 +312,62 @@ async fn take_semantics(s: &dyn Store) {
         .put_if_absent("take:expiring", b"third", None)
         .await
         .unwrap());
+}
+
+/// A lease renewal: only the live entry holding exactly the expected value gets a new TTL.
+async fn extend_if_equals_semantics(s: &dyn Store) {
+    let long = Duration::from_secs(60);
+    assert!(!s.extend_if_equals("eie:missing", b"x", long).await.unwrap());
+    assert_eq!(s.get("eie:missing").await.unwrap(), None, "never creates");
+
+    // The owner extends a short lease beyond its first expiry; the value is unchanged.
+    assert!(s.put_if_absent("eie:k", b"owner-1", ms(300)).await.unwrap());
+    assert!(!s.extend_if_equals("eie:k", b"owner-2", long).await.unwrap());
+    assert!(!s.extend_if_equals("eie:k", b"owner-", long).await.unwrap());
+    assert!(!s
+        .extend_if_equals("eie:k", b"owner-11", long)
+        .await
+        .unwrap());
+    assert!(s.extend_if_equals("eie:k", b"owner-1", long).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        s.get("eie:k").await.unwrap().as_deref(),
+        Some(&b"owner-1"[..]),
+        "extended past its first TTL"
+    );
+    assert!(!s.put_if_absent("eie:k", b"owner-2", None).await.unwrap());
+
+    // A non-owner's attempt changes nothing: its TTL still runs out.
+    assert!(s
+        .put_if_absent("eie:short", b"owner-1", ms(300))
+        .await
+        .unwrap());
+    assert!(!s
+        .extend_if_equals("eie:short", b"owner-2", long)
+        .await
+        .unwrap());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(s.get("eie:short").await.unwrap(), None);
+
+    // An expired lease cannot be revived by its former owner, and can be retaken.
+    assert!(!s
+        .extend_if_equals("eie:short", b"owner-1", long)
+        .await
+        .unwrap());
+    assert_eq!(s.get("eie:short").await.unwrap(), None);
+    assert!(s
+        .put_if_absent("eie:short", b"owner-2", None)
+        .await
+        .unwrap());
+
+    // It can also shorten, and give a TTL to an entry that had none.
+    assert!(s
+        .extend_if_equals("eie:short", b"owner-2", Duration::from_millis(200))
+        .await
+        .unwrap());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(s.get("eie:short").await.unwrap(), None);
+    s.delete("eie:k").await.unwrap();
 }
 
 async fn delete_if_equals_semantics(s: &dyn Store) {

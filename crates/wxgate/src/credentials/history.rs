@@ -73,7 +73,7 @@ mod tests {
             value: value.to_owned(),
             expires_at: fetched_at + 7200,
             fetched_at,
-            fetched_at_ms: fetched_at * 1000,
+            version_ms: fetched_at * 1000,
             lifetime_s: 7200,
             reason: "initial".into(),
         }

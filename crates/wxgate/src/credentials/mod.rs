@@ -7,39 +7,59 @@
 //! (access_token, jsapi ticket, wx_card ticket):
 //!
 //! - **single flight in a process**: concurrent callers that find no valid credential queue on
-//!   one async mutex; the first fetches, the rest read what it stored;
+//!   one async mutex, for at most [`ManagerOptions::wait_timeout`]; the first fetches, the rest
+//!   take its outcome — the credential it stored, or its error ([`failures`]);
+//! - **failures are remembered**: after a failed fetch, callers are answered
+//!   [`CredentialError::Backoff`] at once for [`ManagerOptions::failure_backoff`] (monotonic
+//!   clock), so an outage costs one fetch's attempts per window, not one fetch per caller;
 //! - **a lease across processes and hosts**: before fetching, an instance takes a lease in the
-//!   shared [`Store`] (`put_if_absent` with a TTL longer than the worst-case fetch); others poll
-//!   the store for the result, and a crashed holder's lease simply expires;
-//! - **never older over newer**: credentials are written with `put_if_newer`, versioned by the
-//!   time the fetch started, so a slow fetch cannot replace a fresher credential;
-//! - **refresh ahead**: a background task refreshes a credential once 300 s or less of its
-//!   WeChat lifetime remain (half its lifetime for credentials shorter than 600 s), with jitter,
-//!   while the still-valid one keeps being served; a failed refresh is retried with backoff;
-//! - **never expired**: a credential is handed out only while `now < expires_at`;
-//! - **guarded forced refresh**: a caller reporting a token as invalid causes at most one
-//!   upstream fetch per account per 30 s (a store-wide guard), and none at all when the token it
-//!   reports is not the current one. With the stable-token API, normal mode is tried first and
-//!   `force_refresh=true` only when WeChat hands back the very token reported invalid and a cheap
-//!   probe confirms WeChat rejects it;
+//!   shared [`Store`] and renews it while it works ([`lease`]); others poll the store for the
+//!   result, and a crashed holder's lease simply expires (its TTL is one attempt plus margin);
+//! - **the credential WeChat issued last wins**: credentials are written with `put_if_newer`,
+//!   versioned by the time the fetch *completed* (WeChat issued it at or before then), and a
+//!   holder checks its lease is still its own before storing; so a slow fetch cannot replace a
+//!   credential issued after its own, and a force-refreshed token beats the one it invalidated
+//!   (versions are wall-clock milliseconds of the fetching host: hosts' clocks must agree to
+//!   well under a fetch's duration, as NTP gives);
+//! - **refresh ahead**: a background task ([`refresh`]) refreshes a credential once 300 s or
+//!   less of its WeChat lifetime remain (half its lifetime for credentials shorter than 600 s),
+//!   with jitter, while the still-valid one keeps being served; a failed refresh is retried with
+//!   backoff;
+//! - **never expired**: a credential is handed out only while `now < expires_at` (wall clock,
+//!   since `expires_at` is shared with other instances through the store; a clock stepped back
+//!   makes a credential look valid for longer than it is — WeChat then answers 40001/42001 and
+//!   the guarded refresh below replaces it). WeChat's `expires_in` is capped at
+//!   [`MAX_LIFETIME_S`];
+//! - **guarded forced refresh** ([`fetch`]): a caller reporting a token as invalid causes at
+//!   most one upstream fetch per account per 30 s (a store-wide guard), and none at all when the
+//!   token it reports is not the current one. With the stable-token API, normal mode is tried
+//!   first and `force_refresh=true` only when WeChat hands back the very token reported invalid
+//!   and a cheap probe confirms WeChat rejects it;
 //! - **ticket history**: each ticket it stores is also put at the front of a short per-account
 //!   history ([`history`]), which `diagnose` reads to recognise a replaced ticket.
 
+mod cache;
+mod failures;
+mod fetch;
 mod history;
+mod lease;
+mod refresh;
 mod status;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use rand::Rng;
-use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use self::cache::CachedCredential;
+use self::failures::FailureMemory;
+use self::lease::Lease;
 pub use self::status::{CredentialStatus, ErrorRecord};
 use crate::config::AccountSettings;
-use crate::domain::{lock, redact, unix_now, unix_now_ms, CredentialKind, TokenApi};
+use crate::domain::{lock, redact, unix_now, CredentialKind};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use crate::upstream::{UpstreamError, WechatClient};
@@ -48,6 +68,12 @@ use crate::upstream::{UpstreamError, WechatClient};
 pub const REFRESH_AHEAD_S: i64 = 300;
 /// At most one forced refresh per account in this window, across all instances.
 pub const FORCED_REFRESH_GUARD: Duration = Duration::from_secs(30);
+/// The longest lifetime believed from WeChat's `expires_in` (twice the 7200 s WeChat gives):
+/// a larger (or absurd, e.g. 2^64-1) value is capped, so a bogus answer can make wxgate serve a
+/// credential past its real expiry for at most this long, and never overflows.
+pub const MAX_LIFETIME_S: i64 = 2 * 7200;
+/// How long a failed fetch is remembered by default (see [`ManagerOptions::failure_backoff`]).
+pub const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
 /// How often store-polling waiters look for a credential another instance is fetching.
 const WAIT_POLL: Duration = Duration::from_millis(25);
 
@@ -55,13 +81,17 @@ const WAIT_POLL: Duration = Duration::from_millis(25);
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Credential {
     pub value: String,
-    /// WeChat's own expiry: fetch start + the `expires_in` WeChat gave (unix seconds).
+    /// WeChat's own expiry: fetch start + the `expires_in` WeChat gave, capped at
+    /// [`MAX_LIFETIME_S`] (unix seconds; counted from the start, so never later than WeChat's).
     pub expires_at: i64,
     /// When the fetch that produced it started (unix seconds).
     pub fetched_at: i64,
-    /// Same, in milliseconds: the version that orders concurrent writers.
-    pub fetched_at_ms: i64,
-    /// Lifetime WeChat gave, seconds.
+    /// When the fetch that produced it completed (unix milliseconds): the version that orders
+    /// concurrent writers, so the credential WeChat issued last wins. Stored under its former
+    /// name, which older versions read as a version too.
+    #[serde(rename = "fetched_at_ms")]
+    pub version_ms: i64,
+    /// Lifetime WeChat gave, seconds (capped at [`MAX_LIFETIME_S`]).
     pub lifetime_s: i64,
     /// Why it was fetched: `initial`, `ahead`, `forced`, `token_invalid`.
     pub reason: String,
@@ -78,7 +108,35 @@ impl std::fmt::Debug for Credential {
     }
 }
 
+/// The lifetime believed from WeChat's `expires_in`: at least 1 s, at most [`MAX_LIFETIME_S`].
+pub fn capped_lifetime(expires_in: u64) -> i64 {
+    i64::try_from(expires_in)
+        .unwrap_or(i64::MAX)
+        .clamp(1, MAX_LIFETIME_S)
+}
+
 impl Credential {
+    /// A credential WeChat issued with `expires_in`, for a fetch that started at `started_ms`
+    /// and completed at `completed_ms` (unix milliseconds). Never overflows.
+    pub fn issued(
+        value: String,
+        expires_in: u64,
+        started_ms: i64,
+        completed_ms: i64,
+        reason: &str,
+    ) -> Self {
+        let lifetime = capped_lifetime(expires_in);
+        let fetched_at = started_ms.div_euclid(1000);
+        Credential {
+            value,
+            expires_at: fetched_at.saturating_add(lifetime),
+            fetched_at,
+            version_ms: completed_ms.max(started_ms),
+            lifetime_s: lifetime,
+            reason: reason.to_owned(),
+        }
+    }
+
     /// Usable right now.
     pub fn is_valid_at(&self, now: i64) -> bool {
         now < self.expires_at
@@ -86,7 +144,7 @@ impl Credential {
 
     /// Seconds left at `now` (negative when expired).
     pub fn expires_in(&self, now: i64) -> i64 {
-        self.expires_at - now
+        self.expires_at.saturating_sub(now)
     }
 
     /// Remaining seconds at which a refresh-ahead should start.
@@ -111,19 +169,39 @@ pub enum CredentialError {
     UnknownAccount(String),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// A fetch failed moments ago and is remembered: no new attempt before `retry_in` passes.
+    #[error("a fetch from WeChat failed moments ago ({error}); the next attempt is allowed in {} s", retry_in.as_secs_f64().ceil())]
+    Backoff {
+        error: UpstreamError,
+        retry_in: Duration,
+    },
     #[error("credential store failed: {0}")]
     Store(#[from] StoreError),
-    #[error("timed out waiting for another instance to fetch the credential")]
+    #[error("timed out waiting for another caller or instance to fetch the credential")]
     WaitTimeout,
+}
+
+impl CredentialError {
+    /// The upstream failure behind this error, when there is one.
+    fn upstream(&self) -> Option<&UpstreamError> {
+        match self {
+            CredentialError::Upstream(e) | CredentialError::Backoff { error: e, .. } => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// Tunables, derived from the upstream settings.
 #[derive(Debug, Clone)]
 pub struct ManagerOptions {
-    /// Lease TTL: longer than the worst-case fetch (all attempts + backoff).
+    /// Lease TTL: one attempt plus margin. The holder renews it every third of it while it
+    /// works, so it bounds only how long a crashed holder blocks the others.
     pub lease_ttl: Duration,
-    /// How long a caller waits for another instance's fetch before giving up.
+    /// How long a caller waits for another caller's or instance's fetch before giving up: the
+    /// worst-case fetch (all attempts + backoff), twice, plus margin.
     pub wait_timeout: Duration,
+    /// How long a failed fetch is remembered and answered without a new attempt.
+    pub failure_backoff: Duration,
     /// Refresh-ahead scan period (randomised ±50 %).
     pub scan_every: Duration,
 }
@@ -133,8 +211,9 @@ impl ManagerOptions {
     pub fn for_upstream(timeout: Duration, attempts: u32) -> Self {
         let worst = timeout * attempts.max(1) + Duration::from_secs(3);
         Self {
-            lease_ttl: worst + Duration::from_secs(2),
+            lease_ttl: timeout + Duration::from_secs(2),
             wait_timeout: worst * 2 + Duration::from_secs(2),
+            failure_backoff: FAILURE_BACKOFF,
             scan_every: Duration::from_secs(2),
         }
     }
@@ -146,69 +225,9 @@ struct Slot {
     cached: CachedCredential,
     /// Single flight inside the process.
     flight: tokio::sync::Mutex<()>,
+    /// The last failed fetch, shared with the callers queued behind it.
+    failures: FailureMemory,
     status: Mutex<status::SlotStatus>,
-}
-
-/// This instance's last view of one stored credential. Every request reads it, from every worker
-/// thread at once: readers take no lock and write nothing another thread reads (`arc_swap`), so
-/// a cache hit costs no cache-line transfer between cores. Writers (fetches, store re-reads, the
-/// refresh scan) are rare; `write` keeps their compare-then-replace steps whole.
-#[derive(Default)]
-struct CachedCredential {
-    current: ArcSwapOption<Credential>,
-    write: Mutex<()>,
-}
-
-impl CachedCredential {
-    fn get(&self) -> Option<Arc<Credential>> {
-        self.current.load_full()
-    }
-
-    /// The credential when valid at `now`.
-    fn valid_at(&self, now: i64) -> Option<Arc<Credential>> {
-        self.get().filter(|c| c.is_valid_at(now))
-    }
-
-    /// The credential when valid at `now`, lent to `f` (no reference count is touched).
-    fn with_valid<R>(&self, now: i64, f: impl FnOnce(&Credential) -> R) -> Option<R> {
-        let current = self.current.load();
-        current.as_deref().filter(|c| c.is_valid_at(now)).map(f)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.current.load().is_none()
-    }
-
-    fn set(&self, cred: Arc<Credential>) {
-        let _write = lock(&self.write);
-        self.current.store(Some(cred));
-    }
-
-    /// Replaces the view unless it is newer than `cred` (concurrent writers: newest wins).
-    fn set_unless_newer(&self, cred: &Arc<Credential>) {
-        let _write = lock(&self.write);
-        let newer = self
-            .current
-            .load()
-            .as_ref()
-            .is_none_or(|c| c.fetched_at_ms <= cred.fetched_at_ms);
-        if newer {
-            self.current.store(Some(Arc::clone(cred)));
-        }
-    }
-
-    /// Forgets the view when it is no longer valid at `now`.
-    fn clear_if_invalid(&self, now: i64) {
-        let _write = lock(&self.write);
-        if self
-            .current
-            .load()
-            .as_ref()
-            .is_some_and(|c| !c.is_valid_at(now))
-        {
-            self.current.store(None);
-        }
-    }
 }
 
 struct AccountCreds {
@@ -236,6 +255,8 @@ pub struct CredentialManager {
     options: ManagerOptions,
     /// Identifies this instance's leases.
     instance_id: String,
+    /// Makes each lease owner string unique.
+    leases_taken: AtomicU64,
 }
 
 impl CredentialManager {
@@ -255,6 +276,7 @@ impl CredentialManager {
                         kind: *k,
                         cached: CachedCredential::default(),
                         flight: tokio::sync::Mutex::new(()),
+                        failures: FailureMemory::default(),
                         status: Mutex::new(status::SlotStatus::default()),
                     })
                     .collect();
@@ -279,6 +301,7 @@ impl CredentialManager {
             metrics,
             options,
             instance_id,
+            leases_taken: AtomicU64::new(0),
         }
     }
 
@@ -305,7 +328,8 @@ impl CredentialManager {
         format!("force:{account}:access_token")
     }
 
-    /// A valid credential: from this instance's cache, else the store, else WeChat.
+    /// A valid credential: from this instance's cache, else the store, else WeChat — unless a
+    /// fetch failed within [`ManagerOptions::failure_backoff`], which is answered at once.
     ///
     /// The cache hit is the whole of almost every call, so the rest is a separate, boxed
     /// future: the fetch path's state (the HTTP client's futures among it) is kilobytes, and
@@ -342,19 +366,102 @@ impl CredentialManager {
             .with_valid(now, f)
     }
 
+    /// The credential this instance already holds, when valid now; never reads the store nor
+    /// fetches. For anonymous callers that must not cause upstream work (`diagnose` looking at
+    /// other accounts' tickets).
+    pub fn cached(&self, account: &str, kind: CredentialKind) -> Option<Arc<Credential>> {
+        self.accounts
+            .get(account)?
+            .slot(kind)
+            .cached
+            .valid_at(unix_now())
+    }
+
     /// [`Self::get`] when this instance's cache has nothing valid: one caller at a time per
-    /// credential looks in the store or fetches; the others wait and take its result.
+    /// credential looks in the store or fetches; the others wait and take its outcome.
     async fn get_uncached(
         &self,
         acct: &AccountCreds,
         slot: &Slot,
     ) -> Result<Arc<Credential>, CredentialError> {
-        let _flight = slot.flight.lock().await;
+        if let Some(e) = slot.failures.in_backoff(tokio::time::Instant::now()) {
+            return Err(e);
+        }
+        let deadline = self.wait_deadline();
+        let queued_at = slot.failures.generation();
+        let _flight = self.lock_flight(slot, deadline).await?;
         // Someone in this process may have fetched while we queued.
         if let Some(c) = slot.cached.valid_at(unix_now()) {
             return Ok(c);
         }
-        self.obtain(acct, slot, None, "initial").await
+        self.obtain_remembered(acct, slot, queued_at, deadline)
+            .await
+    }
+
+    /// Until when a caller arriving now may wait for others' fetches, all waiting included
+    /// (the flight lock, another instance's lease): [`ManagerOptions::wait_timeout`].
+    fn wait_deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.options.wait_timeout
+    }
+
+    /// The slot's flight lock, waited for until `deadline` at most.
+    async fn lock_flight<'a>(
+        &self,
+        slot: &'a Slot,
+        deadline: tokio::time::Instant,
+    ) -> Result<tokio::sync::MutexGuard<'a, ()>, CredentialError> {
+        tokio::time::timeout_at(deadline, slot.flight.lock())
+            .await
+            .map_err(|_| CredentialError::WaitTimeout)
+    }
+
+    /// With the flight lock held (taken after noting `queued_at`): the outcome of a fetch that
+    /// failed while we queued, or the remembered failure, or a fresh [`Self::obtain`] whose
+    /// failure is remembered in turn.
+    async fn obtain_remembered(
+        &self,
+        acct: &AccountCreds,
+        slot: &Slot,
+        queued_at: u64,
+        deadline: tokio::time::Instant,
+    ) -> Result<Arc<Credential>, CredentialError> {
+        if let Some(e) = slot
+            .failures
+            .after_queueing(queued_at, tokio::time::Instant::now())
+        {
+            return Err(e);
+        }
+        let result = self.obtain(acct, slot, None, "initial", deadline).await;
+        match &result {
+            Ok(_) => slot.failures.succeeded(),
+            Err(e) => {
+                if let Some(upstream) = e.upstream() {
+                    slot.failures.failed(
+                        upstream,
+                        tokio::time::Instant::now(),
+                        self.options.failure_backoff,
+                    );
+                }
+            }
+        }
+        result
+    }
+
+    /// Takes the credential's store lease if nobody holds it.
+    async fn try_lease(
+        &self,
+        account: &str,
+        kind: CredentialKind,
+    ) -> Result<Option<Lease>, CredentialError> {
+        let n = self.leases_taken.fetch_add(1, Ordering::Relaxed);
+        let owner = format!("{}:{}:{n}", self.instance_id, crate::domain::unix_now_ms());
+        Ok(Lease::try_take(
+            &self.store,
+            &Self::lease_key(account, kind),
+            owner,
+            self.options.lease_ttl,
+        )
+        .await?)
     }
 
     /// Reads the stored credential into the local cache; returns it when valid.
@@ -377,144 +484,6 @@ impl CredentialManager {
         Ok(Some(cred))
     }
 
-    /// With the flight lock held: returns a stored credential that `accept` likes, or fetches
-    /// one under the store lease. `accept` decides whether a stored credential is good enough
-    /// (a refresh wants one newer than what it is replacing).
-    async fn obtain(
-        &self,
-        acct: &AccountCreds,
-        slot: &Slot,
-        replacing: Option<&Credential>,
-        reason: &str,
-    ) -> Result<Arc<Credential>, CredentialError> {
-        let account = acct.settings.name.as_str();
-        let accept = |c: &Credential| match replacing {
-            None => true,
-            Some(old) => c.fetched_at_ms > old.fetched_at_ms && c.value != old.value,
-        };
-        let lease_key = Self::lease_key(account, slot.kind);
-        let deadline = tokio::time::Instant::now() + self.options.wait_timeout;
-        loop {
-            if let Some(c) = self.load_stored(account, slot).await? {
-                if accept(&c) {
-                    return Ok(c);
-                }
-            }
-            let owner = format!("{}:{}", self.instance_id, unix_now_ms());
-            if self
-                .store
-                .put_if_absent(&lease_key, owner.as_bytes(), Some(self.options.lease_ttl))
-                .await?
-            {
-                let result = async {
-                    // The previous holder may have stored its result just before we got the lease.
-                    if let Some(c) = self.load_stored(account, slot).await? {
-                        if accept(&c) {
-                            return Ok(c);
-                        }
-                    }
-                    self.fetch_and_store(acct, slot, reason, None).await
-                }
-                .await;
-                if let Err(e) = self
-                    .store
-                    .delete_if_equals(&lease_key, owner.as_bytes())
-                    .await
-                {
-                    tracing::warn!(account, error = %e, "could not release a refresh lease; it will expire");
-                }
-                return result;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                // Serve what is still valid rather than fail, when there is one.
-                if let Some(c) = self.load_stored(account, slot).await? {
-                    return Ok(c);
-                }
-                return Err(CredentialError::WaitTimeout);
-            }
-            tokio::time::sleep(WAIT_POLL).await;
-        }
-    }
-
-    /// Fetches from WeChat and stores. Called only while holding the store lease.
-    /// `reported_invalid` is an access token a caller reported as rejected by WeChat.
-    async fn fetch_and_store(
-        &self,
-        acct: &AccountCreds,
-        slot: &Slot,
-        reason: &str,
-        reported_invalid: Option<&str>,
-    ) -> Result<Arc<Credential>, CredentialError> {
-        let account = acct.settings.name.as_str();
-        let started_ms = unix_now_ms();
-        let issued = match slot.kind.ticket() {
-            None => self.fetch_access_token(acct, reported_invalid).await,
-            Some(ticket) => {
-                let token = Box::pin(self.get(account, CredentialKind::AccessToken)).await?;
-                let secret = SecretString::from(token.value.clone());
-                match self.client.ticket(account, &secret, ticket).await {
-                    Err(e) if e.is_token_invalid() => {
-                        // The token we used was rejected: one guarded token refresh, one retry.
-                        tracing::warn!(account, credential = %slot.kind, errcode = ?e.wechat_errcode(),
-                            "ticket fetch rejected the access_token; refreshing it once");
-                        let fresh =
-                            Box::pin(self.refresh_access_token(account, Some(&token.value)))
-                                .await?;
-                        let secret = SecretString::from(fresh.value.clone());
-                        self.client.ticket(account, &secret, ticket).await
-                    }
-                    other => other,
-                }
-            }
-        };
-        let issued = match issued {
-            Ok(i) => i,
-            Err(e) => {
-                lock(&slot.status).record_error(&e);
-                tracing::warn!(account, credential = %slot.kind, error = %e, hint = %e.hint(), "credential fetch failed");
-                return Err(e.into());
-            }
-        };
-        let lifetime = i64::try_from(issued.expires_in).unwrap_or(i64::MAX).max(1);
-        let cred = Credential {
-            value: issued.value.expose_secret().to_owned(),
-            expires_at: started_ms / 1000 + lifetime,
-            fetched_at: started_ms / 1000,
-            fetched_at_ms: started_ms,
-            lifetime_s: lifetime,
-            reason: reason.to_owned(),
-        };
-        let body = serde_json::to_vec(&cred).map_err(|e| StoreError::Backend(e.to_string()))?;
-        let ttl =
-            Duration::from_secs(u64::try_from(cred.expires_in(unix_now()).max(1)).unwrap_or(1));
-        let written = self
-            .store
-            .put_if_newer(
-                &Self::store_key(account, slot.kind),
-                &body,
-                cred.fetched_at_ms,
-                Some(ttl),
-            )
-            .await?;
-        self.metrics
-            .credential_refresh(account, slot.kind.as_str(), reason);
-        lock(&slot.status).record_refresh(&cred);
-        tracing::info!(account, credential = %slot.kind, reason, expires_in = cred.lifetime_s,
-            value = %redact(&cred.value), "fetched a credential from WeChat");
-        if !written {
-            // A newer credential was stored meanwhile (a slower fetch of ours): serve that one.
-            if let Some(c) = self.load_stored(account, slot).await? {
-                return Ok(c);
-            }
-        }
-        if slot.kind.ticket().is_some() {
-            history::record(self.store.as_ref(), account, slot.kind, &cred).await;
-        }
-        let cred = Arc::new(cred);
-        slot.cached.set(Arc::clone(&cred));
-        Ok(cred)
-    }
-
     /// The account's last few tickets of `kind` (the current one included), newest first, as
     /// recorded when they were fetched; empty for access tokens and unknown accounts.
     pub async fn history(&self, account: &str, kind: CredentialKind) -> Vec<Credential> {
@@ -522,223 +491,6 @@ impl CredentialManager {
             return Vec::new();
         }
         history::read(self.store.as_ref(), account, kind).await
-    }
-
-    /// One access_token fetch. `reported_invalid` is the token a caller reported as rejected;
-    /// with the stable API it may lead to a probe and a force-mode fetch.
-    async fn fetch_access_token(
-        &self,
-        acct: &AccountCreds,
-        reported_invalid: Option<&str>,
-    ) -> Result<crate::upstream::IssuedCredential, UpstreamError> {
-        let a = &acct.settings;
-        let issued = self
-            .client
-            .access_token(&a.name, &a.appid, &a.secret, a.token_api, false)
-            .await?;
-        if a.token_api != TokenApi::Stable {
-            return Ok(issued);
-        }
-        let Some(bad) = reported_invalid else {
-            return Ok(issued);
-        };
-        if issued.value.expose_secret() != bad {
-            return Ok(issued);
-        }
-        // Normal mode handed back the very token reported invalid. Only when WeChat itself
-        // rejects it do we spend one of the 20 daily force refreshes (which also invalidates the
-        // token for every other holder).
-        match self.client.probe_access_token(&a.name, &issued.value).await {
-            Err(e) if e.is_token_invalid() => {
-                tracing::warn!(account = %a.name, "stable token confirmed invalid by WeChat; using force_refresh");
-                self.client
-                    .access_token(&a.name, &a.appid, &a.secret, a.token_api, true)
-                    .await
-            }
-            Ok(()) => {
-                tracing::info!(account = %a.name, "reported token still works; not force-refreshing");
-                Ok(issued)
-            }
-            Err(e) => {
-                tracing::warn!(account = %a.name, error = %e, "probe of the reported token failed; keeping it");
-                Ok(issued)
-            }
-        }
-    }
-
-    /// The guarded refresh behind `POST access_token/refresh` and the proxy's retry.
-    ///
-    /// - `invalid_token` given and not the current token → the current one, no fetch;
-    /// - a forced refresh already happened for this account within 30 s (on any instance) →
-    ///   the current credential;
-    /// - otherwise one fetch (see [`Self::fetch_access_token`]).
-    ///
-    /// Everything happens under this process's flight lock and the account's store lease, and
-    /// the 30 s guard is taken only while holding the lease: a caller that arrives while a
-    /// refresh is in flight anywhere waits for it and answers its result, never the token that
-    /// is being replaced.
-    pub async fn refresh_access_token(
-        &self,
-        account: &str,
-        invalid_token: Option<&str>,
-    ) -> Result<Arc<Credential>, CredentialError> {
-        let acct = self.account(account)?;
-        let slot = acct.slot(CredentialKind::AccessToken);
-        let _flight = slot.flight.lock().await;
-        let Some(seen) = self.current_access_token(account, slot).await? else {
-            // Nothing valid at all: an ordinary first fetch (not counted by the guard).
-            return Box::pin(self.obtain(acct, slot, None, "initial")).await;
-        };
-        if invalid_token.is_some_and(|bad| bad != seen.value) {
-            return Ok(seen);
-        }
-        let lease_key = Self::lease_key(account, slot.kind);
-        let deadline = tokio::time::Instant::now() + self.options.wait_timeout;
-        let owner = format!("{}:{}", self.instance_id, unix_now_ms());
-        loop {
-            if self
-                .store
-                .put_if_absent(&lease_key, owner.as_bytes(), Some(self.options.lease_ttl))
-                .await?
-            {
-                break;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(CredentialError::WaitTimeout);
-            }
-            tokio::time::sleep(WAIT_POLL).await;
-        }
-        let result = self
-            .refresh_under_lease(acct, slot, &seen, invalid_token)
-            .await;
-        if let Err(e) = self
-            .store
-            .delete_if_equals(&lease_key, owner.as_bytes())
-            .await
-        {
-            tracing::warn!(account, error = %e, "could not release a refresh lease; it will expire");
-        }
-        result
-    }
-
-    /// The stored access token when valid, else this instance's cached one when valid.
-    async fn current_access_token(
-        &self,
-        account: &str,
-        slot: &Slot,
-    ) -> Result<Option<Arc<Credential>>, CredentialError> {
-        Ok(match self.load_stored(account, slot).await? {
-            Some(c) => Some(c),
-            None => slot.cached.valid_at(unix_now()),
-        })
-    }
-
-    /// The forced-refresh decision, with the lease held.
-    async fn refresh_under_lease(
-        &self,
-        acct: &AccountCreds,
-        slot: &Slot,
-        seen: &Credential,
-        invalid_token: Option<&str>,
-    ) -> Result<Arc<Credential>, CredentialError> {
-        let account = acct.settings.name.as_str();
-        // A refresh may have completed (here or elsewhere) while we waited for the lease.
-        if let Some(c) = self.load_stored(account, slot).await? {
-            if c.fetched_at_ms > seen.fetched_at_ms {
-                return Ok(c);
-            }
-        }
-        let guarded = self
-            .store
-            .put_if_absent(
-                &Self::guard_key(account),
-                self.instance_id.as_bytes(),
-                Some(FORCED_REFRESH_GUARD),
-            )
-            .await?;
-        if !guarded {
-            tracing::info!(
-                account,
-                "forced refresh skipped: one already happened within 30 s"
-            );
-            return match self.current_access_token(account, slot).await? {
-                Some(c) => Ok(c),
-                None => self.fetch_and_store(acct, slot, "initial", None).await,
-            };
-        }
-        let reason = if invalid_token.is_some() {
-            "token_invalid"
-        } else {
-            "forced"
-        };
-        self.fetch_and_store(acct, slot, reason, invalid_token)
-            .await
-    }
-
-    /// One pass of the refresh-ahead scheduler: re-reads every credential this instance has
-    /// cached from the shared store (so a refresh made by another instance — a forced one in
-    /// particular, which retires the old token — reaches this instance within one scan), then
-    /// refreshes those that are due. Credentials nobody asked for are never fetched.
-    pub async fn refresh_due(&self) {
-        for acct in self.accounts.values() {
-            for slot in &acct.slots {
-                if slot.cached.is_empty() {
-                    continue;
-                }
-                if let Err(e) = self.load_stored(&acct.settings.name, slot).await {
-                    tracing::warn!(account = %acct.settings.name, credential = %slot.kind, error = %e,
-                        "cannot re-read the stored credential");
-                }
-                let Some(cached) = slot.cached.get() else {
-                    continue;
-                };
-                let now = unix_now();
-                if !cached.is_due_at(now) || !lock(&slot.status).may_retry_at(now) {
-                    continue;
-                }
-                if let Err(e) = self.refresh_ahead(acct, slot).await {
-                    tracing::warn!(account = %acct.settings.name, credential = %slot.kind, error = %e,
-                        "refresh-ahead failed; the current credential stays in use until it expires");
-                    lock(&slot.status).backoff(unix_now());
-                }
-            }
-        }
-    }
-
-    async fn refresh_ahead(&self, acct: &AccountCreds, slot: &Slot) -> Result<(), CredentialError> {
-        let account = acct.settings.name.as_str();
-        let _flight = slot.flight.lock().await;
-        // Another instance may have refreshed it already.
-        let current = match self.load_stored(account, slot).await? {
-            Some(c) => c,
-            None => {
-                // Expired or gone: the next caller fetches; drop our view so it does.
-                slot.cached.clear_if_invalid(unix_now());
-                return Ok(());
-            }
-        };
-        if !current.is_due_at(unix_now()) {
-            return Ok(());
-        }
-        let fresh = self.obtain(acct, slot, Some(&current), "ahead").await?;
-        if fresh.expires_at <= current.expires_at {
-            // WeChat handed back the same lifetime (stable API just outside its own 5-minute
-            // window): try again shortly rather than in a tight loop.
-            lock(&slot.status).backoff(unix_now());
-        } else {
-            lock(&slot.status).clear_backoff();
-        }
-        Ok(())
-    }
-
-    /// Runs [`Self::refresh_due`] forever, every `scan_every` ± 50 %.
-    pub async fn run_refresh_ahead(self: Arc<Self>) {
-        loop {
-            let base = self.options.scan_every.as_millis() as u64;
-            let jitter = rand::thread_rng().gen_range(base / 2..=base + base / 2);
-            tokio::time::sleep(Duration::from_millis(jitter.max(10))).await;
-            self.refresh_due().await;
-        }
     }
 
     /// What an operator looks at first: per credential, this instance's view.
@@ -779,52 +531,34 @@ impl CredentialManager {
 mod tests {
     use super::*;
 
-    fn cred(value: &str, fetched_at_ms: i64, expires_at: i64) -> Arc<Credential> {
-        Arc::new(Credential {
-            value: value.to_owned(),
-            expires_at,
-            fetched_at: fetched_at_ms / 1000,
-            fetched_at_ms,
-            lifetime_s: 7200,
-            reason: "initial".to_owned(),
-        })
+    #[test]
+    fn a_huge_expires_in_is_capped_and_never_overflows() {
+        let started_ms = 1_700_000_000_000;
+        for huge in [u64::MAX, 1 << 62, i64::MAX as u64, (i64::MAX as u64) + 1] {
+            let c = Credential::issued("t".into(), huge, started_ms, started_ms + 5, "initial");
+            assert_eq!(c.lifetime_s, MAX_LIFETIME_S);
+            assert_eq!(c.expires_at, 1_700_000_000 + MAX_LIFETIME_S);
+            assert_eq!(c.refresh_threshold(), REFRESH_AHEAD_S);
+        }
+        // Even from an absurd start time.
+        let c = Credential::issued("t".into(), u64::MAX, i64::MAX, i64::MAX, "initial");
+        assert_eq!(c.expires_at, i64::MAX / 1000 + MAX_LIFETIME_S);
+        assert_eq!(c.expires_in(i64::MIN), i64::MAX, "saturates");
+        // Ordinary and degenerate lifetimes are kept as given, at least 1 s.
+        let c = Credential::issued("t".into(), 7200, started_ms, started_ms + 5, "initial");
+        assert_eq!((c.lifetime_s, c.expires_at), (7200, 1_700_000_000 + 7200));
+        assert_eq!(capped_lifetime(0), 1);
     }
 
     #[test]
-    fn the_cached_view_lends_only_a_valid_credential() {
-        let cached = CachedCredential::default();
-        assert!(cached.is_empty());
-        assert_eq!(cached.with_valid(100, |c| c.value.clone()), None);
-        cached.set(cred("t1", 1_000, 200));
-        assert_eq!(
-            cached.with_valid(199, |c| c.value.clone()).as_deref(),
-            Some("t1")
-        );
-        assert_eq!(
-            cached.with_valid(200, |c| c.value.clone()),
-            None,
-            "expired at expires_at"
-        );
-        // Forgetting an invalid view leaves a valid one alone.
-        cached.clear_if_invalid(150);
-        assert_eq!(cached.get().map(|c| c.value.clone()).as_deref(), Some("t1"));
-        cached.clear_if_invalid(200);
-        assert!(cached.is_empty());
-    }
-
-    #[test]
-    fn an_older_credential_never_replaces_a_newer_view() {
-        let cached = CachedCredential::default();
-        cached.set_unless_newer(&cred("new", 2_000, 9_000));
-        cached.set_unless_newer(&cred("old", 1_000, 9_000));
-        assert_eq!(
-            cached.get().map(|c| c.value.clone()).as_deref(),
-            Some("new")
-        );
-        cached.set_unless_newer(&cred("newer", 3_000, 9_000));
-        assert_eq!(
-            cached.get().map(|c| c.value.clone()).as_deref(),
-            Some("newer")
-        );
+    fn a_credential_is_versioned_by_when_its_fetch_completed() {
+        let slow = Credential::issued("old".into(), 7200, 1_000, 9_000, "token_invalid");
+        let quick = Credential::issued("new".into(), 7200, 2_000, 2_500, "initial");
+        assert_eq!(slow.version_ms, 9_000);
+        assert_eq!(slow.fetched_at, 1);
+        assert!(slow.version_ms > quick.version_ms, "issued last wins");
+        // Stored under the field name older versions read.
+        let json = serde_json::to_value(&slow).unwrap_or_default();
+        assert_eq!(json["fetched_at_ms"], 9_000);
     }
 }

@@ -1,6 +1,12 @@
 //! Per-credential bookkeeping for the status API and the refresh-ahead backoff.
+//!
+//! The backoff concerns only this process, so it runs on the monotonic clock (a wall clock
+//! stepped back cannot stall refresh-ahead); `status` converts it to unix time for display.
+
+use std::time::Duration;
 
 use serde::Serialize;
+use tokio::time::Instant;
 
 use super::Credential;
 use crate::domain::{unix_now, CredentialKind};
@@ -26,7 +32,7 @@ pub(super) struct SlotStatus {
     refreshes: u64,
     /// Refresh-ahead failures in a row (for the backoff).
     failures: u32,
-    next_attempt_at: i64,
+    next_attempt: Option<Instant>,
 }
 
 impl SlotStatus {
@@ -47,19 +53,26 @@ impl SlotStatus {
     }
 
     /// Exponential backoff for refresh-ahead retries: 2, 4, 8 … 60 s.
-    pub(super) fn backoff(&mut self, now: i64) {
+    pub(super) fn backoff(&mut self, now: Instant) {
         self.failures = self.failures.saturating_add(1);
-        let delay = 1_i64 << self.failures.min(6);
-        self.next_attempt_at = now + delay.min(60);
+        let delay = 1_u64 << self.failures.min(6);
+        self.next_attempt = Some(now + Duration::from_secs(delay.min(60)));
     }
 
     pub(super) fn clear_backoff(&mut self) {
         self.failures = 0;
-        self.next_attempt_at = 0;
+        self.next_attempt = None;
     }
 
-    pub(super) fn may_retry_at(&self, now: i64) -> bool {
-        now >= self.next_attempt_at
+    pub(super) fn may_retry_at(&self, now: Instant) -> bool {
+        self.next_attempt.is_none_or(|at| now >= at)
+    }
+
+    /// When the next refresh-ahead attempt is allowed, in unix seconds, if it is still ahead.
+    fn next_retry_unix(&self, now_unix: i64) -> Option<i64> {
+        let left = self.next_attempt?.checked_duration_since(Instant::now())?;
+        let secs = i64::try_from(left.as_secs()).unwrap_or(i64::MAX);
+        (!left.is_zero()).then(|| now_unix.saturating_add(secs).saturating_add(1))
     }
 }
 
@@ -103,7 +116,7 @@ impl CredentialStatus {
                 .or_else(|| st.last_refresh_reason.clone()),
             refreshes_by_this_instance: st.refreshes,
             last_error: st.last_error.clone(),
-            next_retry_at: (st.next_attempt_at > now).then_some(st.next_attempt_at),
+            next_retry_at: st.next_retry_unix(now),
         }
     }
 }

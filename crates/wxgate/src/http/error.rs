@@ -34,6 +34,13 @@ pub enum ApiError {
     Upstream(UpstreamError),
     /// An upstream failure answered to an anonymous caller: see [`ApiError::for_public`].
     PublicUpstream(UpstreamError),
+    /// A credential fetch failed moments ago and is not retried before `retry_in` passes.
+    UpstreamBackoff {
+        error: UpstreamError,
+        retry_in: std::time::Duration,
+        /// Answered to an anonymous caller: no operator hint (see [`ApiError::for_public`]).
+        public: bool,
+    },
     /// Storage or database unavailable, or waiting for another instance timed out.
     Unavailable(String),
     Internal(String),
@@ -61,6 +68,13 @@ impl ApiError {
     pub fn for_public(self) -> Self {
         match self {
             ApiError::Upstream(e) => ApiError::PublicUpstream(e),
+            ApiError::UpstreamBackoff {
+                error, retry_in, ..
+            } => ApiError::UpstreamBackoff {
+                error,
+                retry_in,
+                public: true,
+            },
             other => other,
         }
     }
@@ -71,9 +85,15 @@ impl From<CredentialError> for ApiError {
         match e {
             CredentialError::UnknownAccount(a) => ApiError::UnknownAccount(a),
             CredentialError::Upstream(u) => ApiError::Upstream(u),
+            CredentialError::Backoff { error, retry_in } => ApiError::UpstreamBackoff {
+                error,
+                retry_in,
+                public: false,
+            },
             CredentialError::Store(s) => ApiError::Unavailable(format!("credential store: {s}")),
             CredentialError::WaitTimeout => ApiError::Unavailable(
-                "timed out waiting for another wxgate instance to fetch the credential".into(),
+                "timed out waiting for another caller or wxgate instance to fetch the credential"
+                    .into(),
             ),
         }
     }
@@ -130,6 +150,11 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Upstream(e) => upstream_response(&e, true),
             ApiError::PublicUpstream(e) => upstream_response(&e, false),
+            ApiError::UpstreamBackoff {
+                error,
+                retry_in,
+                public,
+            } => backoff_response(&error, retry_in, !public),
             ApiError::Unavailable(reason) => {
                 tracing::error!(%reason, "service unavailable");
                 body(
@@ -187,6 +212,36 @@ fn upstream_response(e: &UpstreamError, detailed: bool) -> Response {
         err["wechat_rid"] = json!(rid);
     }
     (status, Json(json!({ "error": err }))).into_response()
+}
+
+/// A remembered failure: `upstream_unavailable` at once, saying so and when to come back.
+fn backoff_response(e: &UpstreamError, retry_in: std::time::Duration, detailed: bool) -> Response {
+    let secs = retry_in.as_secs().saturating_add(1);
+    let cause = if detailed {
+        e.hint()
+    } else {
+        "the operator can see the cause in the gateway's log and status".to_owned()
+    };
+    let mut err = json!({
+        "code": "upstream_unavailable",
+        "message": format!(
+            "a fetch of this credential from WeChat failed moments ago; wxgate tries again in \
+             {secs} s — {cause}"
+        ),
+    });
+    if let Some(errcode) = e.wechat_errcode() {
+        err["wechat_errcode"] = json!(errcode);
+    }
+    if let Some(rid) = e.wechat_rid() {
+        err["wechat_rid"] = json!(rid);
+    }
+    tracing::debug!(error = %e, retry_in_s = secs, "remembered upstream failure answered to the client");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::RETRY_AFTER, secs.to_string())],
+        Json(json!({ "error": err })),
+    )
+        .into_response()
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -36,7 +36,8 @@ use crate::http::{ApiError, ApiResult, AppState};
 
 /// The browser script, served as is; it reads the gateway and account from its own URL.
 const SCRIPT: &str = include_str!("wxgate.js");
-/// At most this many other accounts are tried by `diagnose` ("signed for the wrong account").
+/// At most this many other accounts are tried by `diagnose` ("signed for the wrong account"),
+/// and only with the tickets this instance already holds (never fetched for `diagnose`).
 const MAX_OTHER_ACCOUNTS: usize = 16;
 /// Longest page URL `config` signs and `diagnose` examines. Both routes are anonymous, and
 /// `diagnose` hashes a dozen variants of the URL with every known ticket: the bound keeps the
@@ -227,7 +228,8 @@ async fn diagnose_answer(
     Ok(Json(diagnosis).into_response())
 }
 
-/// The account's current ticket first, then its remembered ones, then the other accounts'.
+/// The account's current ticket first, then its remembered ones, then the other accounts' that
+/// this instance holds in its cache.
 async fn known_tickets(state: &AppState, account: &AccountSettings) -> ApiResult<Vec<KnownTicket>> {
     let current = state
         .creds
@@ -247,8 +249,9 @@ async fn known_tickets(state: &AppState, account: &AccountSettings) -> ApiResult
         .filter(|a| a.name != account.name)
         .take(MAX_OTHER_ACCOUNTS);
     for other in others {
-        // Best effort: another account's outage must not hide this account's diagnosis.
-        let Ok(c) = state.creds.get(&other.name, CredentialKind::jsapi()).await else {
+        // Only tickets this instance already holds: an anonymous diagnose must not make wxgate
+        // fetch (or wait for) up to 16 other accounts' credentials, nor read them from the store.
+        let Some(c) = state.creds.cached(&other.name, CredentialKind::jsapi()) else {
             continue;
         };
         tickets.push(KnownTicket {

@@ -167,6 +167,23 @@ impl Store for MemoryStore {
         }
     }
 
+    async fn extend_if_equals(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        match map.get_mut(key) {
+            Some(e) if e.is_live(now) && e.value == expected => {
+                e.expires_at = now.checked_add(ttl);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.lock().remove(key);
         Ok(())

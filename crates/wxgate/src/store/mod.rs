@@ -71,6 +71,17 @@ pub trait Store: Send + Sync + 'static {
     /// compare-and-invalidate). Returns whether it deleted.
     async fn delete_if_equals(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError>;
 
+    /// Sets the live entry's TTL to `ttl` from now, only when its value equals `expected`.
+    /// Returns whether it did (false when absent, expired or holding another value). Renews a
+    /// lease only while it is still the caller's: a holder whose lease already expired (and was
+    /// perhaps taken by another instance) can never extend someone else's.
+    async fn extend_if_equals(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+
     /// Deletes unconditionally (no error when absent).
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 

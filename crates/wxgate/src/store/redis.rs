@@ -3,7 +3,7 @@
 //! Redis executes each command, and each Lua script, alone — nothing else runs on the server in
 //! between — so every primitive is a single command or a single script and is therefore atomic
 //! across all clients: `put` = `SET [PX]`, `put_if_absent` = `SET NX [PX]`, `take` = `GETDEL`
-//! (Redis ≥ 6.2), `delete_if_equals` and `put_if_newer` = small Lua scripts run via `EVALSHA`.
+//! (Redis ≥ 6.2), `delete_if_equals`, `extend_if_equals` and `put_if_newer` = small Lua scripts run via `EVALSHA`.
 //! Expiry is Redis's own (`PX`, millisecond precision, measured by the server's clock), so an
 //! expired key is gone for every command and a crashed lease holder's key frees itself.
 //!
@@ -78,12 +78,24 @@ end
 return 0
 ";
 
+/// KEYS[1] = key, ARGV[1] = expected value, ARGV[2] = TTL in ms. Resets the TTL only while the
+/// live value is the expected one.
+const EXTEND_IF_EQUALS_LUA: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if cur and string.len(cur) >= 8 and string.sub(cur, 9) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
 /// Redis-backed store; see the module documentation.
 pub struct RedisStore {
     conn: ConnectionManager,
     key_prefix: String,
     put_if_newer: Script,
     delete_if_equals: Script,
+    extend_if_equals: Script,
 }
 
 impl RedisStore {
@@ -125,6 +137,7 @@ impl RedisStore {
             key_prefix: key_prefix.to_owned(),
             put_if_newer: Script::new(PUT_IF_NEWER_LUA),
             delete_if_equals: Script::new(DELETE_IF_EQUALS_LUA),
+            extend_if_equals: Script::new(EXTEND_IF_EQUALS_LUA),
         })
     }
 
@@ -254,6 +267,23 @@ impl Store for RedisStore {
             .await
             .map_err(|e| backend("delete_if_equals", &e))?;
         Ok(deleted == 1)
+    }
+
+    async fn extend_if_equals(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let extended: i64 = self
+            .extend_if_equals
+            .key(self.key(key))
+            .arg(expected)
+            .arg(ttl_ms(ttl))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| backend("extend_if_equals", &e))?;
+        Ok(extended == 1)
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

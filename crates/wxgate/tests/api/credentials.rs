@@ -367,3 +367,105 @@ async fn the_credentials_keep_working_after_the_stored_value_is_corrupted() {
     assert_eq!(mock.calls(STABLE), 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn fifty_requests_during_an_outage_share_one_fetch_and_a_remembered_failure_costs_no_call() {
+    let (mock, addr) = start_mock().await;
+    mock.set_down(true);
+    let app = spawn_app(&GatewayConfig::new(addr)).await;
+
+    let started = tokio::time::Instant::now();
+    let answers = join_all((0..50).map(|_| app.get_json("main/access_token"))).await;
+    let took = started.elapsed();
+    for (status, body) in &answers {
+        assert!(*status == 502 || *status == 503, "{status} {body}");
+        assert_eq!(body["error"]["code"], "upstream_unavailable", "{body}");
+    }
+    let outage_calls = mock.calls(STABLE);
+    assert!(
+        (1..=3).contains(&outage_calls),
+        "one fetch's attempts, not one fetch per caller: {outage_calls} calls"
+    );
+    // One fetch's attempts and backoffs, not 50 of them in a row (generous bound).
+    assert!(took < Duration::from_secs(10), "{took:?}");
+
+    // Within the backoff: answered at once from memory, no call, and told when to come back.
+    let resp = app
+        .http
+        .get(app.api("main/access_token"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let retry_after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=5).contains(&retry_after), "{retry_after}");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "upstream_unavailable");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed moments ago"),
+        "{body}"
+    );
+    assert_eq!(mock.calls(STABLE), outage_calls);
+
+    // WeChat is back; callers keep being refused without a call until the backoff ends, then
+    // exactly one fetch succeeds.
+    mock.set_down(false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let token = loop {
+        let (status, body) = app.get_json("main/access_token").await;
+        if status == 200 {
+            break body["access_token"].as_str().unwrap().to_owned();
+        }
+        assert_eq!(body["error"]["code"], "upstream_unavailable", "{body}");
+        assert_eq!(
+            mock.calls(STABLE),
+            outage_calls,
+            "a call during the backoff"
+        );
+        assert!(tokio::time::Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "the failure was remembered for the backoff: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(mock.calls(STABLE), outage_calls + 1);
+    assert!(mock.current_access_tokens(APPID).contains(&token));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_absurd_expires_in_from_wechat_is_capped_not_overflowed() {
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(path("/cgi-bin/stable_token"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            // u64::MAX, written out: serde_json reads it as a u64.
+            r#"{"access_token":"tok-huge-lifetime","expires_in":18446744073709551615}"#,
+            "application/json",
+        ))
+        .mount(&server)
+        .await;
+    let app = spawn_app(&GatewayConfig::new(*server.address())).await;
+    for _ in 0..3 {
+        let (status, body) = app.get_json("main/access_token").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["access_token"], "tok-huge-lifetime");
+        let lifetime = body["expires_at"].as_i64().unwrap() - body["fetched_at"].as_i64().unwrap();
+        assert_eq!(lifetime, wxgate::credentials::MAX_LIFETIME_S);
+        assert!(body["expires_in"].as_i64().unwrap() <= lifetime);
+    }
+    // Cached like any other credential: one fetch.
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    app.stop().await;
+}

@@ -99,6 +99,10 @@ const SQL_TAKE: &str = "DELETE FROM wxgate_kv
 const SQL_DELETE_IF_EQUALS: &str = "DELETE FROM wxgate_kv
     WHERE key = ?1 AND value = ?2 AND (expires_at_ms IS NULL OR expires_at_ms > ?3)";
 
+/// Resets a live row's expiry when its value is the expected one (a lease renewal).
+const SQL_EXTEND_IF_EQUALS: &str = "UPDATE wxgate_kv SET expires_at_ms = ?3
+    WHERE key = ?1 AND value = ?2 AND (expires_at_ms IS NULL OR expires_at_ms > ?4)";
+
 const SQL_DELETE: &str = "DELETE FROM wxgate_kv WHERE key = ?1";
 
 /// Every expired row (at open).
@@ -410,6 +414,20 @@ impl Store for SqliteStore {
         self.write_changed(WriteOp::DeleteIfEquals {
             key: key.to_owned(),
             expected: expected.to_vec(),
+        })
+        .await
+    }
+
+    async fn extend_if_equals(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.write_changed(WriteOp::ExtendIfEquals {
+            key: key.to_owned(),
+            expected: expected.to_vec(),
+            ttl,
         })
         .await
     }

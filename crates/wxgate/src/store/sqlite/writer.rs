@@ -44,8 +44,8 @@ use tokio::sync::{oneshot, Notify};
 
 use super::{
     backend, expires_at, is_busy, value_column, Shared, BUSY_TIMEOUT, RETRY_FIRST_DELAY,
-    RETRY_MAX_DELAY, SQL_DELETE, SQL_DELETE_IF_EQUALS, SQL_PUT, SQL_PUT_IF_ABSENT,
-    SQL_PUT_IF_NEWER, SQL_SWEEP_SOME, SQL_TAKE, SWEEP_LIMIT,
+    RETRY_MAX_DELAY, SQL_DELETE, SQL_DELETE_IF_EQUALS, SQL_EXTEND_IF_EQUALS, SQL_PUT,
+    SQL_PUT_IF_ABSENT, SQL_PUT_IF_NEWER, SQL_SWEEP_SOME, SQL_TAKE, SWEEP_LIMIT,
 };
 use crate::domain::{lock, unix_now_ms as now_ms};
 use crate::store::StoreError;
@@ -89,6 +89,11 @@ pub(super) enum WriteOp {
         key: String,
         expected: Vec<u8>,
     },
+    ExtendIfEquals {
+        key: String,
+        expected: Vec<u8>,
+        ttl: Duration,
+    },
     Delete {
         key: String,
     },
@@ -110,6 +115,7 @@ impl WriteOp {
             WriteOp::PutIfNewer { .. } => "put_if_newer",
             WriteOp::Take { .. } => "take",
             WriteOp::DeleteIfEquals { .. } => "delete_if_equals",
+            WriteOp::ExtendIfEquals { .. } => "extend_if_equals",
             WriteOp::Delete { .. } => "delete",
         }
     }
@@ -163,6 +169,9 @@ impl WriteOp {
             WriteOp::DeleteIfEquals { key, expected } => conn
                 .prepare_cached(SQL_DELETE_IF_EQUALS)?
                 .execute(params![key, expected, now])?,
+            WriteOp::ExtendIfEquals { key, expected, ttl } => conn
+                .prepare_cached(SQL_EXTEND_IF_EQUALS)?
+                .execute(params![key, expected, expires_at(now, Some(*ttl)), now])?,
             WriteOp::Delete { key } => conn.prepare_cached(SQL_DELETE)?.execute(params![key])?,
         };
         Ok(WriteOutcome::Changed(changed > 0))

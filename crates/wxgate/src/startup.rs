@@ -2,7 +2,8 @@
 //! credential manager, start the refresh-ahead task, bind, serve until told to stop.
 //!
 //! [`Application::build`] binds before it returns, so tests can listen on port 0 and read the
-//! real port with [`Application::port`]; the binary is a few lines around it.
+//! real port with [`Application::port`]; the binary is a few lines around it. Startup errors
+//! name the storage and database URLs without their passwords ([`crate::scrub`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use crate::config::Settings;
 use crate::credentials::{CredentialManager, ManagerOptions};
 use crate::http::{self, auth::ApiKeys, AppInner, AppState};
 use crate::metrics::Metrics;
+use crate::scrub::{redact_url, scrub};
 use crate::store;
 use crate::upstream::{ClientOptions, RetryPolicy, WechatClient};
 
@@ -63,14 +65,14 @@ impl Application {
         let store = store::connect(&settings.storage.url, &settings.storage.key_prefix)
             .await
             .map_err(|e| StartupError::Store {
-                url: settings.storage.url.clone(),
-                reason: e.to_string(),
+                url: redact_url(&settings.storage.url),
+                reason: scrub(e.to_string(), &settings.storage.url),
             })?;
         let users = crate::users::connect(&settings.database.url)
             .await
             .map_err(|e| StartupError::Database {
-                url: crate::domain::redact_url(&settings.database.url),
-                reason: e.to_string(),
+                url: redact_url(&settings.database.url),
+                reason: scrub(e.to_string(), &settings.database.url),
             })?;
         let push = crate::push::PushRuntime::new(&settings).map_err(StartupError::Push)?;
         let metrics = Arc::new(Metrics::new());

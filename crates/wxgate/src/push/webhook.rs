@@ -26,6 +26,7 @@ use wxgate_proto::Reply;
 use super::runtime::{AccountPush, WebhookTarget};
 use crate::domain::CredentialKind;
 use crate::http::AppState;
+use crate::scrub::reqwest_error;
 
 /// How long a webhook call may run in total, answered in time or not.
 pub const LATE_LIMIT: Duration = Duration::from_secs(60);
@@ -128,10 +129,11 @@ async fn call(state: &AppState, account: &str, target: &WebhookTarget, body: Vec
         state.metrics.upstream_call(account, "webhook", label);
         Outcome::Failed
     };
+    // reqwest quotes the URL in its errors, and a webhook URL may hold a key in its query.
     let response = match request.send().await {
         Ok(r) => r,
-        Err(e) if e.is_timeout() => return failed("timeout", e.to_string()),
-        Err(e) => return failed("transport", e.without_url().to_string()),
+        Err(e) if e.is_timeout() => return failed("timeout", reqwest_error(e)),
+        Err(e) => return failed("transport", reqwest_error(e)),
     };
     let status = response.status();
     if !status.is_success() {
@@ -139,7 +141,7 @@ async fn call(state: &AppState, account: &str, target: &WebhookTarget, body: Vec
     }
     let bytes = match response.bytes().await {
         Ok(b) => b,
-        Err(e) => return failed("transport", e.without_url().to_string()),
+        Err(e) => return failed("transport", reqwest_error(e)),
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         state.metrics.upstream_call(account, "webhook", "ok");

@@ -4,4 +4,5 @@
 mod access;
 mod credentials;
 mod helpers;
+mod log_secrets;
 mod multi_instance;

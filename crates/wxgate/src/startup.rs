@@ -1,5 +1,7 @@
 //! Building and running the gateway: connect the store, create the WeChat client and the
-//! credential manager, start the refresh-ahead task, bind, serve until told to stop.
+//! credential manager, start the refresh-ahead task, bind, serve until told to stop, then stop
+//! in order ([`crate::server`]: in-flight requests and background work get
+//! `server.shutdown_grace_s`).
 //!
 //! [`Application::build`] binds before it returns, so tests can listen on port 0 and read the
 //! real port with [`Application::port`]; the binary is a few lines around it. Startup errors
@@ -16,7 +18,9 @@ use crate::credentials::{CredentialManager, ManagerOptions};
 use crate::http::{self, auth::ApiKeys, AppInner, AppState};
 use crate::metrics::Metrics;
 use crate::scrub::{redact_url, scrub};
+use crate::server::{ServeOptions, Server};
 use crate::store;
+use crate::tasks::BackgroundTasks;
 use crate::upstream::{ClientOptions, RetryPolicy, WechatClient};
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +108,7 @@ impl Application {
             api_keys,
             users,
             push,
+            tasks: BackgroundTasks::new(),
         }));
         Ok(Self {
             listener,
@@ -134,19 +139,30 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests and
+    /// background work finish within `server.shutdown_grace_s` (see [`crate::server`]).
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let refresher = tokio::spawn(self.state.creds.clone().run_refresh_ahead());
         let app = http::service(self.state.clone(), self.extra_routes);
+        let server = Server::new(ServeOptions::from_settings(&self.state.settings.server));
         tracing::info!(addr = %self.addr, accounts = self.state.settings.accounts.len(), "wxgate is listening");
-        let result = axum::serve(self.listener, tower::make::Shared::new(app))
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let signal = async {
+            shutdown.await;
+            server.stop();
+        };
+        tokio::join!(server.accept_loop(self.listener, app), signal);
+        tracing::info!(
+            grace_s = self.state.settings.server.shutdown_grace_s,
+            "no longer accepting; finishing in-flight requests and background work"
+        );
+        if server.drain(&self.state.tasks).await {
+            tracing::info!("stopped");
+        }
         refresher.abort();
-        result
+        Ok(())
     }
 }
 

@@ -11,12 +11,17 @@
 //! bookkeeping ([`RequestMetaFuture`]) under the same route template; everything else — other
 //! methods (HEAD, the CORS preflight), encoded or odd paths, every other route — goes through
 //! the router. The integration tests compare both ways for the same requests.
+//!
+//! The config route keeps the per-request deadline of every other route ([`DeadlineFuture`],
+//! inside the box the answer already needs): it awaits the store or WeChat only when no valid
+//! ticket is cached, and costs nothing when the answer is ready at once.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::extract::{Path, Request, State};
 use axum::http::Method;
@@ -24,6 +29,7 @@ use axum::response::Response;
 use axum::Router;
 use tower::Service;
 
+use super::deadline::{request_timeout, DeadlineFuture};
 use super::request_meta::{callers_id, RequestMetaFuture};
 use super::AppState;
 use crate::jssdk::CONFIG_ROUTE;
@@ -36,15 +42,18 @@ pub struct Front {
     state: AppState,
     router: Router,
     config_metrics: Arc<RouteMetrics>,
+    deadline: Duration,
 }
 
 impl Front {
     pub fn new(state: AppState, router: Router) -> Self {
         let config_metrics = state.metrics.route(CONFIG_ROUTE);
+        let deadline = request_timeout(&state.settings.server);
         Front {
             state,
             router,
             config_metrics,
+            deadline,
         }
     }
 }
@@ -94,9 +103,10 @@ impl Service<Request> for Front {
                 let account = account.to_owned();
                 let state = self.state.clone();
                 let callers_id = callers_id(request.headers());
-                let answer: Answer = Box::pin(async move {
-                    Ok(crate::jssdk::config(State(state), Path(account), request).await)
-                });
+                let answer: Answer = Box::pin(DeadlineFuture::new(
+                    async move { Ok(crate::jssdk::config(State(state), Path(account), request).await) },
+                    Some(self.deadline),
+                ));
                 return FrontFuture::Config(RequestMetaFuture::around(
                     answer,
                     callers_id,

@@ -1,6 +1,7 @@
 //! HTTP: the shared application state, the router that merges every area's routes, the front
 //! service that answers the busiest route before it ([`front`]), and the cross-cutting
-//! middleware (request ids, metrics, JSON 404/405).
+//! middleware (request ids, metrics, the per-request [`deadline`], JSON 404/405). The
+//! connections themselves (limits, timeouts, shutdown) are [`crate::server`]'s.
 //!
 //! Handlers stay thin: they parse into valid values, call one service function and map its
 //! error into [`ApiError`]. Each area (`api`, `ops`, …) exposes `router()`.
@@ -8,6 +9,7 @@
 pub mod api;
 pub mod auth;
 pub mod body;
+pub mod deadline;
 pub mod error;
 pub mod front;
 pub mod json;
@@ -42,6 +44,8 @@ pub struct AppInner {
     pub users: Arc<dyn crate::users::UserDb>,
     /// Push material prepared at start.
     pub push: crate::push::PushRuntime,
+    /// Work that outlives its request (webhook calls, late replies); shutdown waits for it.
+    pub tasks: crate::tasks::BackgroundTasks,
 }
 
 impl std::ops::Deref for AppState {
@@ -68,6 +72,7 @@ pub fn service(state: AppState, extra: Option<Router<AppState>>) -> front::Front
 
 /// The whole application router, with optional mode-specific `extra` routes.
 fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
+    let server = &state.settings.server;
     Router::new()
         .merge(extra.unwrap_or_default())
         .merge(ops::router())
@@ -76,6 +81,9 @@ fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .merge(crate::oauth::router())
         .merge(crate::proxy::router())
         .merge(api::router(state.clone()))
+        .route_layer(deadline::DeadlineLayer::new(deadline::request_timeout(
+            server,
+        )))
         .route_layer(request_meta::RequestMetaLayer::new(Arc::clone(
             &state.metrics,
         )))

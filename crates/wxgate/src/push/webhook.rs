@@ -8,7 +8,8 @@
 //!
 //! Guarantees: WeChat is answered within `webhook.timeout_ms` (and within the push's answer
 //! budget) whatever the webhook does; the call itself keeps running in its own task for up to
-//! [`LATE_LIMIT`], and a reply that arrives late is sent with the customer-service API
+//! [`LATE_LIMIT`] (a tracked task: on shutdown it may finish within `server.shutdown_grace_s`,
+//! see `crate::tasks`), and a reply that arrives late is sent with the customer-service API
 //! (`cgi-bin/message/custom/send`) using the central access_token, refreshed once (guarded)
 //! and retried on 40001/40014/42001. Every webhook failure is logged and counted in
 //! `wxgate_upstream_calls{endpoint="webhook"}`; none is ever fatal to the push.
@@ -72,7 +73,8 @@ pub async fn ask(
     let task_state = state.clone();
     let task_account = account.clone();
     let openid = target_openid.to_owned();
-    tokio::spawn(async move {
+    // Tracked, so that a shutdown lets the call and a late reply finish (`crate::tasks`).
+    state.tasks.spawn(async move {
         let Some(target) = task_account.webhook.as_ref() else {
             return;
         };

@@ -6,3 +6,5 @@ mod credentials;
 mod helpers;
 mod log_secrets;
 mod multi_instance;
+mod server_limits;
+mod shutdown;

@@ -41,6 +41,8 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
+    /// `server.metrics_listen`, bound.
+    metrics_listener: Option<(TcpListener, SocketAddr)>,
     state: AppState,
     extra_routes: Option<axum::Router<AppState>>,
 }
@@ -66,6 +68,18 @@ impl Application {
             addr: settings.server.listen.clone(),
             reason: e.to_string(),
         })?;
+        let metrics_listener = match &settings.server.metrics_listen {
+            Some(at) => {
+                let bind_failed = |e: std::io::Error| StartupError::Bind {
+                    addr: at.clone(),
+                    reason: e.to_string(),
+                };
+                let listener = TcpListener::bind(at).await.map_err(bind_failed)?;
+                let addr = listener.local_addr().map_err(bind_failed)?;
+                Some((listener, addr))
+            }
+            None => None,
+        };
         let store = store::connect(&settings.storage.url, &settings.storage.key_prefix)
             .await
             .map_err(|e| StartupError::Store {
@@ -113,6 +127,7 @@ impl Application {
         Ok(Self {
             listener,
             addr,
+            metrics_listener,
             state,
             extra_routes: None,
         })
@@ -135,6 +150,11 @@ impl Application {
         self.addr
     }
 
+    /// The address `/metrics` is served on when `server.metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(|(_, addr)| *addr)
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }
@@ -149,11 +169,18 @@ impl Application {
         let app = http::service(self.state.clone(), self.extra_routes);
         let server = Server::new(ServeOptions::from_settings(&self.state.settings.server));
         tracing::info!(addr = %self.addr, accounts = self.state.settings.accounts.len(), "wxgate is listening");
+        let metrics = async {
+            if let Some((listener, addr)) = self.metrics_listener {
+                tracing::info!(addr = %addr, "/metrics is served on its own address");
+                let service = http::metrics_service(self.state.clone());
+                server.accept_loop(listener, service).await;
+            }
+        };
         let signal = async {
             shutdown.await;
             server.stop();
         };
-        tokio::join!(server.accept_loop(self.listener, app), signal);
+        tokio::join!(server.accept_loop(self.listener, app), metrics, signal);
         tracing::info!(
             grace_s = self.state.settings.server.shutdown_grace_s,
             "no longer accepting; finishing in-flight requests and background work"

@@ -70,17 +70,37 @@ pub fn service(state: AppState, extra: Option<Router<AppState>>) -> front::Front
     front::Front::new(state.clone(), router(state, extra))
 }
 
-/// The whole application router, with optional mode-specific `extra` routes.
+/// The whole application router, with optional mode-specific `extra` routes. `/metrics` is on
+/// it unless `server.metrics_listen` moves it to [`metrics_service`].
 fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     let server = &state.settings.server;
-    Router::new()
+    let mut routes = Router::new()
         .merge(extra.unwrap_or_default())
-        .merge(ops::router())
+        .merge(ops::router());
+    if server.metrics_listen.is_none() {
+        routes = routes.merge(ops::metrics_router(server));
+    }
+    routes
         .merge(crate::push::router())
         .merge(crate::jssdk::router())
         .merge(crate::oauth::router())
         .merge(crate::proxy::router())
         .merge(api::router(state.clone()))
+        .route_layer(deadline::DeadlineLayer::new(deadline::request_timeout(
+            server,
+        )))
+        .route_layer(request_meta::RequestMetaLayer::new(Arc::clone(
+            &state.metrics,
+        )))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// What `server.metrics_listen` serves: `/metrics` alone (JSON 404 for everything else).
+pub fn metrics_service(state: AppState) -> Router {
+    let server = &state.settings.server;
+    ops::metrics_router(server)
         .route_layer(deadline::DeadlineLayer::new(deadline::request_timeout(
             server,
         )))

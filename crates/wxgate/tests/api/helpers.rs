@@ -147,6 +147,9 @@ pub struct TestApp {
     /// The running gateway's state (its store, user database, credentials).
     #[allow(dead_code)]
     pub state: AppState,
+    /// `http://` + the address of `server.metrics_listen`, when set.
+    #[allow(dead_code)]
+    pub metrics_base: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
     _scratch: Scratch,
@@ -183,6 +186,7 @@ pub async fn spawn_app_full(
         app = app.with_routes(r);
     }
     let state = app.state().clone();
+    let metrics_base = app.metrics_addr().map(|a| format!("http://{a}"));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         let _ = app
@@ -196,6 +200,7 @@ pub async fn spawn_app_full(
         base,
         http: http_client(),
         state,
+        metrics_base,
         stop: Some(tx),
         handle: Some(handle),
     }

@@ -3,26 +3,26 @@
 //! future — is answered 503 `request_timeout` with `Connection: close`, and its handler is
 //! dropped.
 //!
-//! Every route has it ([`DeadlineLayer`] on the router, [`DeadlineFuture`] around the JS-SDK
-//! config route answered in front of it) except the streaming API proxy
-//! ([`crate::proxy::API_ROUTE`]), whose transfers may rightly take long and which bounds every
-//! *silence* itself (`proxy::forward`).
+//! It is kept by the per-request bookkeeping every route already has
+//! ([`super::request_meta::RequestMetaFuture`], which also serves the JS-SDK config route
+//! answered in front of the router), so it costs no layer, no box and no allocation of its own,
+//! and a cut request is counted (as 503) and carries its request id like any other. Every route
+//! has it except the streaming API proxy ([`crate::proxy::API_ROUTE`]), whose transfers may
+//! rightly take long and which bounds every *silence* itself (`proxy::forward`).
 //!
 //! Cost: the timer is armed only when a handler's first poll is not ready, so a request answered
 //! at once (a cached credential, a signed JS-SDK config) pays neither a clock read nor a timer;
 //! the deadline then runs from that first poll, i.e. from the moment the request's headers were
-//! read. Hand-written (not `axum::middleware`) for the same reason as [`super::request_meta`].
+//! read.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::time::Sleep;
-use tower::{Layer, Service};
 
 use super::ApiError;
 
@@ -31,156 +31,93 @@ pub fn request_timeout(server: &crate::config::ServerSettings) -> Duration {
     Duration::from_millis(server.request_timeout_ms)
 }
 
-/// Applied with `Router::route_layer`, inside the request bookkeeping so a cut request is
-/// counted (as 503) like any other.
-#[derive(Clone, Copy)]
-pub struct DeadlineLayer {
-    limit: Duration,
-}
-
-impl DeadlineLayer {
-    pub fn new(limit: Duration) -> Self {
-        DeadlineLayer { limit }
-    }
-}
-
-impl<S> Layer<S> for DeadlineLayer {
-    type Service = Deadline<S>;
-
-    fn layer(&self, inner: S) -> Deadline<S> {
-        Deadline {
-            inner,
-            limit: self.limit,
-        }
-    }
-}
-
-/// See [`DeadlineLayer`].
-#[derive(Clone)]
-pub struct Deadline<S> {
-    inner: S,
-    limit: Duration,
-}
-
-impl<S> Service<Request> for Deadline<S>
-where
-    S: Service<Request, Response = Response>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = DeadlineFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        let streaming = req
-            .extensions()
-            .get::<MatchedPath>()
-            .is_some_and(|p| p.as_str() == crate::proxy::API_ROUTE);
-        let limit = (!streaming).then_some(self.limit);
-        DeadlineFuture::new(self.inner.call(req), limit)
-    }
+/// The deadline of the requests of `route` (a route template): `None` for the streaming proxy.
+pub fn for_route(route: &str, limit: Duration) -> Option<Duration> {
+    (route != crate::proxy::API_ROUTE).then_some(limit)
 }
 
 pin_project_lite::pin_project! {
-    /// `inner`, or the 503 `request_timeout` answer once `limit` has passed since its first
-    /// poll that was not ready.
-    pub struct DeadlineFuture<F> {
-        #[pin]
-        inner: F,
+    /// The timer of one request: idle until [`Deadline::poll_expired`] is first called.
+    pub struct Deadline {
+        limit: Option<Duration>,
         #[pin]
         timer: Option<Sleep>,
-        limit: Option<Duration>,
     }
 }
 
-impl<F> DeadlineFuture<F> {
-    /// `inner` under `limit` (`None`: no deadline).
-    pub fn new(inner: F, limit: Option<Duration>) -> Self {
-        DeadlineFuture {
-            inner,
-            timer: None,
-            limit,
-        }
+impl Deadline {
+    /// A deadline `limit` from the first [`Self::poll_expired`] (`None`: never).
+    pub fn new(limit: Option<Duration>) -> Self {
+        Deadline { limit, timer: None }
     }
-}
 
-impl<F, E> Future for DeadlineFuture<F>
-where
-    F: Future<Output = Result<Response, E>>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    /// Called when the request's future is pending: arms the timer on the first call, and is
+    /// `true` once the deadline has passed (the waker is registered otherwise).
+    pub fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
         let mut this = self.project();
-        if let Poll::Ready(out) = this.inner.poll(cx) {
-            return Poll::Ready(out);
-        }
         let Some(limit) = *this.limit else {
-            return Poll::Pending;
+            return false;
         };
         if this.timer.is_none() {
             this.timer.set(Some(tokio::time::sleep(limit)));
         }
-        match this.timer.as_pin_mut().map(|timer| timer.poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(Ok(timed_out(limit))),
-            _ => Poll::Pending,
-        }
+        matches!(
+            this.timer.as_pin_mut().map(|timer| timer.poll(cx)),
+            Some(Poll::Ready(()))
+        )
     }
-}
 
-/// The answer to a request cut at its deadline. `Connection: close`, since the request's body
-/// may not have been read to its end.
-fn timed_out(limit: Duration) -> Response {
-    let ms = limit.as_millis();
-    tracing::warn!(
-        limit_ms = ms as u64,
-        "request cut at server.request_timeout_ms"
-    );
-    let mut response = ApiError::client(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "request_timeout",
-        format!("the request was not done within server.request_timeout_ms ({ms} ms)"),
-    )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
+    /// The answer to a request cut at this deadline: 503 `request_timeout`, with
+    /// `Connection: close` since the request's body may not have been read to its end.
+    pub fn answer(&self) -> Response {
+        let ms = self.limit.unwrap_or_default().as_millis();
+        tracing::warn!(
+            limit_ms = ms as u64,
+            "request cut at server.request_timeout_ms"
+        );
+        let mut response = ApiError::client(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "request_timeout",
+            format!("the request was not done within server.request_timeout_ms ({ms} ms)"),
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-    use std::convert::Infallible;
+    use std::future::poll_fn;
 
     use super::*;
 
-    #[tokio::test]
-    async fn a_ready_answer_passes_and_a_late_one_is_cut() {
-        let ready = async { Ok::<_, Infallible>(Response::new(axum::body::Body::empty())) };
-        let answer = DeadlineFuture::new(ready, Some(Duration::from_millis(50)))
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), StatusCode::OK);
+    #[test]
+    fn only_the_streaming_proxy_has_no_deadline() {
+        let limit = Duration::from_secs(30);
+        assert_eq!(for_route(crate::proxy::API_ROUTE, limit), None);
+        for route in [
+            "/api/v1/accounts/{account}/access_token",
+            "/wx/{account}",
+            "/metrics",
+        ] {
+            assert_eq!(for_route(route, limit), Some(limit), "{route}");
+        }
+    }
 
-        let late = async {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            Ok::<_, Infallible>(Response::new(axum::body::Body::empty()))
-        };
-        let answer = DeadlineFuture::new(late, Some(Duration::from_millis(50)))
-            .await
-            .unwrap();
+    #[tokio::test]
+    async fn a_deadline_expires_after_its_limit_from_the_first_poll() {
+        let mut deadline = std::pin::pin!(Deadline::new(Some(Duration::from_millis(50))));
+        assert!(!poll_fn(|cx| Poll::Ready(deadline.as_mut().poll_expired(cx))).await);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(poll_fn(|cx| Poll::Ready(deadline.as_mut().poll_expired(cx))).await);
+        let answer = deadline.answer();
         assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(answer.headers()[header::CONNECTION], "close");
 
-        let unbounded = async {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            Ok::<_, Infallible>(Response::new(axum::body::Body::empty()))
-        };
-        let answer = DeadlineFuture::new(unbounded, None).await.unwrap();
-        assert_eq!(answer.status(), StatusCode::OK);
+        let mut never = std::pin::pin!(Deadline::new(None));
+        assert!(!poll_fn(|cx| Poll::Ready(never.as_mut().poll_expired(cx))).await);
     }
 }

@@ -86,12 +86,10 @@ fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .merge(crate::oauth::router())
         .merge(crate::proxy::router())
         .merge(api::router(state.clone()))
-        .route_layer(deadline::DeadlineLayer::new(deadline::request_timeout(
-            server,
-        )))
-        .route_layer(request_meta::RequestMetaLayer::new(Arc::clone(
-            &state.metrics,
-        )))
+        .route_layer(request_meta::RequestMetaLayer::new(
+            Arc::clone(&state.metrics),
+            deadline::request_timeout(server),
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -101,12 +99,10 @@ fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
 pub fn metrics_service(state: AppState) -> Router {
     let server = &state.settings.server;
     ops::metrics_router(server)
-        .route_layer(deadline::DeadlineLayer::new(deadline::request_timeout(
-            server,
-        )))
-        .route_layer(request_meta::RequestMetaLayer::new(Arc::clone(
-            &state.metrics,
-        )))
+        .route_layer(request_meta::RequestMetaLayer::new(
+            Arc::clone(&state.metrics),
+            deadline::request_timeout(server),
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

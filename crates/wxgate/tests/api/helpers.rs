@@ -341,16 +341,25 @@ impl GatewayProcess {
     /// if it was still running, then it is killed), how long it took, and everything it logged.
     #[allow(dead_code)]
     pub async fn terminate_within(
-        mut self,
+        self,
         limit: Duration,
     ) -> (Option<std::process::ExitStatus>, Duration, String) {
-        let started = std::time::Instant::now();
         if let Some(pid) = self.child.id() {
             let _ = std::process::Command::new("kill")
                 .arg("-TERM")
                 .arg(pid.to_string())
                 .status();
         }
+        self.exit_within(limit).await
+    }
+
+    /// Waits up to `limit` for the process to exit by itself; as [`Self::terminate_within`].
+    #[allow(dead_code)]
+    pub async fn exit_within(
+        mut self,
+        limit: Duration,
+    ) -> (Option<std::process::ExitStatus>, Duration, String) {
+        let started = std::time::Instant::now();
         let status = tokio::time::timeout(limit, self.child.wait())
             .await
             .ok()

@@ -655,7 +655,10 @@ fn check_http_url(key: &str, value: &str) -> Result<(), ConfigError> {
         }
         _ => Err(invalid(
             key,
-            format!("{value:?} is not an absolute http:// or https:// URL"),
+            format!(
+                "{:?} is not an absolute http:// or https:// URL",
+                crate::scrub::redact_url(value)
+            ),
         )),
     }
 }
@@ -670,12 +673,18 @@ fn check_store_url(key: &str, value: &str, redis_allowed: bool) -> Result<(), Co
     } else if redis_allowed {
         Err(invalid(
             key,
-            format!("{value:?}: expected sqlite://PATH, memory:// or redis://HOST:PORT/DB"),
+            format!(
+                "{:?}: expected sqlite://PATH, memory:// or redis://HOST:PORT/DB",
+                crate::scrub::redact_url(value)
+            ),
         ))
     } else {
         Err(invalid(
             key,
-            format!("{value:?}: expected sqlite://PATH or postgres://USER@HOST/DB"),
+            format!(
+                "{:?}: expected sqlite://PATH or postgres://USER@HOST/DB",
+                crate::scrub::redact_url(value)
+            ),
         ))
     }
 }

@@ -125,28 +125,8 @@ pub fn sqlite_file_path<'a>(url: &'a str, in_memory: &str) -> Result<&'a str, St
     Ok(path)
 }
 
-/// `url` with any password replaced by `***`, for messages and logs. Unparseable URLs are
-/// reduced to their scheme, since they might still contain a secret.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                // Only fails for URLs that cannot have credentials, which have no password.
-                let _ = parsed.set_password(Some("***"));
-            }
-            let mut redacted = parsed.to_string();
-            if parsed.query_pairs().any(|(k, _)| k == "password") {
-                parsed.set_query(None);
-                redacted = format!("{parsed}?<parameters hidden>");
-            }
-            redacted
-        }
-        Err(_) => match url.split_once(':') {
-            Some((scheme, _)) => format!("{scheme}:<unparseable>"),
-            None => "<unparseable>".to_owned(),
-        },
-    }
-}
+/// `url` without its password and query values, for messages and logs (see [`crate::scrub`]).
+pub use crate::scrub::redact_url;
 
 /// Locks `m`, also after another thread panicked while holding it: every value wxgate keeps
 /// behind a `Mutex` stays consistent between statements, so a poisoned lock is still usable.

@@ -1,8 +1,11 @@
 //! Building and running the gateway: connect the store, create the WeChat client and the
-//! credential manager, start the refresh-ahead task, bind, serve until told to stop.
+//! credential manager, start the refresh-ahead task, bind, serve until told to stop, then stop
+//! in order ([`crate::server`]: in-flight requests and background work get
+//! `server.shutdown_grace_s`).
 //!
 //! [`Application::build`] binds before it returns, so tests can listen on port 0 and read the
-//! real port with [`Application::port`]; the binary is a few lines around it.
+//! real port with [`Application::port`]; the binary is a few lines around it. Startup errors
+//! name the storage and database URLs without their passwords ([`crate::scrub`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,7 +18,10 @@ use crate::credentials::{CredentialManager, ManagerOptions};
 use crate::http::{self, auth::ApiKeys, AppInner, AppState};
 use crate::metrics::Metrics;
 use crate::oauth::state_token::StateKeys;
+use crate::scrub::{redact_url, scrub};
+use crate::server::{ServeOptions, Server};
 use crate::store;
+use crate::tasks::BackgroundTasks;
 use crate::upstream::{ClientOptions, RetryPolicy, WechatClient};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +42,8 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
+    /// `server.metrics_listen`, bound.
+    metrics_listener: Option<(TcpListener, SocketAddr)>,
     state: AppState,
     extra_routes: Option<axum::Router<AppState>>,
 }
@@ -61,17 +69,29 @@ impl Application {
             addr: settings.server.listen.clone(),
             reason: e.to_string(),
         })?;
+        let metrics_listener = match &settings.server.metrics_listen {
+            Some(at) => {
+                let bind_failed = |e: std::io::Error| StartupError::Bind {
+                    addr: at.clone(),
+                    reason: e.to_string(),
+                };
+                let listener = TcpListener::bind(at).await.map_err(bind_failed)?;
+                let addr = listener.local_addr().map_err(bind_failed)?;
+                Some((listener, addr))
+            }
+            None => None,
+        };
         let store = store::connect(&settings.storage.url, &settings.storage.key_prefix)
             .await
             .map_err(|e| StartupError::Store {
-                url: settings.storage.url.clone(),
-                reason: e.to_string(),
+                url: redact_url(&settings.storage.url),
+                reason: scrub(e.to_string(), &settings.storage.url),
             })?;
         let users = crate::users::connect(&settings.database.url)
             .await
             .map_err(|e| StartupError::Database {
-                url: crate::domain::redact_url(&settings.database.url),
-                reason: e.to_string(),
+                url: redact_url(&settings.database.url),
+                reason: scrub(e.to_string(), &settings.database.url),
             })?;
         let push = crate::push::PushRuntime::new(&settings).map_err(StartupError::Push)?;
         let metrics = Arc::new(Metrics::new());
@@ -105,10 +125,12 @@ impl Application {
             users,
             push,
             oauth_keys,
+            tasks: BackgroundTasks::new(),
         }));
         Ok(Self {
             listener,
             addr,
+            metrics_listener,
             state,
             extra_routes: None,
         })
@@ -131,23 +153,46 @@ impl Application {
         self.addr
     }
 
+    /// The address `/metrics` is served on when `server.metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(|(_, addr)| *addr)
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests and
+    /// background work finish within `server.shutdown_grace_s` (see [`crate::server`]).
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let refresher = tokio::spawn(self.state.creds.clone().run_refresh_ahead());
         let app = http::service(self.state.clone(), self.extra_routes);
+        let server = Server::new(ServeOptions::from_settings(&self.state.settings.server));
         tracing::info!(addr = %self.addr, accounts = self.state.settings.accounts.len(), "wxgate is listening");
-        let result = axum::serve(self.listener, tower::make::Shared::new(app))
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let metrics = async {
+            if let Some((listener, addr)) = self.metrics_listener {
+                tracing::info!(addr = %addr, "/metrics is served on its own address");
+                let service = http::metrics_service(self.state.clone());
+                server.accept_loop(listener, service).await;
+            }
+        };
+        let signal = async {
+            shutdown.await;
+            server.stop();
+        };
+        tokio::join!(server.accept_loop(self.listener, app), metrics, signal);
+        tracing::info!(
+            grace_s = self.state.settings.server.shutdown_grace_s,
+            "no longer accepting; finishing in-flight requests and background work"
+        );
+        if server.drain(&self.state.tasks).await {
+            tracing::info!("stopped");
+        }
         refresher.abort();
-        result
+        Ok(())
     }
 }
 

@@ -99,9 +99,22 @@ async fn run(command: Command) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             // One machine-readable line, so scripts and tests can use port 0.
             println!("wxgate listening on http://{}", app.local_addr());
-            app.run_until_stopped(shutdown_signal())
-                .await
-                .map_err(|e| e.to_string())
+            // The first signal starts the orderly stop (up to server.shutdown_grace_s); a
+            // second one ends the process at once.
+            let stop = tokio_util::sync::CancellationToken::new();
+            let serving = app.run_until_stopped(stop.clone().cancelled_owned());
+            tokio::pin!(serving);
+            tokio::select! {
+                result = &mut serving => return result.map_err(|e| e.to_string()),
+                () = shutdown_signal() => stop.cancel(),
+            }
+            tokio::select! {
+                result = &mut serving => result.map_err(|e| e.to_string()),
+                () = shutdown_signal() => {
+                    tracing::warn!("second stop signal: exiting without waiting for the work in progress");
+                    Ok(())
+                }
+            }
         }
         Command::Check { config } => {
             let settings = Settings::load(&config).map_err(|e| e.to_string())?;

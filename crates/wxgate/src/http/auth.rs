@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures::future::{ready, Either, Ready};
 use secrecy::{ExposeSecret, SecretString};
@@ -45,7 +46,12 @@ impl ApiKeys {
 
 /// The Bearer key a request presents, if any.
 fn presented_key(req: &Request) -> Option<&str> {
-    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    bearer_token(req.headers())
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if any.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, key) = value.trim().split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
 }

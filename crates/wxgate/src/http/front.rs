@@ -11,12 +11,17 @@
 //! bookkeeping ([`RequestMetaFuture`]) under the same route template; everything else — other
 //! methods (HEAD, the CORS preflight), encoded or odd paths, every other route — goes through
 //! the router. The integration tests compare both ways for the same requests.
+//!
+//! The config route keeps the per-request deadline of every other route (kept by
+//! [`RequestMetaFuture`], see [`super::deadline`]): it awaits the store or WeChat only when no
+//! valid ticket is cached, and costs nothing when the answer is ready at once.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::extract::{Path, Request, State};
 use axum::http::Method;
@@ -24,6 +29,7 @@ use axum::response::Response;
 use axum::Router;
 use tower::Service;
 
+use super::deadline::request_timeout;
 use super::request_meta::{callers_id, RequestMetaFuture};
 use super::AppState;
 use crate::jssdk::CONFIG_ROUTE;
@@ -36,15 +42,18 @@ pub struct Front {
     state: AppState,
     router: Router,
     config_metrics: Arc<RouteMetrics>,
+    deadline: Duration,
 }
 
 impl Front {
     pub fn new(state: AppState, router: Router) -> Self {
         let config_metrics = state.metrics.route(CONFIG_ROUTE);
+        let deadline = request_timeout(&state.settings.server);
         Front {
             state,
             router,
             config_metrics,
+            deadline,
         }
     }
 }
@@ -59,22 +68,24 @@ fn config_account(path: &str) -> Option<&str> {
 
 type Answer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
-/// The answer of [`Front`]: signed in front of the router, or routed.
-// hyper keeps the future in place for the request's life; boxing the larger, routed variant
-// would add an allocation to every other route.
-#[allow(clippy::large_enum_variant)]
-pub enum FrontFuture {
-    Config(RequestMetaFuture<Answer>),
-    Routed(<Router as Service<Request>>::Future),
+pin_project_lite::pin_project! {
+    /// The answer of [`Front`]: signed in front of the router, or routed.
+    // hyper keeps the future in place for the request's life; boxing the larger variant would
+    // add an allocation to every request of the other kind.
+    #[project = FrontFutureProj]
+    pub enum FrontFuture {
+        Config { #[pin] answer: RequestMetaFuture<Answer> },
+        Routed { #[pin] answer: <Router as Service<Request>>::Future },
+    }
 }
 
 impl Future for FrontFuture {
     type Output = Result<Response, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut() {
-            FrontFuture::Config(answer) => Pin::new(answer).poll(cx),
-            FrontFuture::Routed(answer) => Pin::new(answer).poll(cx),
+        match self.project() {
+            FrontFutureProj::Config { answer } => answer.poll(cx),
+            FrontFutureProj::Routed { answer } => answer.poll(cx),
         }
     }
 }
@@ -97,14 +108,19 @@ impl Service<Request> for Front {
                 let answer: Answer = Box::pin(async move {
                     Ok(crate::jssdk::config(State(state), Path(account), request).await)
                 });
-                return FrontFuture::Config(RequestMetaFuture::around(
-                    answer,
-                    callers_id,
-                    Arc::clone(&self.config_metrics),
-                ));
+                return FrontFuture::Config {
+                    answer: RequestMetaFuture::around(
+                        answer,
+                        callers_id,
+                        Arc::clone(&self.config_metrics),
+                        Some(self.deadline),
+                    ),
+                };
             }
         }
-        FrontFuture::Routed(self.router.call(request))
+        FrontFuture::Routed {
+            answer: self.router.call(request),
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! HTTP: the shared application state, the router that merges every area's routes, the front
 //! service that answers the busiest route before it ([`front`]), and the cross-cutting
-//! middleware (request ids, metrics, JSON 404/405).
+//! middleware (request ids, metrics, the per-request [`deadline`], JSON 404/405). The
+//! connections themselves (limits, timeouts, shutdown) are [`crate::server`]'s.
 //!
 //! Handlers stay thin: they parse into valid values, call one service function and map its
 //! error into [`ApiError`]. Each area (`api`, `ops`, …) exposes `router()`.
@@ -8,6 +9,7 @@
 pub mod api;
 pub mod auth;
 pub mod body;
+pub mod deadline;
 pub mod error;
 pub mod front;
 pub mod json;
@@ -44,6 +46,8 @@ pub struct AppInner {
     pub push: crate::push::PushRuntime,
     /// The key of web-login states, computed once ([`crate::oauth::state_token`]).
     pub oauth_keys: crate::oauth::state_token::StateKeys,
+    /// Work that outlives its request (webhook calls, late replies); shutdown waits for it.
+    pub tasks: crate::tasks::BackgroundTasks,
 }
 
 impl std::ops::Deref for AppState {
@@ -68,19 +72,39 @@ pub fn service(state: AppState, extra: Option<Router<AppState>>) -> front::Front
     front::Front::new(state.clone(), router(state, extra))
 }
 
-/// The whole application router, with optional mode-specific `extra` routes.
+/// The whole application router, with optional mode-specific `extra` routes. `/metrics` is on
+/// it unless `server.metrics_listen` moves it to [`metrics_service`].
 fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
-    Router::new()
+    let server = &state.settings.server;
+    let mut routes = Router::new()
         .merge(extra.unwrap_or_default())
-        .merge(ops::router())
+        .merge(ops::router());
+    if server.metrics_listen.is_none() {
+        routes = routes.merge(ops::metrics_router(server));
+    }
+    routes
         .merge(crate::push::router())
         .merge(crate::jssdk::router())
         .merge(crate::oauth::router())
         .merge(crate::proxy::router())
         .merge(api::router(state.clone()))
-        .route_layer(request_meta::RequestMetaLayer::new(Arc::clone(
-            &state.metrics,
-        )))
+        .route_layer(request_meta::RequestMetaLayer::new(
+            Arc::clone(&state.metrics),
+            deadline::request_timeout(server),
+        ))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// What `server.metrics_listen` serves: `/metrics` alone (JSON 404 for everything else).
+pub fn metrics_service(state: AppState) -> Router {
+    let server = &state.settings.server;
+    ops::metrics_router(server)
+        .route_layer(request_meta::RequestMetaLayer::new(
+            Arc::clone(&state.metrics),
+            deadline::request_timeout(server),
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -1,19 +1,64 @@
 //! Operations endpoints: liveness, readiness, Prometheus metrics.
+//!
+//! `/metrics` names the accounts and shows their traffic, so it can be kept from the public:
+//! with `server.metrics_token` it answers only `Authorization: Bearer <token>` (compared in
+//! constant time, as a digest like the API keys; 401 `unauthorized` otherwise), and with
+//! `server.metrics_listen` it is served only on that second address
+//! ([`super::metrics_service`]), not on `server.listen`.
+
+use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use super::AppState;
+use super::auth::{bearer_token, ApiKeys};
+use super::{ApiError, AppState};
+use crate::config::ServerSettings;
 use crate::metrics::Gauge;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+}
+
+/// `/metrics`, guarded by `server.metrics_token` when one is set.
+pub fn metrics_router(server: &ServerSettings) -> Router<AppState> {
+    let token: Option<Arc<ApiKeys>> = server
+        .metrics_token
+        .as_ref()
+        .map(|t| Arc::new(ApiKeys::new(std::slice::from_ref(t))));
+    Router::new().route(
+        "/metrics",
+        get(move |state: State<AppState>, headers: HeaderMap| {
+            let token = token.clone();
+            async move {
+                match token {
+                    Some(t) if !bearer_token(&headers).is_some_and(|k| t.accepts(k)) => {
+                        metrics_refused()
+                    }
+                    _ => metrics(state).await.into_response(),
+                }
+            }
+        }),
+    )
+}
+
+/// 401 for a `/metrics` request without the configured token.
+fn metrics_refused() -> Response {
+    let mut response = ApiError::client(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "send server.metrics_token as `Authorization: Bearer <token>`",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
 }
 
 async fn healthz() -> impl IntoResponse {

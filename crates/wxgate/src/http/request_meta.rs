@@ -1,8 +1,8 @@
 //! The per-request bookkeeping every route shares, as ONE hand-written tower layer (and, for
 //! the route answered before the router, [`RequestMetaFuture::around`]): the request
 //! id (`X-Wxgate-Request-Id`: the caller's own, up to 64 bytes, or 16 fresh hex digits, in every
-//! answer) and the request metrics by route template (never the raw path, which may carry
-//! one-time codes).
+//! answer), the request metrics by route template (never the raw path, which may carry
+//! one-time codes) and the per-request deadline ([`super::deadline`]).
 //!
 //! Why hand-written: `axum::middleware::from_fn` boxes a future and clones the inner service on
 //! every request, and with two such layers that bookkeeping cost about as much CPU as signing a
@@ -17,7 +17,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
@@ -25,6 +25,7 @@ use axum::response::Response;
 use rand::Rng;
 use tower::{Layer, Service};
 
+use super::deadline::{self, Deadline};
 use crate::metrics::{Metrics, RouteMetrics};
 
 /// The request id header, in requests and answers.
@@ -57,11 +58,13 @@ fn new_request_id() -> HeaderValue {
 #[derive(Clone)]
 pub struct RequestMetaLayer {
     metrics: Arc<Metrics>,
+    deadline: Duration,
 }
 
 impl RequestMetaLayer {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        RequestMetaLayer { metrics }
+    /// `deadline`: `server.request_timeout_ms`, for every route but the streaming proxy.
+    pub fn new(metrics: Arc<Metrics>, deadline: Duration) -> Self {
+        RequestMetaLayer { metrics, deadline }
     }
 }
 
@@ -74,6 +77,7 @@ impl<S> Layer<S> for RequestMetaLayer {
             route: Arc::new(RouteSlot {
                 metrics: Arc::clone(&self.metrics),
                 found: OnceLock::new(),
+                deadline: self.deadline,
             }),
         }
     }
@@ -90,6 +94,7 @@ pub struct RequestMeta<S> {
 struct RouteSlot {
     metrics: Arc<Metrics>,
     found: OnceLock<Arc<RouteMetrics>>,
+    deadline: Duration,
 }
 
 impl RouteSlot {
@@ -123,7 +128,8 @@ where
         let route = self
             .route
             .metrics_for(req.extensions().get::<MatchedPath>());
-        RequestMetaFuture::around(self.inner.call(req), callers_id, route)
+        let deadline = deadline::for_route(route.route(), self.route.deadline);
+        RequestMetaFuture::around(self.inner.call(req), callers_id, route, deadline)
     }
 }
 
@@ -134,11 +140,18 @@ pub fn callers_id(headers: &HeaderMap) -> Option<HeaderValue> {
 }
 
 impl<F> RequestMetaFuture<F> {
-    /// `inner` with the bookkeeping of `route` around it (also used by [`super::front`], which
-    /// answers one route before the router).
-    pub fn around(inner: F, callers_id: Option<HeaderValue>, route: Arc<RouteMetrics>) -> Self {
+    /// `inner` with the bookkeeping of `route` around it, answered 503 `request_timeout` if
+    /// not ready within `deadline` (also used by [`super::front`], which answers one route
+    /// before the router).
+    pub fn around(
+        inner: F,
+        callers_id: Option<HeaderValue>,
+        route: Arc<RouteMetrics>,
+        deadline: Option<Duration>,
+    ) -> Self {
         RequestMetaFuture {
             inner,
+            deadline: Deadline::new(deadline),
             done: Some(Pending {
                 callers_id,
                 route,
@@ -156,10 +169,12 @@ struct Pending {
 }
 
 pin_project_lite::pin_project! {
-    /// The inner future, plus the bookkeeping done when it completes.
+    /// The inner future under its deadline, plus the bookkeeping done when it completes.
     pub struct RequestMetaFuture<F> {
         #[pin]
         inner: F,
+        #[pin]
+        deadline: Deadline,
         done: Option<Pending>,
     }
 }
@@ -171,8 +186,9 @@ where
     type Output = Result<Response, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         let mut response = match this.inner.poll(cx) {
+            Poll::Pending if this.deadline.as_mut().poll_expired(cx) => this.deadline.answer(),
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Ready(Ok(response)) => response,

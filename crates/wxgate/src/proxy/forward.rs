@@ -19,7 +19,8 @@
 //!   its own retry works;
 //! - **nothing secret leaks**: the caller's `Authorization` (its wxgate API key) and other
 //!   headers are not forwarded, only [`REQUEST_HEADERS`]; logs carry the path, never the query
-//!   (it holds the token), plus WeChat's `rid` and wxgate's request id for failed calls.
+//!   (it holds the token), plus WeChat's `rid` and wxgate's request id for failed calls;
+//!   transport errors are rendered by [`crate::scrub::reqwest_error`], without the URL.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use super::path::{upstream_query, WechatPath};
 use crate::credentials::ErrorRecord;
 use crate::domain::{unix_now, CredentialKind};
 use crate::http::{ApiError, AppState};
+use crate::scrub::reqwest_error;
 use crate::upstream::UpstreamError;
 
 /// Request bodies up to this size are read whole and may be sent twice (token retry).
@@ -337,7 +339,7 @@ impl Answer {
                 let chunk = tokio::time::timeout(idle, resp.chunk())
                     .await
                     .map_err(|_| UpstreamError::Timeout)?
-                    .map_err(|e| UpstreamError::Transport(reqwest_message(e)))?;
+                    .map_err(|e| UpstreamError::Transport(reqwest_error(e)))?;
                 match chunk {
                     None => {
                         let whole = Bytes::from(prefix.concat());
@@ -380,7 +382,7 @@ impl Answer {
             AnswerBody::Stream { prefix, rest } => Body::from_stream(
                 stream::iter(prefix.into_iter().map(Ok)).chain(idle_bounded(
                     rest.bytes_stream()
-                        .map_err(|e| std::io::Error::other(reqwest_message(e))),
+                        .map_err(|e| std::io::Error::other(reqwest_error(e))),
                     self.idle,
                 )),
             ),
@@ -439,19 +441,6 @@ fn looks_like_json(headers: &HeaderMap) -> bool {
     }
 }
 
-/// A reqwest error as a sentence without the request URL (which holds the token).
-fn reqwest_message(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
-}
-
 impl Call<'_> {
     /// One attempt with `token`: send, wait for the headers under the idle bound, read a small
     /// JSON answer whole; count it in the metrics and log a failure.
@@ -489,13 +478,13 @@ impl Call<'_> {
         let resp = match sent {
             Ok(resp) => resp,
             Err(SendError::Reqwest(e)) if progress.caller_failed.load(Ordering::Relaxed) => {
-                return Err(bad_body(&reqwest_message(e)));
+                return Err(bad_body(&reqwest_error(e)));
             }
             Err(e) => {
                 let error = match e {
                     SendError::Idle => UpstreamError::Timeout,
                     SendError::Reqwest(e) if e.is_timeout() => UpstreamError::Timeout,
-                    SendError::Reqwest(e) => UpstreamError::Transport(reqwest_message(e)),
+                    SendError::Reqwest(e) => UpstreamError::Transport(reqwest_error(e)),
                 };
                 self.record_failure(&error);
                 return Err(ApiError::Upstream(error));

@@ -35,8 +35,12 @@ pub fn router() -> Router<AppState> {
 
 /// Business API routes (Bearer auth applied by the caller):
 /// `accounts/{account}/wechat/{*path}`.
+/// The route of the streaming API proxy: the one route without the per-request deadline
+/// (`crate::http::deadline`), since [`forward`] bounds its silences instead.
+pub const API_ROUTE: &str = "/api/v1/accounts/{account}/wechat/{*path}";
+
 pub fn api_router() -> Router<AppState> {
-    Router::new().route("/api/v1/accounts/{account}/wechat/{*path}", any(proxy))
+    Router::new().route(API_ROUTE, any(proxy))
 }
 
 async fn proxy(

@@ -4,7 +4,8 @@
 //!
 //! Guarantees: the answer comes within [`ANSWER_BUDGET`] of the request's arrival (WeChat gives
 //! up after 5 s); the webhook runs once per push however many deliveries arrive, at however
-//! many instances, and in a task of its own, so a WeChat connection that drops early cancels
+//! many instances, and in a task of its own (tracked, so shutdown lets it finish within
+//! `server.shutdown_grace_s`), so a WeChat connection that drops early cancels
 //! neither the call nor the answer kept for the retry; every delivery of a push gets the same
 //! answer bytes; an encrypted reply is sealed with the key that opened the push, with its own
 //! timestamp and nonce (never the request's).
@@ -103,9 +104,15 @@ pub async fn receive(
         Claim::StillPending => return Ok(Answer::Success.into_response()),
         Claim::Mine(ticket) => ticket,
     };
-    let task = tokio::spawn(handle(state.clone(), account, inbound, ticket, deadline));
+    // Tracked: shutdown waits for it (see `crate::tasks`).
+    let task = state
+        .tasks
+        .spawn(handle(state.clone(), account, inbound, ticket, deadline));
     match task.await {
-        Ok(result) => result.map(IntoResponse::into_response),
+        Ok(Some(result)) => result.map(IntoResponse::into_response),
+        Ok(None) => Err(ApiError::Unavailable(
+            "push handling cancelled: wxgate is shutting down".into(),
+        )),
         Err(e) => Err(ApiError::Internal(format!(
             "push handling task failed: {e}"
         ))),

@@ -8,7 +8,8 @@
 //!
 //! Guarantees: WeChat is answered within `webhook.timeout_ms` (and within the push's answer
 //! budget) whatever the webhook does; the call itself keeps running in its own task for up to
-//! [`LATE_LIMIT`], and a reply that arrives late is sent with the customer-service API
+//! [`LATE_LIMIT`] (a tracked task: on shutdown it may finish within `server.shutdown_grace_s`,
+//! see `crate::tasks`), and a reply that arrives late is sent with the customer-service API
 //! (`cgi-bin/message/custom/send`) using the central access_token, refreshed once (guarded)
 //! and retried on 40001/40014/42001. Every webhook failure is logged and counted in
 //! `wxgate_upstream_calls{endpoint="webhook"}`; none is ever fatal to the push.
@@ -26,6 +27,7 @@ use wxgate_proto::Reply;
 use super::runtime::{AccountPush, WebhookTarget};
 use crate::domain::CredentialKind;
 use crate::http::AppState;
+use crate::scrub::reqwest_error;
 
 /// How long a webhook call may run in total, answered in time or not.
 pub const LATE_LIMIT: Duration = Duration::from_secs(60);
@@ -71,7 +73,8 @@ pub async fn ask(
     let task_state = state.clone();
     let task_account = account.clone();
     let openid = target_openid.to_owned();
-    tokio::spawn(async move {
+    // Tracked, so that a shutdown lets the call and a late reply finish (`crate::tasks`).
+    state.tasks.spawn(async move {
         let Some(target) = task_account.webhook.as_ref() else {
             return;
         };
@@ -128,10 +131,11 @@ async fn call(state: &AppState, account: &str, target: &WebhookTarget, body: Vec
         state.metrics.upstream_call(account, "webhook", label);
         Outcome::Failed
     };
+    // reqwest quotes the URL in its errors, and a webhook URL may hold a key in its query.
     let response = match request.send().await {
         Ok(r) => r,
-        Err(e) if e.is_timeout() => return failed("timeout", e.to_string()),
-        Err(e) => return failed("transport", e.without_url().to_string()),
+        Err(e) if e.is_timeout() => return failed("timeout", reqwest_error(e)),
+        Err(e) => return failed("transport", reqwest_error(e)),
     };
     let status = response.status();
     if !status.is_success() {
@@ -139,7 +143,7 @@ async fn call(state: &AppState, account: &str, target: &WebhookTarget, body: Vec
     }
     let bytes = match response.bytes().await {
         Ok(b) => b,
-        Err(e) => return failed("transport", e.without_url().to_string()),
+        Err(e) => return failed("transport", reqwest_error(e)),
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         state.metrics.upstream_call(account, "webhook", "ok");

@@ -101,7 +101,8 @@ pub async fn connect(url: &str, key_prefix: &str) -> Result<Arc<dyn Store>, Stor
         Ok(Arc::new(RedisStore::connect(url, key_prefix).await?))
     } else {
         Err(StoreError::InvalidUrl(format!(
-            "unsupported scheme in {url:?}: expected memory://, sqlite://PATH or redis://HOST:PORT/DB"
+            "unsupported scheme in {:?}: expected memory://, sqlite://PATH or redis://HOST:PORT/DB",
+            crate::scrub::redact_url(url)
         )))
     }
 }

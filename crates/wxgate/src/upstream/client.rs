@@ -20,6 +20,7 @@ use serde_json::Value;
 use super::UpstreamError;
 use crate::domain::{redact, TicketKind, TokenApi};
 use crate::metrics::Metrics;
+use crate::scrub::reqwest_error;
 
 /// How often and how patiently transient failures are retried.
 #[derive(Debug, Clone)]
@@ -174,7 +175,7 @@ impl WechatClient {
             .timeout(options.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| UpstreamError::Transport(transport_message(&e)))?;
+            .map_err(|e| UpstreamError::Transport(reqwest_error(e)))?;
         Ok(Self {
             http,
             api_base: api_base.into(),
@@ -524,40 +525,16 @@ impl WechatClient {
 
 /// Maps a reqwest failure without ever keeping its URL (it carries secrets).
 fn request_failure(e: reqwest::Error) -> Failure {
-    let e = e.without_url();
-    if e.is_timeout() {
-        return Failure {
-            error: UpstreamError::Timeout,
-            maybe_delivered: !e.is_connect(),
-        };
-    }
+    let maybe_delivered = !e.is_connect();
+    let error = if e.is_timeout() {
+        UpstreamError::Timeout
+    } else {
+        UpstreamError::Transport(reqwest_error(e))
+    };
     Failure {
-        maybe_delivered: !e.is_connect(),
-        error: UpstreamError::Transport(transport_message(&e)),
+        error,
+        maybe_delivered,
     }
-}
-
-/// A reqwest error's message and causes, without the URL.
-fn transport_message(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut msg = e.to_string();
-    if let Some(url) = e.url() {
-        // `without_url` needs ownership; strip any rendering of the URL by hand instead.
-        msg = msg.replace(url.as_str(), "<url>");
-    }
-    if let Some(idx) = msg.find(" for url (") {
-        msg.truncate(idx);
-    }
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !text.is_empty() && !msg.contains(&text) && !text.contains("access_token=") {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        source = cause.source();
-    }
-    msg
 }
 
 /// Serializes as raw UTF-8 JSON (serde_json never writes `\uXXXX` for non-ASCII).

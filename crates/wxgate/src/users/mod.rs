@@ -191,32 +191,9 @@ where
 
 pub(crate) use crate::domain::redact_url;
 
-/// Removes every form of `url`'s password (raw, percent-encoded and decoded, in the userinfo or
-/// as a `password=` parameter) from `message`. Used on every error text before it leaves this
-/// module, in case a driver quotes its connection string.
-pub(crate) fn scrub(message: String, url: &str) -> String {
-    let Ok(parsed) = url::Url::parse(url) else {
-        return message;
-    };
-    let mut secrets: Vec<String> = Vec::new();
-    if let Some(password) = parsed.password() {
-        secrets.push(password.to_owned());
-        if let Ok(decoded) = percent_encoding::percent_decode_str(password).decode_utf8() {
-            secrets.push(decoded.into_owned());
-        }
-    }
-    for (key, value) in parsed.query_pairs() {
-        if key == "password" {
-            secrets.push(value.into_owned());
-        }
-    }
-    secrets.retain(|s| !s.is_empty());
-    // Longest first, so a secret that contains another is removed whole.
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    secrets.iter().fold(message, |message, secret| {
-        message.replace(secret.as_str(), "***")
-    })
-}
+/// Removes every form of `url`'s password and query values from an error text, in case a
+/// driver quotes its connection string (see [`crate::scrub`]).
+pub(crate) use crate::scrub::scrub;
 
 #[cfg(test)]
 mod tests {

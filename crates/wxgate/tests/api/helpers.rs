@@ -59,6 +59,8 @@ pub struct GatewayConfig {
     pub account_extra: String,
     /// Appended at the end of the file (e.g. `[[accounts.rules]]`).
     pub tail: String,
+    /// Appended to the `[server]` table (e.g. `request_timeout_ms = 1000`).
+    pub server_extra: String,
     /// Holds the default user database; removed when the last holder is dropped (every gateway
     /// started from this config holds it too, see [`GatewayConfig::scratch`]).
     scratch: Scratch,
@@ -79,6 +81,7 @@ impl GatewayConfig {
             max_body_bytes: 65536,
             account_extra: String::new(),
             tail: String::new(),
+            server_extra: String::new(),
             scratch: std::sync::Arc::new(scratch),
         }
     }
@@ -91,6 +94,7 @@ impl GatewayConfig {
 listen = "127.0.0.1:0"
 public_url = "http://127.0.0.1:9"
 max_body_bytes = {max_body}
+{server_extra}
 [storage]
 url = "{storage}"
 key_prefix = "{prefix}"
@@ -122,6 +126,7 @@ token_api = "{api}"
             api = self.token_api,
             extra = self.account_extra,
             tail = self.tail,
+            server_extra = self.server_extra,
         )
     }
 
@@ -142,6 +147,9 @@ pub struct TestApp {
     /// The running gateway's state (its store, user database, credentials).
     #[allow(dead_code)]
     pub state: AppState,
+    /// `http://` + the address of `server.metrics_listen`, when set.
+    #[allow(dead_code)]
+    pub metrics_base: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
     _scratch: Scratch,
@@ -178,6 +186,7 @@ pub async fn spawn_app_full(
         app = app.with_routes(r);
     }
     let state = app.state().clone();
+    let metrics_base = app.metrics_addr().map(|a| format!("http://{a}"));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         let _ = app
@@ -191,6 +200,7 @@ pub async fn spawn_app_full(
         base,
         http: http_client(),
         state,
+        metrics_base,
         stop: Some(tx),
         handle: Some(handle),
     }
@@ -327,6 +337,69 @@ impl GatewayProcess {
         let _ = self.child.kill().await;
     }
 
+    /// Sends SIGTERM and waits up to `limit` for the process to exit: its exit status (`None`
+    /// if it was still running, then it is killed), how long it took, and everything it logged.
+    #[allow(dead_code)]
+    pub async fn terminate_within(
+        self,
+        limit: Duration,
+    ) -> (Option<std::process::ExitStatus>, Duration, String) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+        self.exit_within(limit).await
+    }
+
+    /// Waits up to `limit` for the process to exit by itself; as [`Self::terminate_within`].
+    #[allow(dead_code)]
+    pub async fn exit_within(
+        mut self,
+        limit: Duration,
+    ) -> (Option<std::process::ExitStatus>, Duration, String) {
+        let started = std::time::Instant::now();
+        let status = tokio::time::timeout(limit, self.child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok);
+        let took = started.elapsed();
+        let _ = self.child.kill().await;
+        let log = match self.stderr.take() {
+            Some(h) => h.await.unwrap_or_default(),
+            None => String::new(),
+        };
+        (status, took, log)
+    }
+
+    /// Runs `wxgate serve` with a config that is expected to fail at start: its exit status and
+    /// everything it printed to stderr.
+    #[allow(dead_code)]
+    pub async fn run_failing(config: &GatewayConfig) -> (std::process::ExitStatus, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path: PathBuf = dir.path().join("wxgate.toml");
+        std::fs::write(&path, config.toml()).unwrap();
+        let out = tokio::time::timeout(
+            Duration::from_secs(30),
+            Command::new(env!("CARGO_BIN_EXE_wxgate"))
+                .arg("serve")
+                .arg("--config")
+                .arg(&path)
+                .current_dir(dir.path())
+                .env("WXGATE_LOG", "debug")
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("wxgate stops in time")
+        .unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Stops the process (SIGTERM) and returns everything it logged.
     pub async fn stop_and_collect_log(mut self) -> String {
         if let Some(pid) = self.child.id() {
@@ -358,4 +431,72 @@ pub fn redis_url(test: &str) -> Option<String> {
 /// A key prefix no other test uses.
 pub fn unique_prefix() -> String {
     format!("wxgate-test-{}:", rand::random::<u64>())
+}
+
+/// A webhook in this process that answers `answer` after `delay`; its URL (path `/hook`) and
+/// the number of calls it got so far.
+#[allow(dead_code)]
+pub async fn start_webhook(
+    delay: Duration,
+    answer: Value,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let counted = counted.clone();
+            let answer = answer.clone();
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                axum::Json(answer)
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/hook"), calls)
+}
+
+/// The account line that sends pushes to the webhook at `url`.
+#[allow(dead_code)]
+pub fn webhook_account_extra(url: &str, timeout_ms: u64) -> String {
+    format!(
+        "webhook = {{ url = \"{url}\", secret = \"webhook-secret-123\", timeout_ms = {timeout_ms} }}\n"
+    )
+}
+
+/// Sends what WeChat sends for a plaintext text message from `openid` to the account `main`
+/// (signed with [`TOKEN`]); the answer's status and body.
+#[allow(dead_code)]
+pub async fn send_plain_push(base: &str, openid: &str, content: &str) -> (u16, String) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let nonce = rand::random::<u32>().to_string();
+    let ts = now.to_string();
+    let sig = wxgate_proto::signature::signature(TOKEN, &ts, &nonce);
+    let xml = format!(
+        "<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>\
+         <CreateTime>{now}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>\
+         <MsgId>{}</MsgId></xml>",
+        rand::random::<u32>()
+    );
+    let resp = http_client()
+        .post(format!(
+            "{base}/wx/main?signature={sig}&timestamp={ts}&nonce={nonce}&openid={openid}"
+        ))
+        .header("content-type", "text/xml")
+        .body(xml)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap_or_default())
 }

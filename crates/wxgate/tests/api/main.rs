@@ -4,4 +4,8 @@
 mod access;
 mod credentials;
 mod helpers;
+mod log_secrets;
+mod metrics_access;
 mod multi_instance;
+mod server_limits;
+mod shutdown;

@@ -26,6 +26,8 @@ use crate::upstream::{ClientOptions, RetryPolicy, WechatClient};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error("invalid configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
     #[error("cannot listen on {addr}: {reason}")]
     Bind { addr: String, reason: String },
     #[error("cannot open storage {url}: {reason}")]
@@ -65,6 +67,9 @@ impl Application {
         settings: Settings,
         listener: TcpListener,
     ) -> Result<Self, StartupError> {
+        // The accounts are built from the settings actually served (callers may adjust loaded
+        // settings), once; every service uses them from here on.
+        let accounts = settings.validate()?;
         let addr = listener.local_addr().map_err(|e| StartupError::Bind {
             addr: settings.server.listen.clone(),
             reason: e.to_string(),
@@ -93,7 +98,7 @@ impl Application {
                 url: redact_url(&settings.database.url),
                 reason: scrub(e.to_string(), &settings.database.url),
             })?;
-        let push = crate::push::PushRuntime::new(&settings).map_err(StartupError::Push)?;
+        let push = crate::push::PushRuntime::new().map_err(StartupError::Push)?;
         let metrics = Arc::new(Metrics::new());
         let retry = RetryPolicy::default();
         let attempts = retry.attempts;
@@ -107,7 +112,7 @@ impl Application {
         )
         .map_err(|e| StartupError::Client(e.to_string()))?;
         let creds = Arc::new(CredentialManager::new(
-            &settings.accounts,
+            &accounts,
             store.clone(),
             client.clone(),
             metrics.clone(),
@@ -117,6 +122,7 @@ impl Application {
         let oauth_keys = StateKeys::new(settings.server.state_secret.clone());
         let state = AppState(Arc::new(AppInner {
             settings,
+            accounts,
             creds,
             store,
             metrics,

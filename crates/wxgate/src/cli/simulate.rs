@@ -54,7 +54,8 @@ const SIMULATED_TO_USER: &str = "gh_wxgate_simulate";
 
 pub async fn run(args: SimulateArgs) -> Result<(), String> {
     let settings = Settings::load(&args.config).map_err(|e| e.to_string())?;
-    let account = settings.account(&args.account).ok_or_else(|| {
+    let accounts = settings.validate().map_err(|e| e.to_string())?;
+    let account = accounts.get(&args.account).ok_or_else(|| {
         format!(
             "no account named {:?} in {}",
             args.account,
@@ -71,13 +72,11 @@ pub async fn run(args: SimulateArgs) -> Result<(), String> {
                 account.name
             )
         })?;
-    let keyring = match &account.encoding_aes_key {
-        Some(k) => Some(
-            KeyRing::from_encoding_aes_keys(k.expose_secret(), None)
-                .map_err(|e| format!("encoding_aes_key: {e}"))?,
-        ),
-        None => None,
-    };
+    // The push is sealed with the current key, so only the current key opens the answer.
+    let keyring = account
+        .keyring
+        .as_ref()
+        .map(|ring| KeyRing::new(ring.current.clone(), None));
     let base = match &args.url {
         Some(u) => u.trim_end_matches('/').to_owned(),
         None => default_base(&settings.server.listen)?,

@@ -58,7 +58,7 @@ use self::cache::CachedCredential;
 use self::failures::FailureMemory;
 use self::lease::Lease;
 pub use self::status::{CredentialStatus, ErrorRecord};
-use crate::config::AccountSettings;
+use crate::config::{Account, Accounts};
 use crate::domain::{lock, redact, unix_now, CredentialKind};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -231,7 +231,7 @@ struct Slot {
 }
 
 struct AccountCreds {
-    settings: AccountSettings,
+    settings: Arc<Account>,
     slots: Vec<Slot>,
 }
 
@@ -261,7 +261,7 @@ pub struct CredentialManager {
 
 impl CredentialManager {
     pub fn new(
-        accounts: &[AccountSettings],
+        accounts: &Accounts,
         store: Arc<dyn Store>,
         client: WechatClient,
         metrics: Arc<Metrics>,
@@ -283,7 +283,7 @@ impl CredentialManager {
                 (
                     a.name.clone(),
                     AccountCreds {
-                        settings: a.clone(),
+                        settings: Arc::clone(a),
                         slots,
                     },
                 )

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 pub use self::error::{ApiError, ApiResult};
-use crate::config::Settings;
+use crate::config::{Account, Accounts, Settings};
 use crate::credentials::CredentialManager;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -35,6 +35,8 @@ pub struct AppState(pub Arc<AppInner>);
 
 pub struct AppInner {
     pub settings: Settings,
+    /// The validated accounts, built once from `settings` at start.
+    pub accounts: Accounts,
     pub creds: Arc<CredentialManager>,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
@@ -42,7 +44,7 @@ pub struct AppInner {
     pub api_keys: auth::ApiKeys,
     /// User records (`[database]`).
     pub users: Arc<dyn crate::users::UserDb>,
-    /// Push material prepared at start.
+    /// The webhook client.
     pub push: crate::push::PushRuntime,
     /// The key of web-login states, computed once ([`crate::oauth::state_token`]).
     pub oauth_keys: crate::oauth::state_token::StateKeys,
@@ -59,9 +61,9 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// Fails with `unknown_account` for names that are not configured.
-    pub fn require_account(&self, name: &str) -> ApiResult<&crate::config::AccountSettings> {
-        self.settings
-            .account(name)
+    pub fn require_account(&self, name: &str) -> ApiResult<&Arc<Account>> {
+        self.accounts
+            .get(name)
             .ok_or_else(|| ApiError::UnknownAccount(name.to_owned()))
     }
 }

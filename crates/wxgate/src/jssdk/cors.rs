@@ -15,11 +15,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::page::{domain_allowed, host_and_port};
+use crate::config::DomainPattern;
 use crate::http::ApiError;
 
 /// The request's `Origin` when it is allowed by `js_domains`.
 pub fn allowed_origin<'h>(
-    js_domains: &[String],
+    js_domains: &[DomainPattern],
     headers: &'h HeaderMap,
 ) -> Option<&'h HeaderValue> {
     let origin = headers.get(ORIGIN)?;
@@ -42,7 +43,7 @@ pub fn decorate(mut response: Response, origin: Option<&HeaderValue>) -> Respons
 
 /// Answers a preflight: 204 with the allow headers for an allowed origin, 403
 /// `domain_not_allowed` (without CORS headers) otherwise.
-pub fn preflight(js_domains: &[String], headers: &HeaderMap) -> Response {
+pub fn preflight(js_domains: &[DomainPattern], headers: &HeaderMap) -> Response {
     let Some(origin) = allowed_origin(js_domains, headers) else {
         let refused = ApiError::client(
             StatusCode::FORBIDDEN,

@@ -20,6 +20,7 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use super::page::PageUrl;
+use crate::config::DomainPattern;
 use wxgate_proto::signature::Sha1Hex;
 
 /// A ticket the signature may have been made with.
@@ -224,7 +225,7 @@ pub const MAX_TICKETS: usize = 32;
 /// first [`MAX_TICKETS`] are tried.
 pub fn diagnose(
     account: &str,
-    js_domains: &[String],
+    js_domains: &[DomainPattern],
     presented: &Presented<'_>,
     tickets: &[KnownTicket],
 ) -> Diagnosis {
@@ -433,7 +434,7 @@ mod tests {
     fn run(url: &str, signature: &str) -> Diagnosis {
         diagnose(
             "main",
-            &["h5.example.com".to_owned()],
+            &[DomainPattern::parse("h5.example.com").unwrap()],
             &Presented {
                 url,
                 signature,

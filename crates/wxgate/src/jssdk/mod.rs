@@ -30,7 +30,7 @@ use axum::{Json, Router};
 
 use self::diagnose::{KnownTicket, Presented};
 use self::page::PageUrl;
-use crate::config::AccountSettings;
+use crate::config::Account;
 use crate::domain::CredentialKind;
 use crate::http::{ApiError, ApiResult, AppState};
 
@@ -116,7 +116,7 @@ fn account_and_origin<'s>(
     state: &'s AppState,
     account: &str,
     headers: &HeaderMap,
-) -> ApiResult<(&'s AccountSettings, Option<HeaderValue>)> {
+) -> ApiResult<(&'s Account, Option<HeaderValue>)> {
     let settings = state.require_account(account)?;
     let origin = cors::allowed_origin(&settings.js_domains, headers).cloned();
     Ok((settings, origin))
@@ -152,7 +152,7 @@ pub(crate) async fn config(
 
 async fn config_answer(
     state: &AppState,
-    settings: &AccountSettings,
+    settings: &Account,
     raw: Option<&str>,
 ) -> ApiResult<Response> {
     let [url, apis] = query::params(raw, ["url", "apis"]);
@@ -189,7 +189,7 @@ async fn diagnose(
 
 async fn diagnose_answer(
     state: &AppState,
-    settings: &AccountSettings,
+    settings: &Account,
     raw: Option<&str>,
 ) -> ApiResult<Response> {
     let url = required(raw, "url", "invalid_url")?;
@@ -230,7 +230,7 @@ async fn diagnose_answer(
 
 /// The account's current ticket first, then its remembered ones, then the other accounts' that
 /// this instance holds in its cache.
-async fn known_tickets(state: &AppState, account: &AccountSettings) -> ApiResult<Vec<KnownTicket>> {
+async fn known_tickets(state: &AppState, account: &Account) -> ApiResult<Vec<KnownTicket>> {
     let current = state
         .creds
         .get(&account.name, CredentialKind::jsapi())
@@ -243,7 +243,6 @@ async fn known_tickets(state: &AppState, account: &AccountSettings) -> ApiResult
     }];
     push_history(state, account, &current.value, &mut tickets).await;
     let others = state
-        .settings
         .accounts
         .iter()
         .filter(|a| a.name != account.name)
@@ -267,7 +266,7 @@ async fn known_tickets(state: &AppState, account: &AccountSettings) -> ApiResult
 
 async fn push_history(
     state: &AppState,
-    account: &AccountSettings,
+    account: &Account,
     current: &str,
     out: &mut Vec<KnownTicket>,
 ) {
@@ -295,14 +294,14 @@ async fn preflight(
     Path(account): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match state.settings.account(&account) {
+    match state.accounts.get(&account) {
         Some(settings) => cors::preflight(&settings.js_domains, &headers),
         None => ApiError::UnknownAccount(account).into_response(),
     }
 }
 
 async fn script(State(state): State<AppState>, Path(account): Path<String>) -> Response {
-    if state.settings.account(&account).is_none() {
+    if state.accounts.get(&account).is_none() {
         return ApiError::UnknownAccount(account).into_response();
     }
     (

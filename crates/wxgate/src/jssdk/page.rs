@@ -20,6 +20,8 @@ use std::ops::Range;
 
 use url::Url;
 
+use crate::config::DomainPattern;
+
 /// A page URL WeChat will check a signature against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageUrl {
@@ -210,38 +212,11 @@ fn plain_host_span(raw: &str) -> Option<(Range<usize>, Option<u16>)> {
     Some((span, Some(port.unwrap_or(default_port))))
 }
 
-/// Whether `host:port` is allowed by `patterns` (see the module documentation).
-pub fn domain_allowed(patterns: &[String], host: &str, port: Option<u16>) -> bool {
-    patterns.is_empty() || patterns.iter().any(|p| pattern_matches(p, host, port))
-}
-
-fn pattern_matches(pattern: &str, host: &str, port: Option<u16>) -> bool {
-    let (pattern_host, pattern_port) = match pattern.rsplit_once(':') {
-        Some((h, p)) => match p.parse::<u16>() {
-            Ok(p) => (h, Some(p)),
-            Err(_) => (pattern, None),
-        },
-        None => (pattern, None),
-    };
-    if pattern_port.is_some() && pattern_port != port {
-        return false;
-    }
-    let host = host.trim_end_matches('.');
-    match pattern_host.strip_prefix("*.") {
-        Some(parent) => {
-            host.len() > parent.len() + 1
-                && host
-                    .get(host.len() - parent.len()..)
-                    .is_some_and(|tail| tail.eq_ignore_ascii_case(parent))
-                && host.as_bytes()[host.len() - parent.len() - 1] == b'.'
-        }
-        None => host.eq_ignore_ascii_case(pattern_host),
-    }
-}
+pub use crate::config::domain_pattern::domain_allowed;
 
 impl PageUrl {
     /// Whether this page's host is on `patterns`.
-    pub fn allowed_by(&self, patterns: &[String]) -> bool {
+    pub fn allowed_by(&self, patterns: &[DomainPattern]) -> bool {
         domain_allowed(patterns, self.host(), self.port)
     }
 }
@@ -251,7 +226,10 @@ mod tests {
     use super::*;
 
     fn allowed(patterns: &[&str], url: &str) -> bool {
-        let patterns: Vec<String> = patterns.iter().map(|s| (*s).to_owned()).collect();
+        let patterns: Vec<DomainPattern> = patterns
+            .iter()
+            .map(|s| DomainPattern::parse(s).unwrap())
+            .collect();
         PageUrl::parse(url)
             .map(|u| u.allowed_by(&patterns))
             .unwrap_or(false)

@@ -12,7 +12,7 @@ use wxgate_proto::jssdk::NonceStr;
 use wxgate_proto::signature::Sha1Hex;
 
 use super::page::PageUrl;
-use crate::config::AccountSettings;
+use crate::config::Account;
 use crate::credentials::Credential;
 use crate::domain::{unix_now, CredentialKind};
 use crate::http::json::{ascii_len_unescaped, json_response, string_len_unescaped, JsonObject};
@@ -85,7 +85,7 @@ pub fn api_list(apis: Option<&str>) -> Vec<String> {
 }
 
 /// Refuses pages whose host is not on the account's `js_domains`.
-pub fn check_domain(account: &AccountSettings, page: &PageUrl) -> ApiResult<()> {
+pub fn check_domain(account: &Account, page: &PageUrl) -> ApiResult<()> {
     if page.allowed_by(&account.js_domains) {
         Ok(())
     } else {
@@ -105,7 +105,7 @@ pub fn check_domain(account: &AccountSettings, page: &PageUrl) -> ApiResult<()> 
 /// Signs `page` for `account` (already checked to exist) with a fresh nonce and the current time.
 pub async fn sign_config<'a>(
     state: &AppState,
-    account: &'a AccountSettings,
+    account: &'a Account,
     page: &'a PageUrl,
     apis: Vec<String>,
 ) -> ApiResult<ConfigAnswer<'a>> {

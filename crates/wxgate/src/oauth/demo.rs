@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::flow;
-use crate::config::AccountSettings;
+use crate::config::Account;
 use crate::http::{ApiError, ApiResult, AppState};
 use crate::jssdk::query;
 
@@ -32,11 +32,12 @@ pub fn router() -> Router<AppState> {
         .route("/demo/login-result", get(login_result))
 }
 
-fn demo_account(state: &AppState) -> ApiResult<&AccountSettings> {
+fn demo_account(state: &AppState) -> ApiResult<&Account> {
     state
-        .settings
         .accounts
-        .first()
+        .iter()
+        .next()
+        .map(|a| &**a)
         .ok_or_else(|| ApiError::not_found("not_found", "the demo needs a configured account"))
 }
 

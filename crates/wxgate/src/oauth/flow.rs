@@ -36,7 +36,7 @@ use wxgate_proto::oauth::Scope;
 
 use super::redirect;
 use super::state_token::{self, Login, Refusal, MAX_REDIRECT_LEN};
-use crate::config::AccountSettings;
+use crate::config::Account;
 use crate::domain::unix_now;
 use crate::http::{ApiError, ApiResult, AppState};
 use crate::users::LoginProfile;
@@ -117,7 +117,7 @@ fn secure_cookies(state: &AppState) -> bool {
 /// `Set-Cookie` value). Writes nothing to the store.
 pub async fn start(
     state: &AppState,
-    account: &AccountSettings,
+    account: &Account,
     redirect_to: &str,
     scope: Scope,
 ) -> ApiResult<(String, String)> {
@@ -167,7 +167,7 @@ pub async fn start(
 /// `cookie_headers` are the request's `Cookie` header values.
 pub async fn callback(
     state: &AppState,
-    account: &AccountSettings,
+    account: &Account,
     code: Option<&str>,
     login_state: Option<&str>,
     cookie_headers: &[&str],
@@ -280,7 +280,7 @@ async fn failed(e: ApiError) -> Outcome {
 /// `wxgate_code`. Answers where to send the browser.
 async fn complete(
     state: &AppState,
-    account: &AccountSettings,
+    account: &Account,
     pending: &Login,
     code: Option<&str>,
 ) -> ApiResult<String> {
@@ -359,7 +359,7 @@ async fn complete(
 
 /// Redeems a `wxgate_code` once: the login record with the user as stored now (`null` for
 /// snapshot users).
-pub async fn redeem(state: &AppState, account: &AccountSettings, code: &str) -> ApiResult<Value> {
+pub async fn redeem(state: &AppState, account: &Account, code: &str) -> ApiResult<Value> {
     let invalid = || {
         ApiError::not_found(
             "invalid_code",

@@ -22,11 +22,7 @@ pub(super) async fn verify_file(
     // Compared as sent: configured names need no percent-encoding, so an encoded variant is
     // simply another (unknown) name.
     let name = uri.path().trim_start_matches('/');
-    let body = state
-        .settings
-        .accounts
-        .iter()
-        .find_map(|a| a.verify_files.get(name));
+    let body = state.accounts.iter().find_map(|a| a.verify_files.get(name));
     match body {
         None => ApiError::not_found("not_found", "no such endpoint").into_response(),
         Some(body) if method == Method::GET || method == Method::HEAD => (

@@ -15,7 +15,8 @@ use wxgate_proto::crypto::{open_push, CryptoError, KeyUsed};
 use wxgate_proto::signature::verify_signature;
 use wxgate_proto::{Message, ParseError};
 
-use super::runtime::AccountPush;
+use super::runtime::push_token;
+use crate::config::Account;
 use crate::http::ApiError;
 
 /// The query string of a push or URL verification, read leniently (bad percent-encoding is
@@ -94,7 +95,7 @@ fn invalid_message(message: String) -> ApiError {
 
 /// Checks `signature` and the timestamp's freshness; shared by GET and POST.
 fn authenticate(
-    account: &AccountPush,
+    account: &Account,
     q: &PushQuery,
     now: i64,
     replay_window_s: u64,
@@ -102,7 +103,7 @@ fn authenticate(
     let signature = required(&q.signature, "signature")?;
     let timestamp = required(&q.timestamp, "timestamp")?;
     let nonce = required(&q.nonce, "nonce")?;
-    let token = account.token()?;
+    let token = push_token(account)?;
     if !verify_signature(token, timestamp, nonce, signature) {
         return Err(invalid_signature(
             "signature does not match sha1(sort(token, timestamp, nonce)); check that `token` \
@@ -127,7 +128,7 @@ fn authenticate(
 
 /// URL verification (`GET`): the `echostr` to answer when the request is authentic.
 pub fn verify_url(
-    account: &AccountPush,
+    account: &Account,
     q: &PushQuery,
     now: i64,
     replay_window_s: u64,
@@ -157,7 +158,7 @@ pub enum Protection {
 /// whole replay window. So an account that has a key accepts only `encrypt_type=aes`, unless it
 /// sets `accept_plaintext = true` (for the minutes of a switch-over in WeChat's console).
 pub fn check_query(
-    account: &AccountPush,
+    account: &Account,
     q: &PushQuery,
     now: i64,
     replay_window_s: u64,
@@ -193,7 +194,7 @@ pub fn check_query(
 /// refused like a stale timestamp: a forged future time would otherwise make every later real
 /// subscribe/unsubscribe "older" than the recorded one and freeze the follower record.
 pub fn open(
-    account: &AccountPush,
+    account: &Account,
     q: &PushQuery,
     protection: Protection,
     body: &[u8],
@@ -219,7 +220,7 @@ pub fn open(
     Ok(inbound)
 }
 
-fn open_encrypted(account: &AccountPush, q: &PushQuery, body: &[u8]) -> Result<Inbound, ApiError> {
+fn open_encrypted(account: &Account, q: &PushQuery, body: &[u8]) -> Result<Inbound, ApiError> {
     let msg_signature = required(&q.msg_signature, "msg_signature")?;
     let keyring = account.keyring.as_ref().ok_or_else(|| {
         ApiError::bad_request(
@@ -231,7 +232,7 @@ fn open_encrypted(account: &AccountPush, q: &PushQuery, body: &[u8]) -> Result<I
             ),
         )
     })?;
-    let token = account.token()?;
+    let token = push_token(account)?;
     let timestamp = required(&q.timestamp, "timestamp")?;
     let nonce = required(&q.nonce, "nonce")?;
     let opened = open_push(

@@ -17,7 +17,6 @@
 
 mod dedup;
 mod inbound;
-mod rules;
 mod runtime;
 mod service;
 pub mod webhook;

@@ -32,9 +32,9 @@ use wxgate_proto::Reply;
 
 use super::dedup::{self, Answer, Claim, Ticket};
 use super::inbound::{self, Inbound, Mode, PushQuery};
-use super::rules;
-use super::runtime::AccountPush;
+use super::runtime::push_token;
 use super::webhook;
+use crate::config::Account;
 use crate::domain::unix_now;
 use crate::http::{body, ApiError, AppState};
 
@@ -50,8 +50,8 @@ pub fn verify_url(
     account: &str,
     raw_query: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let account = state.push.account(account)?;
-    account.token()?;
+    let account = Arc::clone(state.require_account(account)?);
+    push_token(&account)?;
     let q = PushQuery::parse(raw_query);
     let echostr = inbound::verify_url(
         &account,
@@ -79,8 +79,8 @@ pub async fn receive(
     request_body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let account = state.push.account(account)?;
-    account.token()?;
+    let account = Arc::clone(state.require_account(account)?);
+    push_token(&account)?;
     let window = state.settings.push.replay_window_s;
     // The query is authenticated before a byte of the body is read: an unsigned request costs
     // no body read at all.
@@ -95,7 +95,7 @@ pub async fn receive(
 
     let key = format!("push:{}:{}", account.name, inbound.message.dedup_key());
     let deadline = started + ANSWER_BUDGET;
-    let rule_reply = rules::first_match(&account.rules, &inbound.message);
+    let rule_reply = crate::config::rule::first_match(&account.rules, &inbound.message);
     if rule_reply.is_some() || account.webhook.is_none() {
         return answer_without_webhook(state, &account, &inbound, rule_reply, &key, deadline).await;
     }
@@ -127,7 +127,7 @@ pub async fn receive(
 /// ([`dedup::settle`]).
 async fn answer_without_webhook(
     state: &AppState,
-    account: &AccountPush,
+    account: &Account,
     inbound: &Inbound,
     reply: Option<&Reply>,
     key: &str,
@@ -170,7 +170,7 @@ fn derived_time(create_time: i64, now: i64) -> Option<u64> {
 /// kept for the retry.
 async fn handle(
     state: AppState,
-    account: Arc<AccountPush>,
+    account: Arc<Account>,
     inbound: Inbound,
     ticket: Ticket,
     deadline: Instant,
@@ -208,7 +208,7 @@ async fn handle(
 /// 503 so that WeChat retries.
 async fn record_follow(
     state: &AppState,
-    account: &AccountPush,
+    account: &Account,
     inbound: &Inbound,
 ) -> Result<(), ApiError> {
     let m = &inbound.message;
@@ -253,7 +253,7 @@ enum Stamp<'a> {
 
 /// The bytes WeChat gets: `success`, the reply XML, or the reply sealed with the key that
 /// opened the push (timestamp and nonce of the [`Stamp`], never the request's).
-fn render(account: &AccountPush, inbound: &Inbound, reply: Option<&Reply>, stamp: Stamp) -> Answer {
+fn render(account: &Account, inbound: &Inbound, reply: Option<&Reply>, stamp: Stamp) -> Answer {
     let Some(reply) = reply else {
         return Answer::Success;
     };
@@ -272,7 +272,7 @@ fn render(account: &AccountPush, inbound: &Inbound, reply: Option<&Reply>, stamp
     match inbound.mode {
         Mode::Plain => Answer::Xml(xml),
         Mode::Encrypted(key_used) => {
-            let (Some(ring), Ok(token)) = (account.keyring.as_ref(), account.token()) else {
+            let (Some(ring), Ok(token)) = (account.keyring.as_ref(), push_token(account)) else {
                 return Answer::Success;
             };
             let key = ring.key(key_used);

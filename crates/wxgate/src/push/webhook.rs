@@ -24,7 +24,7 @@ use sha2::Sha256;
 use tokio::sync::oneshot;
 use wxgate_proto::Reply;
 
-use super::runtime::{AccountPush, WebhookTarget};
+use crate::config::{Account, WebhookTarget};
 use crate::domain::CredentialKind;
 use crate::http::AppState;
 use crate::scrub::reqwest_error;
@@ -56,7 +56,7 @@ enum Outcome {
 /// `openid` through the customer-service API.
 pub async fn ask(
     state: &AppState,
-    account: &Arc<AccountPush>,
+    account: &Arc<Account>,
     target_openid: &str,
     message_json: &Value,
     wait: Duration,

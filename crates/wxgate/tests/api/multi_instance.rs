@@ -299,7 +299,7 @@ fn manager(
         ..ManagerOptions::for_upstream(timeout, 3)
     };
     std::sync::Arc::new(CredentialManager::new(
-        &settings.accounts,
+        &settings.validate().unwrap(),
         store,
         client,
         metrics,

@@ -7,17 +7,29 @@
 //! what is wrong with it. Unknown keys are errors too: a typo must not silently fall back to a
 //! default. Secrets are held in [`SecretString`] from the moment they are read, so no `Debug`
 //! print or log line can show them.
+//!
+//! The serde structs of this file are the file and environment contract ([`Settings`],
+//! [`AccountSettings`], …); `load` reads them, [`validate`] checks them in one pass, one
+//! function per key or group, and turns every account into the ready-to-use [`Account`] (AppID,
+//! secrets, the EncodingAESKey [`KeyRing`](wxgate_proto::KeyRing), compiled [`rule`]s, parsed
+//! [`DomainPattern`]s). Nothing downstream parses configuration again.
 
-use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
-use std::path::Path;
+mod account;
+pub mod domain_pattern;
+mod load;
+pub mod rule;
+pub mod validate;
+
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use regex::Regex;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 
 use crate::domain::TokenApi;
+
+pub use self::account::{Account, Accounts, WebhookTarget};
+pub use self::domain_pattern::DomainPattern;
 
 /// Why a configuration was rejected. `key` is the dotted path of the offending value.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +46,18 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
         message: message.into(),
+    }
+}
+
+impl ConfigError {
+    /// The same error with its key put under `prefix` (`appid` under `accounts[0]` is
+    /// `accounts[0].appid`; an empty key becomes `prefix` itself).
+    pub fn under(self, prefix: &str) -> ConfigError {
+        match self {
+            ConfigError::Invalid { key, message } if key.is_empty() => invalid(prefix, message),
+            ConfigError::Invalid { key, message } => invalid(format!("{prefix}.{key}"), message),
+            other => other,
+        }
     }
 }
 
@@ -358,456 +382,10 @@ fn de_secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, 
         .collect())
 }
 
-const ENV_PREFIX: &str = "WXGATE__";
-
-impl Settings {
-    /// Reads `path`, applies the process environment, validates.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        Self::from_toml_and_env(&text, std::env::vars())
-    }
-
-    /// Parses `text`, applies the `WXGATE__…` variables among `env`, validates.
-    pub fn from_toml_and_env(
-        text: &str,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, ConfigError> {
-        let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
-        apply_env(&mut table, env)?;
-        let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|e| {
-                let key = e.path().to_string();
-                invalid(
-                    if key == "." {
-                        "(top level)".into()
-                    } else {
-                        key
-                    },
-                    e.into_inner().to_string(),
-                )
-            })?;
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    /// Checks every value against what WeChat and wxgate accept.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.server.listen.parse::<SocketAddr>().map_err(|_| {
-            invalid(
-                "server.listen",
-                "expected address:port, e.g. 127.0.0.1:8080",
-            )
-        })?;
-        check_http_url("server.public_url", &self.server.public_url)?;
-        if self.server.public_url.ends_with('/') {
-            return Err(invalid(
-                "server.public_url",
-                "must not end with '/' (paths are appended to it)",
-            ));
-        }
-        if self.server.max_body_bytes < 1024 {
-            return Err(invalid(
-                "server.max_body_bytes",
-                "must be at least 1024 bytes",
-            ));
-        }
-        self.validate_server_limits()?;
-        check_store_url("storage.url", &self.storage.url, true)?;
-        check_store_url("database.url", &self.database.url, false)?;
-        check_http_url("upstream.api_base", &self.upstream.api_base)?;
-        check_http_url("upstream.open_base", &self.upstream.open_base)?;
-        if self.upstream.timeout_ms == 0 || self.upstream.timeout_ms > 60_000 {
-            return Err(invalid(
-                "upstream.timeout_ms",
-                "must be between 1 and 60000 milliseconds",
-            ));
-        }
-        if self.push.dedup_ttl_s == 0 {
-            return Err(invalid(
-                "push.dedup_ttl_s",
-                "must be at least 1 second (WeChat retries within 15 seconds)",
-            ));
-        }
-        for (i, key) in self.api.keys.iter().enumerate() {
-            let k = key.expose_secret();
-            if k.trim().is_empty() || k.chars().any(char::is_whitespace) {
-                return Err(invalid(
-                    format!("api.keys[{i}]"),
-                    "must be a non-empty string without spaces",
-                ));
-            }
-        }
-
-        let name_re = regex_ok(r"^[a-z0-9_-]{1,32}$");
-        let appid_re = regex_ok(r"^wx[0-9A-Za-z]{16}$");
-        let token_re = regex_ok(r"^[A-Za-z0-9]{3,32}$");
-        let aes_re = regex_ok(r"^[A-Za-z0-9]{43}$");
-        let verify_re = regex_ok(r"^MP_verify_[A-Za-z0-9]+\.txt$");
-        let mut names = HashSet::new();
-        let mut verify_names: BTreeMap<&str, &str> = BTreeMap::new();
-        for (i, a) in self.accounts.iter().enumerate() {
-            let at = |k: &str| format!("accounts[{i}].{k}");
-            if !name_re.is_match(&a.name) {
-                return Err(invalid(
-                    at("name"),
-                    format!(
-                        "{:?} must be 1-32 characters of a-z, 0-9, '_' or '-'",
-                        a.name
-                    ),
-                ));
-            }
-            if !names.insert(a.name.as_str()) {
-                return Err(invalid(
-                    at("name"),
-                    format!("duplicate account name {:?}", a.name),
-                ));
-            }
-            if !appid_re.is_match(&a.appid) {
-                return Err(invalid(
-                    at("appid"),
-                    format!(
-                        "{:?} is not a WeChat AppID (\"wx\" followed by 16 letters or digits)",
-                        a.appid
-                    ),
-                ));
-            }
-            let secret = a.secret.expose_secret();
-            if secret.is_empty() || secret.chars().any(char::is_whitespace) {
-                return Err(invalid(
-                    at("secret"),
-                    "the AppSecret must be non-empty and contain no spaces",
-                ));
-            }
-            if let Some(t) = &a.token {
-                if !token_re.is_match(t.expose_secret()) {
-                    return Err(invalid(
-                        at("token"),
-                        "the server Token must be 3-32 letters or digits",
-                    ));
-                }
-            }
-            for (k, v) in [
-                ("encoding_aes_key", &a.encoding_aes_key),
-                ("encoding_aes_key_previous", &a.encoding_aes_key_previous),
-            ] {
-                if let Some(key) = v {
-                    if !aes_re.is_match(key.expose_secret()) {
-                        return Err(invalid(
-                            at(k),
-                            format!(
-                                "must be exactly 43 letters or digits (got {} characters)",
-                                key.expose_secret().chars().count()
-                            ),
-                        ));
-                    }
-                }
-            }
-            if a.encoding_aes_key_previous.is_some() && a.encoding_aes_key.is_none() {
-                return Err(invalid(
-                    at("encoding_aes_key_previous"),
-                    "is set but encoding_aes_key is not",
-                ));
-            }
-            for (j, d) in a.js_domains.iter().enumerate() {
-                check_domain_pattern(&format!("accounts[{i}].js_domains[{j}]"), d)?;
-            }
-            for (j, r) in a.oauth_redirects.iter().enumerate() {
-                check_http_url(&format!("accounts[{i}].oauth_redirects[{j}]"), r)?;
-            }
-            if let Some(w) = &a.webhook {
-                check_http_url(&at("webhook.url"), &w.url)?;
-                if w.secret.expose_secret().is_empty() {
-                    return Err(invalid(at("webhook.secret"), "must not be empty"));
-                }
-                if w.timeout_ms == 0 || w.timeout_ms > 4_500 {
-                    return Err(invalid(
-                        at("webhook.timeout_ms"),
-                        "must be between 1 and 4500 ms (WeChat gives up after 5 s)",
-                    ));
-                }
-            }
-            for (j, p) in a.proxy_allow.iter().enumerate() {
-                if !p.starts_with('/') {
-                    return Err(invalid(
-                        format!("accounts[{i}].proxy_allow[{j}]"),
-                        format!("{p:?} must be a path prefix starting with '/'"),
-                    ));
-                }
-            }
-            for (file, body) in &a.verify_files {
-                if !verify_re.is_match(file) {
-                    return Err(invalid(
-                        format!("accounts[{i}].verify_files.{file}"),
-                        "file names must look like MP_verify_AbC123.txt",
-                    ));
-                }
-                if let Some(prev) = verify_names.insert(file.as_str(), body.as_str()) {
-                    if prev != body {
-                        return Err(invalid(
-                            format!("accounts[{i}].verify_files.{file}"),
-                            "another account serves this file with a different body",
-                        ));
-                    }
-                }
-            }
-            for (j, rule) in a.rules.iter().enumerate() {
-                let key = format!("accounts[{i}].rules[{j}]");
-                let selectors = [&rule.event, &rule.keyword, &rule.regex]
-                    .iter()
-                    .filter(|s| s.is_some())
-                    .count();
-                if selectors != 1 {
-                    return Err(invalid(
-                        key,
-                        "a rule needs exactly one of `event`, `keyword` or `regex`",
-                    ));
-                }
-                if rule.event_key.is_some() && rule.event.is_none() {
-                    return Err(invalid(
-                        format!("{key}.event_key"),
-                        "only allowed together with `event`",
-                    ));
-                }
-                if let Some(re) = &rule.regex {
-                    Regex::new(re).map_err(|e| invalid(format!("{key}.regex"), e.to_string()))?;
-                }
-                serde_json::from_value::<wxgate_proto::Reply>(rule.reply.clone())
-                    .map_err(|e| invalid(format!("{key}.reply"), e.to_string()))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The account called `name`.
-    /// The connection, deadline, shutdown and `/metrics` keys of `[server]`.
-    fn validate_server_limits(&self) -> Result<(), ConfigError> {
-        let s = &self.server;
-        if s.max_connections == 0 || s.max_connections > 1_000_000 {
-            return Err(invalid(
-                "server.max_connections",
-                "must be between 1 and 1000000",
-            ));
-        }
-        if s.header_read_timeout_ms < 100 || s.header_read_timeout_ms > 300_000 {
-            return Err(invalid(
-                "server.header_read_timeout_ms",
-                "must be between 100 and 300000 milliseconds",
-            ));
-        }
-        if s.request_timeout_ms < 1000 || s.request_timeout_ms > 600_000 {
-            return Err(invalid(
-                "server.request_timeout_ms",
-                "must be between 1000 and 600000 milliseconds",
-            ));
-        }
-        if s.shutdown_grace_s > 3600 {
-            return Err(invalid(
-                "server.shutdown_grace_s",
-                "must be at most 3600 seconds",
-            ));
-        }
-        if let Some(token) = &s.metrics_token {
-            let t = token.expose_secret();
-            if t.len() < 16 || t.chars().any(char::is_whitespace) {
-                return Err(invalid(
-                    "server.metrics_token",
-                    "must be at least 16 characters without spaces",
-                ));
-            }
-        }
-        if let Some(addr) = &s.metrics_listen {
-            addr.parse::<SocketAddr>().map_err(|_| {
-                invalid(
-                    "server.metrics_listen",
-                    "expected address:port, e.g. 127.0.0.1:9090",
-                )
-            })?;
-        }
-        if let Some(secret) = &s.state_secret {
-            if secret.expose_secret().len() < 32 {
-                return Err(invalid(
-                    "server.state_secret",
-                    "must be at least 32 characters (use a random string)",
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    pub fn account(&self, name: &str) -> Option<&AccountSettings> {
-        self.accounts.iter().find(|a| a.name == name)
-    }
-}
-
-fn regex_ok(pattern: &str) -> Regex {
-    // The patterns are literals of this file; a failure is a programming error caught by tests.
-    Regex::new(pattern).unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| unreachable!()))
-}
-
-fn check_http_url(key: &str, value: &str) -> Result<(), ConfigError> {
-    match url::Url::parse(value) {
-        Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some() => {
-            Ok(())
-        }
-        _ => Err(invalid(
-            key,
-            format!(
-                "{:?} is not an absolute http:// or https:// URL",
-                crate::scrub::redact_url(value)
-            ),
-        )),
-    }
-}
-
-fn check_store_url(key: &str, value: &str, redis_allowed: bool) -> Result<(), ConfigError> {
-    let ok = value.starts_with("sqlite:")
-        || (redis_allowed && (value == "memory://" || value.starts_with("redis://")))
-        || (!redis_allowed
-            && (value.starts_with("postgres://") || value.starts_with("postgresql://")));
-    if ok {
-        Ok(())
-    } else if redis_allowed {
-        Err(invalid(
-            key,
-            format!(
-                "{:?}: expected sqlite://PATH, memory:// or redis://HOST:PORT/DB",
-                crate::scrub::redact_url(value)
-            ),
-        ))
-    } else {
-        Err(invalid(
-            key,
-            format!(
-                "{:?}: expected sqlite://PATH or postgres://USER@HOST/DB",
-                crate::scrub::redact_url(value)
-            ),
-        ))
-    }
-}
-
-/// A `js_domains` entry: a host name or `*.` + a host name, optionally `:port`. A scheme or a
-/// path is refused (such an entry would never match a page, silently).
-fn check_domain_pattern(key: &str, value: &str) -> Result<(), ConfigError> {
-    let (host, port) = match value.rsplit_once(':') {
-        Some((host, port)) => (host, Some(port)),
-        None => (value, None),
-    };
-    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
-    let name = host.strip_prefix("*.").unwrap_or(host);
-    let valid = port_ok
-        && !name.is_empty()
-        && name.len() <= 253
-        && name
-            .split('.')
-            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-    if valid {
-        Ok(())
-    } else {
-        Err(invalid(
-            key,
-            format!("{value:?} must be a host name like h5.example.com or *.example.com, optionally with :port (no scheme, no path)"),
-        ))
-    }
-}
-
-/// Applies `WXGATE__SECTION__KEY=value` variables onto the parsed file. Account values are
-/// addressed by name: `WXGATE__ACCOUNTS__MAIN__SECRET` sets `secret` of the account named
-/// `main` (a `-` in a name is written `_`).
-fn apply_env(
-    table: &mut toml::Table,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), ConfigError> {
-    let mut vars: Vec<(String, String)> = env
-        .into_iter()
-        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-        .collect();
-    vars.sort();
-    for (name, value) in vars {
-        let parts: Vec<String> = name[ENV_PREFIX.len()..]
-            .split("__")
-            .map(str::to_ascii_lowercase)
-            .collect();
-        if parts.iter().any(String::is_empty) {
-            return Err(invalid(name, "malformed variable name"));
-        }
-        let value = env_value(&value);
-        if parts[0] == "accounts" {
-            let [_, account, key @ ..] = parts.as_slice() else {
-                return Err(invalid(name, "expected WXGATE__ACCOUNTS__<NAME>__<KEY>"));
-            };
-            if key.is_empty() {
-                return Err(invalid(name, "expected WXGATE__ACCOUNTS__<NAME>__<KEY>"));
-            }
-            let accounts = table
-                .get_mut("accounts")
-                .and_then(toml::Value::as_array_mut)
-                .ok_or_else(|| invalid(&name, "no [[accounts]] in the config file"))?;
-            let entry = accounts
-                .iter_mut()
-                .filter_map(toml::Value::as_table_mut)
-                .find(|t| {
-                    t.get("name")
-                        .and_then(toml::Value::as_str)
-                        .is_some_and(|n| n.replace('-', "_") == *account)
-                })
-                .ok_or_else(|| {
-                    invalid(
-                        &name,
-                        format!("no account named {account:?} in the config file"),
-                    )
-                })?;
-            set_path(entry, key, value);
-        } else {
-            set_path(table, &parts, value);
-        }
-    }
-    Ok(())
-}
-
-/// Lists written `[a, b]` in a variable are parsed as TOML; everything else stays a string
-/// (the typed fields accept strings where a number is expected).
-fn env_value(raw: &str) -> toml::Value {
-    let trimmed = raw.trim();
-    if trimmed.starts_with('[') || trimmed.starts_with('{') {
-        if let Ok(t) = toml::from_str::<toml::Table>(&format!("v = {trimmed}")) {
-            if let Some(v) = t.get("v") {
-                return v.clone();
-            }
-        }
-    }
-    if trimmed == "true" || trimmed == "false" {
-        return toml::Value::Boolean(trimmed == "true");
-    }
-    toml::Value::String(raw.to_owned())
-}
-
-fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
-    match path {
-        [] => {}
-        [last] => {
-            table.insert(last.clone(), value);
-        }
-        [first, rest @ ..] => {
-            let child = table
-                .entry(first.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if !child.is_table() {
-                *child = toml::Value::Table(toml::Table::new());
-            }
-            if let Some(t) = child.as_table_mut() {
-                set_path(t, rest, value);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     const MINIMAL: &str = r#"
 [[accounts]]

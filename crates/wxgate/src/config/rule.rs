@@ -1,4 +1,5 @@
-//! Passive-reply rules from the configuration, compiled once.
+//! Passive-reply rules from the configuration, compiled once at load (building a rule is its
+//! validation: the same regex and reply are never compiled a second time).
 //!
 //! A rule selects pushes by `event` (optionally narrowed by `event_key`), by `keyword` (the
 //! whole text of a text message) or by `regex` (searched in the text of a text message); rules
@@ -8,7 +9,7 @@
 use regex::Regex;
 use wxgate_proto::{Message, Reply};
 
-use crate::config::RuleSettings;
+use super::{invalid, ConfigError, RuleSettings};
 
 enum Matcher {
     /// `event` compared ASCII-case-insensitively (WeChat sends `subscribe` but `CLICK`);
@@ -31,18 +32,35 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Compiles a configured rule (already checked by `Settings::validate`).
-    pub fn from_settings(r: &RuleSettings) -> Result<Rule, String> {
-        let reply: Reply = serde_json::from_value(r.reply.clone()).map_err(|e| e.to_string())?;
+    /// Compiles a configured rule. Error keys are relative to the rule (`""` for the rule
+    /// itself, `regex`, `reply`, `event_key`); the caller puts them under `accounts[i].rules[j]`.
+    pub fn from_settings(r: &RuleSettings) -> Result<Rule, ConfigError> {
+        let selectors = [&r.event, &r.keyword, &r.regex]
+            .iter()
+            .filter(|s| s.is_some())
+            .count();
+        if selectors != 1 {
+            return Err(invalid(
+                "",
+                "a rule needs exactly one of `event`, `keyword` or `regex`",
+            ));
+        }
+        if r.event_key.is_some() && r.event.is_none() {
+            return Err(invalid("event_key", "only allowed together with `event`"));
+        }
         let matcher = match (&r.event, &r.keyword, &r.regex) {
-            (Some(event), None, None) => Matcher::Event {
+            (_, _, Some(re)) => {
+                Matcher::Regex(Regex::new(re).map_err(|e| invalid("regex", e.to_string()))?)
+            }
+            (_, Some(k), _) => Matcher::Keyword(k.clone()),
+            (Some(event), _, _) => Matcher::Event {
                 event: event.clone(),
                 event_key: r.event_key.clone(),
             },
-            (None, Some(k), None) => Matcher::Keyword(k.clone()),
-            (None, None, Some(re)) => Matcher::Regex(Regex::new(re).map_err(|e| e.to_string())?),
-            _ => return Err("a rule needs exactly one of `event`, `keyword` or `regex`".into()),
+            (None, None, None) => return Err(invalid("", "a rule needs a selector")),
         };
+        let reply: Reply =
+            serde_json::from_value(r.reply.clone()).map_err(|e| invalid("reply", e.to_string()))?;
         Ok(Rule { matcher, reply })
     }
 

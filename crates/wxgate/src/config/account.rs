@@ -1,0 +1,105 @@
+//! The validated account: what every service uses instead of the raw [`AccountSettings`].
+//!
+//! An [`Account`] is built in one pass from an [`AccountSettings`] value alone (no file
+//! context, so the same constructor serves accounts loaded from elsewhere), and holds every
+//! value in its ready-to-use form: the EncodingAESKey [`KeyRing`], compiled [`Rule`]s, parsed
+//! [`DomainPattern`]s, the webhook target with its timeout. It is shared as `Arc<Account>`;
+//! `Debug` shows only the name and AppID (it holds the AppSecret, Token and AES keys).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use wxgate_proto::KeyRing;
+
+use super::rule::Rule;
+use super::{AccountSettings, ConfigError, DomainPattern};
+use crate::domain::TokenApi;
+
+/// Where an account's webhook lives and how it is signed.
+pub struct WebhookTarget {
+    pub url: String,
+    pub secret: SecretString,
+    /// How long WeChat's push waits for the answer (`webhook.timeout_ms`).
+    pub timeout: Duration,
+}
+
+/// One Official Account, validated (see the module documentation).
+pub struct Account {
+    pub name: String,
+    pub appid: String,
+    pub secret: SecretString,
+    /// The server Token of message push; `None` = push disabled for this account.
+    pub token: Option<SecretString>,
+    /// `None` when the account has no `encoding_aes_key` (plaintext mode only).
+    pub keyring: Option<KeyRing>,
+    pub token_api: TokenApi,
+    /// Empty = every host may be signed.
+    pub js_domains: Vec<DomainPattern>,
+    pub oauth_redirects: Vec<String>,
+    pub webhook: Option<WebhookTarget>,
+    pub proxy_allow: Vec<String>,
+    pub verify_files: BTreeMap<String, String>,
+    /// Passive-reply rules in configuration order.
+    pub rules: Vec<Rule>,
+    /// With a key: plaintext pushes are still accepted.
+    pub accept_plaintext: bool,
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("name", &self.name)
+            .field("appid", &self.appid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TryFrom<&AccountSettings> for Account {
+    type Error = ConfigError;
+
+    /// Validates `a` and builds the account; error keys are relative to the account
+    /// (`appid`, `rules[0].regex`, …).
+    fn try_from(a: &AccountSettings) -> Result<Account, ConfigError> {
+        super::validate::accounts::build(a)
+    }
+}
+
+/// Every account by name, in configuration order; cheap to look up (no allocation).
+#[derive(Debug, Default, Clone)]
+pub struct Accounts {
+    by_name: HashMap<String, Arc<Account>>,
+    in_order: Vec<Arc<Account>>,
+}
+
+impl Accounts {
+    /// Keeps `accounts` (names already checked to be unique).
+    pub fn new(accounts: Vec<Account>) -> Accounts {
+        let in_order: Vec<Arc<Account>> = accounts.into_iter().map(Arc::new).collect();
+        let by_name = in_order
+            .iter()
+            .map(|a| (a.name.clone(), Arc::clone(a)))
+            .collect();
+        Accounts { by_name, in_order }
+    }
+
+    /// The account called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Account>> {
+        self.by_name.get(name)
+    }
+
+    /// Every account, in configuration order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Account>> {
+        self.in_order.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.in_order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.in_order.is_empty()
+    }
+}

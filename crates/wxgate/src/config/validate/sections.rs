@@ -1,0 +1,85 @@
+//! The `[storage]`, `[database]`, `[upstream]`, `[push]` and `[api]` keys.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{http_url, within};
+use crate::config::{invalid, ConfigError, Settings};
+
+pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
+    store_url("storage.url", &s.storage.url, true)?;
+    store_url("database.url", &s.database.url, false)?;
+    http_url("upstream.api_base", &s.upstream.api_base)?;
+    http_url("upstream.open_base", &s.upstream.open_base)?;
+    within(
+        "upstream.timeout_ms",
+        s.upstream.timeout_ms,
+        1,
+        60_000,
+        "must be between 1 and 60000 milliseconds",
+    )?;
+    if s.push.dedup_ttl_s == 0 {
+        return Err(invalid(
+            "push.dedup_ttl_s",
+            "must be at least 1 second (WeChat retries within 15 seconds)",
+        ));
+    }
+    api_keys(&s.api.keys)
+}
+
+/// `sqlite:` always; `memory://` and `redis://` for the store (`redis_allowed`), PostgreSQL for
+/// the user database.
+fn store_url(key: &str, value: &str, redis_allowed: bool) -> Result<(), ConfigError> {
+    let ok = value.starts_with("sqlite:")
+        || (redis_allowed && (value == "memory://" || value.starts_with("redis://")))
+        || (!redis_allowed
+            && (value.starts_with("postgres://") || value.starts_with("postgresql://")));
+    if ok {
+        return Ok(());
+    }
+    let expected = if redis_allowed {
+        "expected sqlite://PATH, memory:// or redis://HOST:PORT/DB"
+    } else {
+        "expected sqlite://PATH or postgres://USER@HOST/DB"
+    };
+    Err(invalid(
+        key,
+        format!("{:?}: {expected}", crate::scrub::redact_url(value)),
+    ))
+}
+
+fn api_keys(keys: &[SecretString]) -> Result<(), ConfigError> {
+    for (i, key) in keys.iter().enumerate() {
+        let k = key.expose_secret();
+        if k.trim().is_empty() || k.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                format!("api.keys[{i}]"),
+                "must be a non-empty string without spaces",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls_depend_on_the_section() {
+        assert!(store_url("storage.url", "memory://", true).is_ok());
+        assert!(store_url("storage.url", "redis://h:6379/0", true).is_ok());
+        assert!(store_url("database.url", "redis://h:6379/0", false).is_err());
+        assert!(store_url("database.url", "postgresql://u@h/db", false).is_ok());
+        assert!(store_url("storage.url", "postgres://u@h/db", true).is_err());
+        assert!(store_url("database.url", "sqlite://x.db", false).is_ok());
+    }
+
+    #[test]
+    fn api_keys_name_their_index() {
+        let keys: Vec<SecretString> = vec!["good".into(), "has space".into()];
+        let Err(ConfigError::Invalid { key, .. }) = api_keys(&keys) else {
+            panic!("expected an error");
+        };
+        assert_eq!(key, "api.keys[1]");
+    }
+}

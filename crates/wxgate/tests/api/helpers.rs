@@ -18,7 +18,6 @@ pub const APPID: &str = "wx1234567890abcdef";
 pub const SECRET: &str = "the-app-secret-0123456789abcdef";
 pub const API_KEY: &str = "test-api-key-0123456789";
 pub const TOKEN: &str = "pushtoken123";
-#[allow(dead_code)]
 pub const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 
 /// The mock WeChat API, started in this process with the test account.
@@ -145,10 +144,8 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     /// The running gateway's state (its store, user database, credentials).
-    #[allow(dead_code)]
     pub state: AppState,
     /// `http://` + the address of `server.metrics_listen`, when set.
-    #[allow(dead_code)]
     pub metrics_base: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
@@ -161,7 +158,6 @@ pub async fn spawn_app(config: &GatewayConfig) -> TestApp {
 
 /// Like [`spawn_app`], with a last word on the settings (for values `GatewayConfig` has no
 /// field for).
-#[allow(dead_code)]
 pub async fn spawn_app_with(config: &GatewayConfig, tune: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_app_full(config, None, |s, _| tune(s)).await
 }
@@ -327,7 +323,6 @@ impl GatewayProcess {
     }
 
     /// The operating system's id of the process, while it runs.
-    #[allow(dead_code)]
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }
@@ -339,7 +334,6 @@ impl GatewayProcess {
 
     /// Sends SIGTERM and waits up to `limit` for the process to exit: its exit status (`None`
     /// if it was still running, then it is killed), how long it took, and everything it logged.
-    #[allow(dead_code)]
     pub async fn terminate_within(
         self,
         limit: Duration,
@@ -354,7 +348,6 @@ impl GatewayProcess {
     }
 
     /// Waits up to `limit` for the process to exit by itself; as [`Self::terminate_within`].
-    #[allow(dead_code)]
     pub async fn exit_within(
         mut self,
         limit: Duration,
@@ -375,7 +368,6 @@ impl GatewayProcess {
 
     /// Runs `wxgate serve` with a config that is expected to fail at start: its exit status and
     /// everything it printed to stderr.
-    #[allow(dead_code)]
     pub async fn run_failing(config: &GatewayConfig) -> (std::process::ExitStatus, String) {
         let dir = tempfile::tempdir().unwrap();
         let path: PathBuf = dir.path().join("wxgate.toml");
@@ -435,7 +427,6 @@ pub fn unique_prefix() -> String {
 
 /// A webhook in this process that answers `answer` after `delay`; its URL (path `/hook`) and
 /// the number of calls it got so far.
-#[allow(dead_code)]
 pub async fn start_webhook(
     delay: Duration,
     answer: Value,
@@ -464,7 +455,6 @@ pub async fn start_webhook(
 }
 
 /// The account line that sends pushes to the webhook at `url`.
-#[allow(dead_code)]
 pub fn webhook_account_extra(url: &str, timeout_ms: u64) -> String {
     format!(
         "webhook = {{ url = \"{url}\", secret = \"webhook-secret-123\", timeout_ms = {timeout_ms} }}\n"
@@ -473,7 +463,6 @@ pub fn webhook_account_extra(url: &str, timeout_ms: u64) -> String {
 
 /// Sends what WeChat sends for a plaintext text message from `openid` to the account `main`
 /// (signed with [`TOKEN`]); the answer's status and body.
-#[allow(dead_code)]
 pub async fn send_plain_push(base: &str, openid: &str, content: &str) -> (u16, String) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

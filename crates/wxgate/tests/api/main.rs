@@ -1,11 +1,27 @@
 //! One integration-test binary: real gateways on port 0, the real mock WeChat API, real stores.
+//! Each area is a module; all share the harness in `helpers` (and `web_support` for the
+//! browser-facing routes). Tests run side by side in this one process, so none may change
+//! process-wide state (environment, current directory, a global subscriber) or measure this
+//! process's memory: what a test must observe alone runs as a `wxgate serve` child process.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod browser;
 mod credentials;
 mod helpers;
+mod jssdk;
 mod log_secrets;
 mod metrics_access;
+mod mock_wechat;
 mod multi_instance;
+mod oauth;
+mod oauth_state;
+mod proxy;
+mod public_errors;
+mod push;
 mod server_limits;
 mod shutdown;
+mod store;
+mod upstream_client;
+mod users;
+mod web_support;

@@ -3,17 +3,13 @@
 //! altered, foreign and expired ones are refused) bound to the browser that started the login
 //! by a cookie, and a `wxgate_code` planted in the redirect in encoded form never reaches the
 //! page.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
-mod web_support;
-
-use helpers::{http_client, start_mock, GatewayConfig, APPID};
+use crate::helpers::{http_client, start_mock, GatewayConfig, APPID};
+use crate::web_support::{
+    authorize, browser, hit, query_param, spawn_web_app, spawn_web_app_with, WebCalls,
+};
 use reqwest::header::{COOKIE, SET_COOKIE};
 use secrecy::SecretString;
-use web_support::{authorize, browser, hit, query_param, spawn_web_app, spawn_web_app_with};
 use wxgate::oauth::state_token::{self, Login, StateKey};
 use wxgate_proto::oauth::Scope;
 
@@ -108,7 +104,7 @@ async fn a_redirect_over_2048_bytes_is_refused() {
 }
 
 /// A callback URL for `state` from the mock's authorize step (WeChat echoes the state).
-async fn callback_for(app: &web_support::WebApp, state: &str) -> String {
+async fn callback_for(app: &crate::web_support::WebApp, state: &str) -> String {
     let settings = &app.state.settings;
     let authorize_url = wxgate_proto::oauth::authorize_url(
         &settings.upstream.open_base,
@@ -293,7 +289,7 @@ async fn an_https_public_url_gets_a_host_prefixed_secure_cookie() {
         assert!(set_cookie.contains(attribute), "{set_cookie}");
     }
     assert!(!set_cookie.contains("Domain="), "{set_cookie}");
-    let location = web_support::location(&resp);
+    let location = crate::web_support::location(&resp);
     assert!(
         location.contains(&wxgate_proto::oauth::encode_query_value(
             "https://wx.example.com/oauth/main/callback"

@@ -5,18 +5,12 @@
 //!
 //! Set `WXGATE_TEST_CHROMIUM=/usr/bin/chromium` (CI does); unset, the browser test is skipped
 //! with a printed reason; set to something that does not run, it fails.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
-mod web_support;
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use helpers::{start_mock, GatewayConfig, APPID};
-use web_support::{spawn_web_app, spawn_web_app_with, WebApp};
+use crate::helpers::{start_mock, GatewayConfig, APPID};
+use crate::web_support::{spawn_web_app, spawn_web_app_with, WebApp, WebCalls};
 use wxgate::mock::MockWechat;
 
 /// `WXGATE_TEST_CHROMIUM`, or `None` after printing why the test skips.
@@ -172,7 +166,7 @@ async fn the_demo_redeems_codes_server_side_and_is_absent_from_a_normal_gateway(
     let html = resp.text().await.unwrap();
     assert!(html.contains("\"account\":\"main\""));
     assert!(
-        !html.contains(helpers::API_KEY),
+        !html.contains(crate::helpers::API_KEY),
         "the page never holds the API key"
     );
     let (status, body) = app.get("/demo/login-result?code=nope").await;

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Message push end to end over HTTP: a real gateway (in-process, or two of them on Redis) is
 //! sent what WeChat sends — signed, and in safe/compatible mode encrypted, with the helpers
 //! below playing WeChat — and its answers are checked byte for byte where the protocol fixes
@@ -6,10 +5,6 @@
 //! header; late replies are read back from the mock WeChat API's customer-service endpoint;
 //! follower records are read from the gateway's own database (SQLite, and PostgreSQL when
 //! `WXGATE_TEST_POSTGRES_URL` is set).
-
-#[path = "api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,7 +24,7 @@ use wxgate_proto::signature::{msg_signature, signature};
 use wxgate_proto::xml::Fields;
 use wxgate_proto::{ParsedReply, Reply};
 
-use helpers::{spawn_app, start_mock, GatewayConfig, TestApp, AES_KEY, APPID, TOKEN};
+use crate::helpers::{spawn_app, start_mock, GatewayConfig, TestApp, AES_KEY, APPID, TOKEN};
 
 const OLD_AES_KEY: &str = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut";
 const OTHER_APPID: &str = "wx9999999999999999";
@@ -101,7 +96,7 @@ impl Wechat {
             account: "main".into(),
             token: TOKEN.into(),
             appid: APPID.into(),
-            http: helpers::http_client(),
+            http: crate::helpers::http_client(),
         }
     }
 
@@ -887,9 +882,9 @@ async fn a_push_stamped_far_from_the_gateway_clock_is_answered_at_the_gateway_ti
 
 #[tokio::test]
 async fn retries_are_deduplicated_across_two_gateway_instances_sharing_redis() {
-    let Some(redis) =
-        helpers::redis_url("retries_are_deduplicated_across_two_gateway_instances_sharing_redis")
-    else {
+    let Some(redis) = crate::helpers::redis_url(
+        "retries_are_deduplicated_across_two_gateway_instances_sharing_redis",
+    ) else {
         return;
     };
     let mut hook = Hook::answering(json!({"reply": {"type": "text", "content": "once"}}));
@@ -898,7 +893,7 @@ async fn retries_are_deduplicated_across_two_gateway_instances_sharing_redis() {
     let (_mock, mock_addr) = start_mock().await;
     let mut config = GatewayConfig::new(mock_addr);
     config.storage_url = redis;
-    config.key_prefix = helpers::unique_prefix();
+    config.key_prefix = crate::helpers::unique_prefix();
     config.account_extra = format!("{}{}", aes_extra(), webhook_extra(addr, 3000));
     let a = spawn_app(&config).await;
     let b = spawn_app(&config).await;

@@ -1,7 +1,6 @@
 //! The WeChat client against a scripted HTTP server (wiremock): the request shapes WeChat
 //! expects, the answer shapes it gives, which failures are retried and how often, and that
 //! no secret leaks into an error.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,19 +1,13 @@
 //! JS-SDK routes against a real gateway and the mock WeChat API: the SPEC's `config`
 //! contract (shape, byte-for-byte URLs, errors, CORS), `diagnose`, `wxgate.js`, and one
 //! upstream fetch for a crowd of cold requests.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
-mod web_support;
 
 use std::collections::BTreeSet;
 
-use helpers::{start_mock, start_mock_with, GatewayConfig};
+use crate::helpers::{start_mock, start_mock_with, GatewayConfig};
+use crate::web_support::{spawn_web_app, WebApp, WebCalls};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::Value;
-use web_support::{spawn_web_app, WebApp};
 use wxgate::mock::MockAccount;
 use wxgate_proto::jssdk::sign;
 
@@ -78,7 +72,7 @@ async fn config_answers_the_spec_shape_signed_with_the_current_ticket() {
             "url"
         ])
     );
-    assert_eq!(body["appId"], helpers::APPID);
+    assert_eq!(body["appId"], crate::helpers::APPID);
     assert!(body["timestamp"].is_u64(), "timestamp is a JSON integer");
     let now = wxgate::domain::unix_now() as u64;
     assert!(body["timestamp"].as_u64().unwrap().abs_diff(now) <= 5);

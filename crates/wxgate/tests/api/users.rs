@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Conformance suite of the user-records database (`wxgate::users`), run against real databases:
 //! every case runs on a fresh SQLite file, and on PostgreSQL in a fresh schema when
 //! `WXGATE_TEST_POSTGRES_URL` is set (e.g. `postgres://postgres@127.0.0.1:5432/test`). Without

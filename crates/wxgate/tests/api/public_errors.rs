@@ -2,16 +2,10 @@
 //! the mock WeChat API: the caller gets the code, status and WeChat's errcode but a generic
 //! message, never the operator's hint (the egress IP of a 40164); the authenticated API still
 //! names the IP.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
-mod web_support;
-
-use helpers::{start_mock, GatewayConfig};
+use crate::helpers::{start_mock, GatewayConfig};
+use crate::web_support::{authorize, hit, spawn_web_app, WebCalls};
 use serde_json::Value;
-use web_support::{authorize, hit, spawn_web_app};
 use wxgate::mock::Fault;
 
 /// The egress IP the mock names in its 40164 errmsg.

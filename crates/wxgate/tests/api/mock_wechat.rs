@@ -1,7 +1,6 @@
 //! The built-in WeChat mock, driven over real HTTP (reqwest) and through the real
 //! `WechatClient`: token rotation and idempotence rules, limits, tickets, OAuth, faults, outage
 //! mode and the `/__mock/*` controls other processes use.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,7 +1,6 @@
 //! Harness additions for the browser-facing tests (JS-SDK, OAuth, the demo page): the calls
 //! they make on the shared harness's gateway, and the steps of a login followed by hand. Their
 //! HTTP client keeps cookies like a browser (a login is bound to the browser that started it).
-#![allow(dead_code)]
 
 use reqwest::header::LOCATION;
 use serde_json::Value;
@@ -40,13 +39,30 @@ pub fn browser() -> reqwest::Client {
         .unwrap()
 }
 
-impl TestApp {
-    pub fn url(&self, path: &str) -> String {
+/// The calls of the web tests on the shared harness's gateway (a trait, as `proxy`'s
+/// `ProxyCalls` is, so each area's calls are in scope only where that area imports them).
+pub trait WebCalls {
+    fn url(&self, path: &str) -> String;
+
+    /// GET with the API key; status and JSON body (`Null` when not JSON).
+    async fn api_get(&self, path: &str) -> (u16, Value);
+
+    /// GET without credentials; status and JSON body.
+    async fn get(&self, path_and_query: &str) -> (u16, Value);
+
+    /// The account's current jsapi ticket, from the business API.
+    async fn jsapi_ticket(&self, account: &str) -> String;
+
+    /// `GET /oauth/{account}/login?redirect=..&scope=..`: the authorize URL it redirects to.
+    async fn start_login(&self, account: &str, redirect: &str, scope: Option<&str>) -> String;
+}
+
+impl WebCalls for TestApp {
+    fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    /// GET with the API key; status and JSON body (`Null` when not JSON).
-    pub async fn api_get(&self, path: &str) -> (u16, Value) {
+    async fn api_get(&self, path: &str) -> (u16, Value) {
         let resp = self
             .http
             .get(self.api(path))
@@ -58,8 +74,7 @@ impl TestApp {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
-    /// GET without credentials; status and JSON body.
-    pub async fn get(&self, path_and_query: &str) -> (u16, Value) {
+    async fn get(&self, path_and_query: &str) -> (u16, Value) {
         let resp = self
             .http
             .get(self.url(path_and_query))
@@ -70,15 +85,13 @@ impl TestApp {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
-    /// The account's current jsapi ticket, from the business API.
-    pub async fn jsapi_ticket(&self, account: &str) -> String {
+    async fn jsapi_ticket(&self, account: &str) -> String {
         let (status, body) = self.api_get(&format!("{account}/tickets/jsapi")).await;
         assert_eq!(status, 200, "{body}");
         body["ticket"].as_str().unwrap().to_owned()
     }
 
-    /// `GET /oauth/{account}/login?redirect=..&scope=..`: the authorize URL it redirects to.
-    pub async fn start_login(&self, account: &str, redirect: &str, scope: Option<&str>) -> String {
+    async fn start_login(&self, account: &str, redirect: &str, scope: Option<&str>) -> String {
         let mut query = vec![("redirect", redirect)];
         if let Some(s) = scope {
             query.push(("scope", s));

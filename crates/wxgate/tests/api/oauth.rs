@@ -2,18 +2,12 @@
 //! every redirect by hand: the SPEC flow for both scopes, snapshot users, repeated and
 //! concurrent callbacks, forged / reused states, redirect tricks, one-time codes and
 //! pagination. The state token, its browser binding and expiry are in `oauth_state.rs`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
-mod web_support;
 
 use std::time::Duration;
 
-use helpers::{start_mock, start_mock_with, GatewayConfig, APPID};
+use crate::helpers::{start_mock, start_mock_with, GatewayConfig, APPID};
+use crate::web_support::{authorize, hit, query_param, spawn_web_app, WebApp, WebCalls};
 use serde_json::Value;
-use web_support::{authorize, hit, query_param, spawn_web_app, WebApp};
 use wxgate::mock::{MockAccount, MockWechat};
 use wxgate::users::LoginProfile;
 

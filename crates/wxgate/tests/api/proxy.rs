@@ -1,11 +1,6 @@
 //! The token-free WeChat API proxy and the domain verification files, end to end: real
 //! gateways (in-process, or as `wxgate serve` processes for the memory tests) in front of the
 //! mock WeChat API.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[allow(dead_code)]
-#[path = "api/helpers.rs"]
-mod helpers;
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +10,7 @@ use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wxgate::mock::{media_byte, Fault};
 
-use helpers::{
+use crate::helpers::{
     http_client, spawn_app, spawn_app_with, start_mock, GatewayConfig, TestApp, API_KEY, APPID,
 };
 
@@ -48,7 +43,7 @@ impl ProxyCalls for TestApp {
 
     async fn api_json(&self, path: &str) -> Value {
         let url = format!("{}/api/v1/accounts/main/{path}", self.base);
-        helpers::get_json(&self.http, &url).await.1
+        crate::helpers::get_json(&self.http, &url).await.1
     }
 }
 
@@ -638,9 +633,9 @@ async fn the_request_id_is_answered_and_a_callers_own_id_kept() {
 #[tokio::test]
 async fn a_failed_call_is_logged_with_wechat_rid_and_request_id_but_never_the_token() {
     let (mock, addr) = start_mock().await;
-    let gw = helpers::GatewayProcess::start(&GatewayConfig::new(addr)).await;
+    let gw = crate::helpers::GatewayProcess::start(&GatewayConfig::new(addr)).await;
     let http = http_client();
-    let (_, token) = helpers::get_json(&http, &gw.api("main/access_token")).await;
+    let (_, token) = crate::helpers::get_json(&http, &gw.api("main/access_token")).await;
     let token = token["access_token"].as_str().unwrap().to_owned();
     mock.inject_fault("cgi-bin/menu/get", Fault::Errcode(45009));
     let resp = http
@@ -676,7 +671,7 @@ async fn a_failed_call_is_logged_with_wechat_rid_and_request_id_but_never_the_to
 #[tokio::test]
 async fn a_failed_call_without_a_callers_id_is_logged_with_the_id_it_was_answered_with() {
     let (mock, addr) = start_mock().await;
-    let gw = helpers::GatewayProcess::start(&GatewayConfig::new(addr)).await;
+    let gw = crate::helpers::GatewayProcess::start(&GatewayConfig::new(addr)).await;
     let http = http_client();
     mock.inject_fault("cgi-bin/menu/get", Fault::Errcode(45009));
     let resp = http
@@ -846,13 +841,13 @@ verify_files = { "MP_verify_Zz9.txt" = "Zz9" }
 // ---- memory: a real `wxgate serve` process ----
 
 /// A `wxgate serve` process (the shared harness's) whose memory can be read.
-struct Process(helpers::GatewayProcess);
+struct Process(crate::helpers::GatewayProcess);
 
 impl Process {
     async fn start(config: &GatewayConfig, max_body_bytes: u64) -> Self {
         let mut config = config.clone();
         config.max_body_bytes = max_body_bytes;
-        Process(helpers::GatewayProcess::start(&config).await)
+        Process(crate::helpers::GatewayProcess::start(&config).await)
     }
 
     fn wechat(&self, path: &str) -> String {

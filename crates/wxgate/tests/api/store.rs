@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Conformance tests for the [`Store`] backends, always against the real thing: the in-process
 //! map, a fresh SQLite file (opened by several handles and by several OS processes at once), and
 //! a real Redis server when `WXGATE_TEST_REDIS_URL` is set (e.g. `redis://127.0.0.1:6379/0`).
@@ -784,7 +783,8 @@ async fn sqlite_wal_stays_bounded_under_writes() {
     drop(s);
 }
 
-/// Spawns `n` copies of this test binary running only `sqlite_process_child` in `mode` on `db`,
+/// Spawns `n` copies of this test binary running only `sqlite_process_child` in `mode` on `db`
+/// (named as libtest knows it in the one test binary: by its module path),
 /// waits for all of them and returns their stdout lines.
 async fn run_children(n: usize, mode: &str, db: &Path) -> Vec<String> {
     let exe = std::env::current_exe().unwrap();
@@ -792,7 +792,7 @@ async fn run_children(n: usize, mode: &str, db: &Path) -> Vec<String> {
     for id in 0..n {
         children.push(
             tokio::process::Command::new(&exe)
-                .args(["--exact", "sqlite_process_child", "--nocapture"])
+                .args(["--exact", "store::sqlite_process_child", "--nocapture"])
                 .env(CHILD_DB_ENV, db)
                 .env(CHILD_ID_ENV, id.to_string())
                 .env(CHILD_MODE_ENV, mode)

@@ -60,8 +60,8 @@ pub trait Dialect: Database {
     const LABEL: &'static str;
     /// The collation that orders `openid` by its bytes.
     const BYTE_ORDER: &'static str;
-    /// `CREATE TABLE IF NOT EXISTS wxgate_schema_migrations (...)` in the backend's types.
-    const MIGRATIONS_TABLE: &'static str;
+    /// The backend's 64-bit integer column type.
+    const INTEGER: &'static str;
     /// How many rows a statement changed.
     fn rows_affected(done: &Self::QueryResult) -> u64;
 }
@@ -70,11 +70,7 @@ impl Dialect for Sqlite {
     const LABEL: &'static str = "sqlite";
     /// BINARY (the default for TEXT) compares the UTF-8 bytes.
     const BYTE_ORDER: &'static str = "BINARY";
-    const MIGRATIONS_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS wxgate_schema_migrations (
-    version INTEGER PRIMARY KEY NOT NULL,
-    description TEXT NOT NULL,
-    applied_at INTEGER NOT NULL
-)";
+    const INTEGER: &'static str = "INTEGER";
     fn rows_affected(done: &Self::QueryResult) -> u64 {
         done.rows_affected()
     }
@@ -85,11 +81,7 @@ impl Dialect for Postgres {
     /// `openid` has this collation already (see the migration); naming it keeps the order
     /// whatever the database's default.
     const BYTE_ORDER: &'static str = "\"C\"";
-    const MIGRATIONS_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS wxgate_schema_migrations (
-    version BIGINT PRIMARY KEY NOT NULL,
-    description TEXT NOT NULL,
-    applied_at BIGINT NOT NULL
-)";
+    const INTEGER: &'static str = "BIGINT";
     fn rows_affected(done: &Self::QueryResult) -> u64 {
         done.rows_affected()
     }
@@ -292,7 +284,15 @@ where
     usize: ColumnIndex<DB::Row>,
 {
     let fail = |what: &str, e: sqlx::Error| format!("{what}: {e}");
-    conn.execute(DB::MIGRATIONS_TABLE)
+    let table = format!(
+        "CREATE TABLE IF NOT EXISTS wxgate_schema_migrations (
+            version {int} PRIMARY KEY NOT NULL,
+            description TEXT NOT NULL,
+            applied_at {int} NOT NULL
+        )",
+        int = DB::INTEGER
+    );
+    conn.execute(table.as_str())
         .await
         .map_err(|e| fail("creating wxgate_schema_migrations", e))?;
     let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM wxgate_schema_migrations")

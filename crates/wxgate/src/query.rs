@@ -8,7 +8,7 @@
 //! the WHATWG form decoder) — nothing more, nothing re-encoded afterwards. Bytes that do not
 //! decode to UTF-8 are refused rather than silently replaced (a replaced byte would sign a URL
 //! the browser never had). A value without `+` or `%` is borrowed; any other costs one
-//! allocation (two only when it holds both a `+` and a `%` escape).
+//! allocation.
 
 use std::borrow::Cow;
 
@@ -61,17 +61,21 @@ fn split(pair: &str) -> (&str, &str) {
     pair.split_once('=').unwrap_or((pair, ""))
 }
 
-/// Form-decodes one key or value: `+` → space, then `%XX` once.
+/// Form-decodes one key or value: `+` → space, then `%XX` once. A `+` is never part of an
+/// escape, so decoding the pieces between `+`s is decoding the whole; into one buffer of the
+/// input's length (the output is never longer), so at most one allocation.
 fn decode(s: &str) -> Result<Cow<'_, str>, ()> {
-    if !s.contains('+') {
-        return percent_decode_str(s).decode_utf8().map_err(|_| ());
+    if !s.contains(['+', '%']) {
+        return Ok(Cow::Borrowed(s));
     }
-    let spaced = s.replace('+', " ");
-    match Cow::from(percent_decode_str(&spaced)) {
-        // Nothing was %-decoded: `spaced` is the answer, already UTF-8.
-        Cow::Borrowed(_) => Ok(Cow::Owned(spaced)),
-        Cow::Owned(bytes) => String::from_utf8(bytes).map(Cow::Owned).map_err(|_| ()),
+    let mut out = Vec::with_capacity(s.len());
+    for (i, piece) in s.split('+').enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.extend(percent_decode_str(piece));
     }
+    String::from_utf8(out).map(Cow::Owned).map_err(|_| ())
 }
 
 #[cfg(test)]

@@ -998,6 +998,21 @@ async fn webhook_answers_without_a_reply_and_webhook_failures_give_success() {
     app.stop().await;
 }
 
+/// The first customer-service message the mock WeChat API received, waiting up to 15 s.
+async fn first_custom_message(mock: &wxgate::mock::MockWechat) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(m) = mock.custom_messages().first() {
+            return m.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no customer-service message arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_slow_webhook_gets_success_in_time_and_its_late_reply_goes_out_as_a_customer_service_message(
 ) {
@@ -1019,18 +1034,7 @@ async fn a_slow_webhook_gets_success_in_time_and_its_late_reply_goes_out_as_a_cu
         took < Duration::from_millis(1200),
         "answered after {took:?}"
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let sent = loop {
-        let msgs = mock.custom_messages();
-        if let Some(m) = msgs.first() {
-            break m.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no customer-service message arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let sent = first_custom_message(&mock).await;
     assert_eq!(
         sent,
         json!({"touser": "oJudy", "msgtype": "text", "text": {"content": "sorry I'm late"}})
@@ -1058,17 +1062,7 @@ async fn a_late_reply_whose_token_was_invalidated_goes_out_after_one_refresh() {
         .send(&wx.safe(&text_xml("oKate", "slow?", msg_id())))
         .await;
     assert_eq!((s, body.as_str()), (200, "success"));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let sent = loop {
-        if let Some(m) = mock.custom_messages().first() {
-            break m.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no customer-service message arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let sent = first_custom_message(&mock).await;
     assert_eq!(
         sent,
         json!({"touser": "oKate", "msgtype": "text", "text": {"content": "late again"}})

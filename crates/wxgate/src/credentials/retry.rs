@@ -52,17 +52,6 @@ pub enum Fresh<R> {
     NotRetried { first: R, why: NotRetried },
 }
 
-impl<R> Fresh<R> {
-    /// The answer of the last attempt, whatever happened.
-    pub fn last(self) -> R {
-        match self {
-            Fresh::First(r)
-            | Fresh::Retried { second: r, .. }
-            | Fresh::NotRetried { first: r, .. } => r,
-        }
-    }
-}
-
 impl CredentialManager {
     /// Runs `call` with `account`'s current access token; when `rejected` says its answer is
     /// WeChat refusing that token, runs the guarded refresh (reporting that token) and, as

@@ -15,6 +15,7 @@ pub mod mock;
 pub mod oauth;
 pub mod proxy;
 pub mod push;
+pub mod query;
 pub mod scrub;
 pub mod server;
 pub mod startup;

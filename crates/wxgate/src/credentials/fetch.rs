@@ -13,8 +13,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    history, AccountCreds, Credential, CredentialError, CredentialManager, Lease, Slot,
-    FORCED_REFRESH_GUARD, WAIT_POLL,
+    history, AccountCreds, Again, Credential, CredentialError, CredentialManager, Fresh, Lease,
+    NotRetried, Slot, FORCED_REFRESH_GUARD, WAIT_POLL,
 };
 use crate::domain::{lock, redact, unix_now, unix_now_ms, CredentialKind, TokenApi};
 use crate::store::StoreError;
@@ -84,20 +84,31 @@ impl CredentialManager {
         let issued = match slot.kind.ticket() {
             None => self.fetch_access_token(acct, reported_invalid).await,
             Some(ticket) => {
-                let token = Box::pin(self.get(account, CredentialKind::AccessToken)).await?;
-                let secret = SecretString::from(token.value.clone());
-                match self.client.ticket(account, &secret, ticket).await {
-                    Err(e) if e.is_token_invalid() => {
+                let client = &self.client;
+                let fetch = |token: SecretString| async move {
+                    client.ticket(account, &token, ticket).await
+                };
+                let rejected = |r: &Result<_, UpstreamError>| {
+                    r.as_ref().is_err_and(UpstreamError::is_token_invalid)
+                };
+                match self
+                    .with_fresh_token(account, Again::Always, fetch, rejected)
+                    .await?
+                {
+                    Fresh::First(issued) => issued,
+                    Fresh::Retried { first, second } => {
                         // The token we used was rejected: one guarded token refresh, one retry.
-                        tracing::warn!(account, credential = %slot.kind, errcode = ?e.wechat_errcode(),
-                            "ticket fetch rejected the access_token; refreshing it once");
-                        let fresh =
-                            Box::pin(self.refresh_access_token(account, Some(&token.value)))
-                                .await?;
-                        let secret = SecretString::from(fresh.value.clone());
-                        self.client.ticket(account, &secret, ticket).await
+                        tracing::warn!(account, credential = %slot.kind,
+                            errcode = ?first.err().and_then(|e| e.wechat_errcode()),
+                            "ticket fetch rejected the access_token; refreshed it and retried once");
+                        second
                     }
-                    other => other,
+                    Fresh::NotRetried {
+                        why: NotRetried::RefreshFailed(e),
+                        ..
+                    } => return Err(e),
+                    // `Again::Always` retries after every successful refresh.
+                    Fresh::NotRetried { first, .. } => first,
                 }
             }
         };

@@ -44,6 +44,7 @@ mod fetch;
 mod history;
 mod lease;
 mod refresh;
+mod retry;
 mod status;
 
 use std::collections::HashMap;
@@ -57,6 +58,7 @@ use serde::{Deserialize, Serialize};
 use self::cache::CachedCredential;
 use self::failures::FailureMemory;
 use self::lease::Lease;
+pub use self::retry::{Again, Fresh, NotRetried};
 pub use self::status::{CredentialStatus, ErrorRecord};
 use crate::config::{Account, Accounts};
 use crate::domain::{lock, redact, unix_now, CredentialKind};

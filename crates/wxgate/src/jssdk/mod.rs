@@ -18,7 +18,6 @@
 pub mod cors;
 pub mod diagnose;
 pub mod page;
-pub mod query;
 pub mod sign;
 
 use axum::extract::{Path, RawQuery, State};
@@ -33,6 +32,7 @@ use self::page::PageUrl;
 use crate::config::Account;
 use crate::domain::CredentialKind;
 use crate::http::{ApiError, ApiResult, AppState};
+use crate::query;
 
 /// The browser script, served as is; it reads the gateway and account from its own URL.
 const SCRIPT: &str = include_str!("wxgate.js");

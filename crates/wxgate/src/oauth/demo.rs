@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use super::flow;
 use crate::config::Account;
 use crate::http::{ApiError, ApiResult, AppState};
-use crate::jssdk::query;
+use crate::query;
 
 const PAGE: &str = include_str!("demo.html");
 const PLACEHOLDER: &str = "/*WXGATE_DEMO*/null";

@@ -32,7 +32,7 @@ use wxgate_proto::oauth::Scope;
 
 use self::flow::Outcome;
 use crate::http::{ApiError, ApiResult, AppState};
-use crate::jssdk::query;
+use crate::query;
 use crate::users::MAX_LIST_LIMIT;
 
 /// Page size of `users` when no `limit` is given.

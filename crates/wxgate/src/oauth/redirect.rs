@@ -9,8 +9,10 @@
 //! careful parser — backslashes, whitespace, control characters — are refused outright. An
 //! account without `oauth_redirects` allows no redirect at all.
 
-use percent_encoding::{percent_decode_str, utf8_percent_encode, CONTROLS};
+use percent_encoding::{utf8_percent_encode, CONTROLS};
 use url::Url;
+
+use crate::query;
 
 /// Whether `redirect` is allowed by one of `prefixes` (see the module documentation).
 pub fn allowed(prefixes: &[String], redirect: &str) -> bool {
@@ -73,9 +75,7 @@ pub fn with_param(redirect: &str, name: &str, value: &str) -> String {
             let kept: Vec<&str> = q
                 .split('&')
                 .filter(|p| {
-                    let key = p.split('=').next().unwrap_or_default();
-                    let key = percent_decode_str(key).decode_utf8_lossy();
-                    key != "wxgate_code" && key != "wxgate_error"
+                    !query::is_named(p, "wxgate_code") && !query::is_named(p, "wxgate_error")
                 })
                 .collect();
             let kept = kept.join("&");

@@ -11,10 +11,10 @@
 //!   from the last request byte sent to the response headers, and between two chunks of either
 //!   body — so a slow WeChat answers 504 `upstream_unavailable` but a long download or upload
 //!   that keeps moving is not cut (a whole transfer is capped at [`TRANSFER_CAP`]);
-//! - **one retry, never a loop**: errcode 40001/40014/42001 in a JSON answer triggers one
-//!   guarded refresh (`refresh_access_token(account, Some(token_used))`, so a burst of failing
-//!   calls causes at most one fetch) and, when the body can be replayed and the token changed,
-//!   exactly one more attempt. A body that was streamed is not replayed: the caller gets
+//! - **one retry, never a loop**: a token errcode (40001/40014/42001) in a JSON answer triggers
+//!   the credential manager's one refresh-and-retry (`CredentialManager::with_fresh_token`: a
+//!   guarded refresh reporting the token used, so a burst of failing calls causes at most one
+//!   fetch) and, when the body can be replayed and the token changed, exactly one more attempt. A body that was streamed is not replayed: the caller gets
 //!   WeChat's answer with an `X-Wxgate-Hint` header, and the token is refreshed all the same so
 //!   its own retry works;
 //! - **nothing secret leaks**: the caller's `Authorization` (its wxgate API key) and other
@@ -23,7 +23,7 @@
 //!   transport errors are rendered by [`crate::scrub::reqwest_error`], without the URL.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -32,15 +32,16 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::path::{upstream_query, WechatPath};
-use crate::credentials::ErrorRecord;
-use crate::domain::{unix_now, CredentialKind};
+use crate::credentials::{Again, ErrorRecord, Fresh, NotRetried};
+use crate::domain::{lock, unix_now};
 use crate::http::{ApiError, AppState};
 use crate::scrub::reqwest_error;
-use crate::upstream::UpstreamError;
+use crate::upstream::{is_token_invalid_errcode, UpstreamError};
 
 /// Request bodies up to this size are read whole and may be sent twice (token retry).
 pub const REPLAY_MAX: usize = 64 * 1024;
@@ -105,45 +106,53 @@ pub async fn forward(call: Call<'_>, body: Body) -> Result<Response, ApiError> {
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::BodyTooLarge(limit));
     }
-    let mut outgoing = Outgoing::prepare(body, declared, limit).await?;
-    let token = call
-        .state
-        .creds
-        .get(call.account, CredentialKind::AccessToken)
-        .await?;
-    let first = call.attempt(&token.value, &mut outgoing).await?;
-    let Some(errcode) = first.token_errcode() else {
-        return Ok(first.into_response(None));
+    let outgoing = Outgoing::prepare(body, declared, limit).await?;
+    let again = if outgoing.is_replayable() {
+        Again::IfTokenChanged
+    } else {
+        Again::Never
     };
-    let fresh = match call
+    let attempt = |token: SecretString| call.attempt(token, &outgoing);
+    let rejected =
+        |r: &Result<Answer, ApiError>| r.as_ref().is_ok_and(|a| a.token_errcode().is_some());
+    let answered = call
         .state
         .creds
-        .refresh_access_token(call.account, Some(&token.value))
-        .await
-    {
-        Ok(fresh) => fresh,
-        Err(e) => {
-            tracing::warn!(account = call.account, path = %call.path.decoded, errcode, error = %e,
-                request_id = call.request_id.as_deref().unwrap_or("-"),
-                "proxied call hit a token error and the refresh failed");
-            return Ok(first.into_response(Some(HINT_REFRESH_FAILED)));
+        .with_fresh_token(call.account, again, attempt, rejected)
+        .await?;
+    let request_id = call.request_id.as_deref().unwrap_or("-");
+    let (answer, hint) = match answered {
+        Fresh::First(answer) => (answer?, None),
+        Fresh::Retried { first, second } => {
+            let errcode = first.ok().and_then(|a| a.token_errcode());
+            tracing::info!(account = call.account, path = %call.path.decoded, errcode, request_id,
+                "proxied call hit a token error; retried once with the refreshed token");
+            let second = second?;
+            let hint = second.token_errcode().map(|_| HINT_RETRY_REJECTED);
+            (second, hint)
+        }
+        Fresh::NotRetried { first, why } => {
+            let first = first?;
+            let errcode = first.token_errcode();
+            let hint = match why {
+                NotRetried::RefreshFailed(e) => {
+                    tracing::warn!(account = call.account, path = %call.path.decoded, errcode,
+                        error = %e, request_id,
+                        "proxied call hit a token error and the refresh failed");
+                    HINT_REFRESH_FAILED
+                }
+                NotRetried::NotRepeatable => {
+                    tracing::warn!(account = call.account, path = %call.path.decoded, errcode,
+                        request_id,
+                        "proxied call hit a token error; token refreshed, streamed body not retried");
+                    HINT_NOT_REPLAYED
+                }
+                NotRetried::SameToken => HINT_SAME_TOKEN,
+            };
+            (first, Some(hint))
         }
     };
-    if !outgoing.is_replayable() {
-        tracing::warn!(account = call.account, path = %call.path.decoded, errcode,
-            request_id = call.request_id.as_deref().unwrap_or("-"),
-            "proxied call hit a token error; token refreshed, streamed body not retried");
-        return Ok(first.into_response(Some(HINT_NOT_REPLAYED)));
-    }
-    if fresh.value == token.value {
-        return Ok(first.into_response(Some(HINT_SAME_TOKEN)));
-    }
-    tracing::info!(account = call.account, path = %call.path.decoded, errcode,
-        request_id = call.request_id.as_deref().unwrap_or("-"),
-        "proxied call hit a token error; retrying once with the refreshed token");
-    let second = call.attempt(&fresh.value, &mut outgoing).await?;
-    let hint = second.token_errcode().map(|_| HINT_RETRY_REJECTED);
-    Ok(second.into_response(hint))
+    Ok(answer.into_response(hint))
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
@@ -186,9 +195,10 @@ impl Progress {
 enum Outgoing {
     /// Read whole (at most [`REPLAY_MAX`] bytes): sent on every attempt.
     Replayable(Bytes),
-    /// Larger or of unknown length: streamed once (`None` after it was taken).
+    /// Larger or of unknown length: streamed once (`None` after it was taken; behind a lock
+    /// only so attempts can share `&Outgoing`).
     Streamed {
-        stream: Option<ByteStream>,
+        stream: Mutex<Option<ByteStream>>,
         declared: Option<u64>,
     },
 }
@@ -231,7 +241,7 @@ impl Outgoing {
             .map_err(std::io::Error::other)
             .boxed();
         Ok(Outgoing::Streamed {
-            stream: Some(stream),
+            stream: Mutex::new(Some(stream)),
             declared,
         })
     }
@@ -242,16 +252,12 @@ impl Outgoing {
 
     /// The body of one attempt, the `Content-Length` to declare for it, or `None` for an empty
     /// body.
-    fn take(
-        &mut self,
-        limit: u64,
-        progress: &Arc<Progress>,
-    ) -> Option<(reqwest::Body, Option<u64>)> {
+    fn take(&self, limit: u64, progress: &Arc<Progress>) -> Option<(reqwest::Body, Option<u64>)> {
         match self {
             Outgoing::Replayable(bytes) if bytes.is_empty() => None,
             Outgoing::Replayable(bytes) => Some((reqwest::Body::from(bytes.clone()), None)),
             Outgoing::Streamed { stream, declared } => {
-                let stream = stream.take()?;
+                let stream = lock(stream).take()?;
                 let progress = progress.clone();
                 let mut sent: u64 = 0;
                 let counted = stream.map(move |item| match item {
@@ -311,7 +317,7 @@ struct WxStatus {
 
 impl Answer {
     fn token_errcode(&self) -> Option<i64> {
-        self.errcode.filter(|c| matches!(c, 40001 | 40014 | 42001))
+        self.errcode.filter(|c| is_token_invalid_errcode(*c))
     }
 
     /// Headers, then (for small JSON-looking answers) the whole body.
@@ -444,7 +450,7 @@ fn looks_like_json(headers: &HeaderMap) -> bool {
 impl Call<'_> {
     /// One attempt with `token`: send, wait for the headers under the idle bound, read a small
     /// JSON answer whole; count it in the metrics and log a failure.
-    async fn attempt(&self, token: &str, outgoing: &mut Outgoing) -> Result<Answer, ApiError> {
+    async fn attempt(&self, token: SecretString, outgoing: &Outgoing) -> Result<Answer, ApiError> {
         let state = self.state;
         let limit = state.settings.server.max_body_bytes;
         let timeout = state.settings.upstream.timeout();
@@ -452,7 +458,7 @@ impl Call<'_> {
             "{}/{}?{}",
             state.client.api_base(),
             self.path.raw,
-            upstream_query(self.query.as_deref(), token)
+            upstream_query(self.query.as_deref(), token.expose_secret())
         );
         let progress = Progress::new();
         let mut request = state

@@ -14,6 +14,8 @@
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use crate::query;
+
 /// What the appended token is encoded with: everything but RFC 3986's unreserved characters.
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -124,11 +126,7 @@ pub fn upstream_query(caller: Option<&str>, token: &str) -> String {
         if pair.is_empty() {
             continue;
         }
-        let key = pair.split_once('=').map_or(pair, |(k, _)| k);
-        let key = percent_decode_str(&key.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned();
-        if key == "access_token" {
+        if query::is_named(pair, "access_token") {
             continue;
         }
         out.push_str(pair);

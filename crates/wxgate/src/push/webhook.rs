@@ -25,9 +25,10 @@ use tokio::sync::oneshot;
 use wxgate_proto::Reply;
 
 use crate::config::{Account, WebhookTarget};
-use crate::domain::CredentialKind;
+use crate::credentials::{Again, Fresh, NotRetried};
 use crate::http::AppState;
 use crate::scrub::reqwest_error;
+use crate::upstream::UpstreamError;
 
 /// How long a webhook call may run in total, answered in time or not.
 pub const LATE_LIMIT: Duration = Duration::from_secs(60);
@@ -245,46 +246,46 @@ async fn deliver_late(state: &AppState, account: &str, openid: &str, reply: &Rep
         );
         return;
     };
-    let token = match state.creds.get(account, CredentialKind::AccessToken).await {
-        Ok(c) => c,
+    let client = &state.client;
+    let body = &body;
+    let send = |token: SecretString| async move {
+        client.send_custom_message(account, &token, body).await
+    };
+    let rejected =
+        |r: &Result<(), UpstreamError>| r.as_ref().is_err_and(UpstreamError::is_token_invalid);
+    let sent = match state
+        .creds
+        .with_fresh_token(account, Again::Always, send, rejected)
+        .await
+    {
+        Ok(sent) => sent,
         Err(e) => {
             tracing::warn!(account, error = %e, "webhook: late reply not sent, no access_token");
             return;
         }
     };
-    let secret = SecretString::from(token.value.clone());
-    match state
-        .client
-        .send_custom_message(account, &secret, &body)
-        .await
-    {
-        Ok(()) => tracing::info!(
+    match sent {
+        Fresh::First(Ok(())) => tracing::info!(
             account,
             "webhook: late reply sent with the customer-service API"
         ),
-        Err(e) if e.is_token_invalid() => {
-            let fresh = match state
-                .creds
-                .refresh_access_token(account, Some(&token.value))
-                .await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(account, error = %e, "webhook: late reply not sent, token refresh failed");
-                    return;
-                }
-            };
-            let secret = SecretString::from(fresh.value.clone());
-            match state
-                .client
-                .send_custom_message(account, &secret, &body)
-                .await
-            {
-                Ok(()) => tracing::info!(account, "webhook: late reply sent after a token refresh"),
-                Err(e) => tracing::warn!(account, error = %e, "webhook: late reply not sent"),
-            }
+        Fresh::Retried { second: Ok(()), .. } => {
+            tracing::info!(account, "webhook: late reply sent after a token refresh");
         }
-        Err(e) => tracing::warn!(account, error = %e, "webhook: late reply not sent"),
+        Fresh::NotRetried {
+            why: NotRetried::RefreshFailed(e),
+            ..
+        } => {
+            tracing::warn!(account, error = %e, "webhook: late reply not sent, token refresh failed");
+        }
+        Fresh::First(Err(e))
+        | Fresh::Retried { second: Err(e), .. }
+        | Fresh::NotRetried { first: Err(e), .. } => {
+            tracing::warn!(account, error = %e, "webhook: late reply not sent");
+        }
+        // `Again::Always` retries after every successful refresh, and a first success is
+        // never a rejection.
+        Fresh::NotRetried { first: Ok(()), .. } => {}
     }
 }
 

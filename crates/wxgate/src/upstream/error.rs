@@ -33,6 +33,12 @@ pub enum UpstreamError {
     Unparseable(String),
 }
 
+/// Whether a WeChat errcode says the access_token used is invalid or expired (40001 invalid,
+/// 40014 not a valid token, 42001 expired): the one definition of "refresh and retry".
+pub fn is_token_invalid_errcode(errcode: i64) -> bool {
+    matches!(errcode, 40001 | 40014 | 42001)
+}
+
 /// The WeChat errcodes that mean "the account or this server is misconfigured": retrying
 /// cannot help, an operator has to act.
 const CONFIG_ERRCODES: [i64; 11] = [
@@ -73,15 +79,9 @@ impl UpstreamError {
         }
     }
 
-    /// The access_token used was invalid or expired (40001, 40014, 42001).
+    /// The access_token used was invalid or expired ([`is_token_invalid_errcode`]).
     pub fn is_token_invalid(&self) -> bool {
-        matches!(
-            self,
-            UpstreamError::WeChat {
-                errcode: 40001 | 40014 | 42001,
-                ..
-            }
-        )
+        matches!(self, UpstreamError::WeChat { errcode, .. } if is_token_invalid_errcode(*errcode))
     }
 
     /// The account or this server is misconfigured (wrong appid/AppSecret, IP not
@@ -178,11 +178,13 @@ fn wechat_hint(errcode: i64, errmsg: &str) -> String {
         45011 => "WeChat rate-limited this call (per-minute frequency limit): slow down; \
                   wxgate backs off and retries"
             .into(),
-        40001 | 40014 | 42001 => "the access_token is invalid or expired: wxgate refreshes it; \
+        code if is_token_invalid_errcode(code) => {
+            "the access_token is invalid or expired: wxgate refreshes it; \
                   if this persists, another program is fetching tokens for the same account \
                   with cgi-bin/token or forcing stable_token refreshes — let wxgate be the only \
                   one (or, on the token endpoint itself, the AppSecret is wrong)"
-            .into(),
+                .into()
+        }
         48001 => "this API is not authorized for the account (account type or permission \
                   missing): check the account's interface permissions in the WeChat console"
             .into(),

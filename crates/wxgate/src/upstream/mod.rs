@@ -12,4 +12,4 @@ mod error;
 pub use self::client::{
     ClientOptions, IssuedCredential, OAuthToken, RetryPolicy, UserInfo, WechatClient,
 };
-pub use self::error::UpstreamError;
+pub use self::error::{is_token_invalid_errcode, UpstreamError};

@@ -4,9 +4,11 @@
 //! It exists apart from the key-value [`Store`](crate::store::Store) because user records are
 //! durable business data that operators query and back up (`database.url`), while the store holds
 //! short-lived coordination state. Atuin-style, there is one trait, [`UserDb`], and one
-//! implementation per backend ([`SqliteUserDb`], [`PostgresUserDb`]), picked from the URL by
-//! [`connect`], which also brings the schema up to date (embedded migrations, idempotent, safe
-//! when several processes start at once).
+//! implementation written once over sqlx ([`SqlUserDb`], its queries and migration runner in
+//! `sql.rs`), opened per backend ([`SqliteUserDb`], [`PostgresUserDb`]: what differs is a
+//! [`Dialect`] plus how each opens its database and locks its migrations), picked from the URL
+//! by [`connect`], which also brings the schema up to date (embedded migrations, idempotent,
+//! safe when several processes start at once).
 //!
 //! What every backend guarantees:
 //! - every write is ONE SQL statement (an `INSERT ... ON CONFLICT DO UPDATE`), so concurrent
@@ -20,14 +22,15 @@
 //! - error messages never contain the password of a database URL.
 
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::{ColumnIndex, Decode, Row, Type};
 
 pub use self::postgres::PostgresUserDb;
+pub use self::sql::{Dialect, SqlUserDb};
 pub use self::sqlite::SqliteUserDb;
 
 /// The largest page [`UserDb::list`] returns; larger limits are clamped to it.
@@ -155,39 +158,6 @@ pub(crate) struct Migration {
 
 /// wxgate's own clock in unix seconds (for `created_at` / `updated_at`).
 pub(crate) use crate::domain::unix_now as now_secs;
-
-/// The columns [`user_from_row`] reads, as a literal for `concat!` in `SELECT` statements.
-macro_rules! user_columns {
-    () => {
-        "openid, unionid, nickname, headimgurl, subscribed, subscribe_scene, subscribed_at, \
-        unsubscribed_at, last_login_at, created_at, updated_at"
-    };
-}
-pub(crate) use user_columns;
-
-/// Maps a row selected with [`user_columns!`], on any backend.
-pub(crate) fn user_from_row<'r, R>(row: &'r R) -> Result<UserRecord, sqlx::Error>
-where
-    R: Row,
-    &'static str: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-    bool: Decode<'r, R::Database> + Type<R::Database>,
-{
-    Ok(UserRecord {
-        openid: row.try_get("openid")?,
-        unionid: row.try_get("unionid")?,
-        nickname: row.try_get("nickname")?,
-        headimgurl: row.try_get("headimgurl")?,
-        subscribed: row.try_get("subscribed")?,
-        subscribe_scene: row.try_get("subscribe_scene")?,
-        subscribed_at: row.try_get("subscribed_at")?,
-        unsubscribed_at: row.try_get("unsubscribed_at")?,
-        last_login_at: row.try_get("last_login_at")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
 
 pub(crate) use crate::domain::redact_url;
 

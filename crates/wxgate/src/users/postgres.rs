@@ -1,5 +1,6 @@
-//! [`UserDb`] on PostgreSQL (`postgres://...`), for deployments with several wxgate hosts or an
-//! existing database the operators already back up and query.
+//! [`UserDb`](super::UserDb) on PostgreSQL (`postgres://...`), for deployments with several
+//! wxgate hosts or an existing database the operators already back up and query. This module
+//! connects and locks the migrations; the queries are the shared ones ([`SqlUserDb`]).
 //!
 //! Why it is correct across instances: each write is one `INSERT ... ON CONFLICT DO UPDATE ...
 //! WHERE` statement. PostgreSQL locks the conflicting row and, under READ COMMITTED, evaluates
@@ -8,7 +9,7 @@
 //! of the same openid resolve through the primary key into the same upsert. Whether a
 //! conditional write happened comes from the statement's row count.
 //!
-//! `openid` has the "C" collation, so [`UserDb::list`] pages in byte order, exactly like the
+//! `openid` has the "C" collation, so [`UserDb::list`](super::UserDb::list) pages in byte order, exactly like the
 //! SQLite backend and Rust's `str` ordering, whatever the database's default collation.
 //!
 //! Migrations are embedded in the binary and applied at connect in one transaction that first
@@ -20,15 +21,12 @@
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use futures::future::BoxFuture;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions as _, Connection as _, Executor as _};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
+use sqlx::{ConnectOptions as _, Connection as _, Postgres};
 
-use super::{
-    clamp_limit, now_secs, redact_url, scrub, user_columns, user_from_row, LoginProfile, Migration,
-    UserDb, UserDbError, UserRecord,
-};
+use super::sql::{apply_migrations, SqlUserDb};
+use super::{redact_url, scrub, Migration, UserDbError};
 
 /// Bound on establishing one connection (TCP, TLS, authentication), at start and in the pool.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,68 +41,13 @@ const MIGRATIONS: &[Migration] = &[Migration {
     sql: include_str!("../../migrations/postgres/0001_users.sql"),
 }];
 
-const SQL_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS wxgate_schema_migrations (
-    version BIGINT PRIMARY KEY NOT NULL,
-    description TEXT NOT NULL,
-    applied_at BIGINT NOT NULL
-)";
-
-/// Applies a follow event only when it is strictly newer than the last one applied. Exactly one
-/// of `subscribed_at` ($4) / `unsubscribed_at` ($5) is non-null, so `COALESCE` updates the one
-/// this event is about and keeps the other.
-const SQL_RECORD_FOLLOW: &str = "INSERT INTO wxgate_users
-        (openid, subscribed, subscribe_scene, subscribed_at, unsubscribed_at, follow_event_at,
-         created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-    ON CONFLICT (openid) DO UPDATE SET
-        subscribed = excluded.subscribed,
-        subscribe_scene = CASE WHEN excluded.subscribed
-            THEN excluded.subscribe_scene ELSE wxgate_users.subscribe_scene END,
-        subscribed_at = COALESCE(excluded.subscribed_at, wxgate_users.subscribed_at),
-        unsubscribed_at = COALESCE(excluded.unsubscribed_at, wxgate_users.unsubscribed_at),
-        follow_event_at = excluded.follow_event_at,
-        updated_at = excluded.updated_at
-    WHERE wxgate_users.follow_event_at IS NULL
-        OR wxgate_users.follow_event_at < excluded.follow_event_at";
-
-const SQL_RECORD_LOGIN: &str = "INSERT INTO wxgate_users
-        (openid, unionid, nickname, headimgurl, last_login_at, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $6)
-    ON CONFLICT (openid) DO UPDATE SET
-        unionid = COALESCE(excluded.unionid, wxgate_users.unionid),
-        nickname = COALESCE(excluded.nickname, wxgate_users.nickname),
-        headimgurl = COALESCE(excluded.headimgurl, wxgate_users.headimgurl),
-        last_login_at = GREATEST(wxgate_users.last_login_at, excluded.last_login_at),
-        updated_at = excluded.updated_at";
-
-const SQL_GET: &str = concat!(
-    "SELECT ",
-    user_columns!(),
-    " FROM wxgate_users WHERE openid = $1"
-);
-
-const SQL_LIST_FIRST: &str = concat!(
-    "SELECT ",
-    user_columns!(),
-    " FROM wxgate_users ORDER BY openid COLLATE \"C\" LIMIT $1"
-);
-
-const SQL_LIST_AFTER: &str = concat!(
-    "SELECT ",
-    user_columns!(),
-    " FROM wxgate_users WHERE openid > $1 ORDER BY openid COLLATE \"C\" LIMIT $2"
-);
-
 /// PostgreSQL user database; see the module documentation.
-#[derive(Debug, Clone)]
-pub struct PostgresUserDb {
-    pool: PgPool,
-}
+pub type PostgresUserDb = SqlUserDb<Postgres>;
 
-impl PostgresUserDb {
+impl SqlUserDb<Postgres> {
     /// Connects to `postgres://...` / `postgresql://...`, applies pending migrations on a first
     /// connection (so an unreachable server or bad credentials fail here, within
-    /// [`CONNECT_TIMEOUT`]), then builds the pool.
+    /// `CONNECT_TIMEOUT`), then builds the pool.
     pub async fn connect(url: &str) -> Result<Self, UserDbError> {
         let shown = redact_url(url);
         let options = PgConnectOptions::from_str(url)
@@ -140,7 +83,7 @@ impl PostgresUserDb {
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(CONNECT_TIMEOUT)
             .connect_lazy_with(options);
-        Ok(PostgresUserDb { pool })
+        Ok(SqlUserDb::new(pool))
     }
 }
 
@@ -156,44 +99,7 @@ fn migrate(conn: &mut PgConnection) -> BoxFuture<'_, Result<(), String>> {
             .execute(&mut *tx)
             .await
             .map_err(|e| fail("taking the migration lock", e))?;
-        tx.execute(SQL_MIGRATIONS_TABLE)
-            .await
-            .map_err(|e| fail("creating wxgate_schema_migrations", e))?;
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM wxgate_schema_migrations")
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| fail("reading applied migrations", e))?;
-        for migration in MIGRATIONS {
-            if applied.contains(&migration.version) {
-                continue;
-            }
-            tx.execute(migration.sql)
-                .await
-                .map_err(|e| fail(&format!("applying {}", migration.version), e))?;
-            sqlx::query(
-                "INSERT INTO wxgate_schema_migrations (version, description, applied_at)
-                VALUES ($1, $2, $3)",
-            )
-            .bind(migration.version)
-            .bind(migration.description)
-            .bind(now_secs())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| fail(&format!("recording {}", migration.version), e))?;
-            tracing::info!(
-                version = migration.version,
-                description = migration.description,
-                "postgres user database: migration applied"
-            );
-        }
-        let known = MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
-        if let Some(newer) = applied.iter().copied().filter(|v| *v > known).max() {
-            tracing::warn!(
-                schema_version = newer,
-                known_version = known,
-                "postgres user database: the schema is newer than this wxgate knows; continuing"
-            );
-        }
+        apply_migrations::<Postgres>(&mut tx, MIGRATIONS).await?;
         tx.commit().await.map_err(|e| fail("committing", e))
     })
 }
@@ -201,87 +107,4 @@ fn migrate(conn: &mut PgConnection) -> BoxFuture<'_, Result<(), String>> {
 /// The description of a failed migration step.
 fn fail(what: &str, e: sqlx::Error) -> String {
     format!("{what}: {e}")
-}
-
-/// The error for a failed query. sqlx errors carry the server's message, never bound values.
-fn backend(what: &str, e: &sqlx::Error) -> UserDbError {
-    UserDbError::Backend(format!("postgres: {what}: {e}"))
-}
-
-#[async_trait]
-impl UserDb for PostgresUserDb {
-    async fn record_follow(
-        &self,
-        openid: &str,
-        subscribed: bool,
-        scene: Option<&str>,
-        at: i64,
-    ) -> Result<bool, UserDbError> {
-        let (scene, subscribed_at, unsubscribed_at) = if subscribed {
-            (scene, Some(at), None)
-        } else {
-            (None, None, Some(at))
-        };
-        let done = sqlx::query(SQL_RECORD_FOLLOW)
-            .bind(openid)
-            .bind(subscribed)
-            .bind(scene)
-            .bind(subscribed_at)
-            .bind(unsubscribed_at)
-            .bind(at)
-            .bind(now_secs())
-            .execute(&self.pool)
-            .await
-            .map_err(|e| backend("record_follow", &e))?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn record_login(&self, login: &LoginProfile, at: i64) -> Result<(), UserDbError> {
-        sqlx::query(SQL_RECORD_LOGIN)
-            .bind(&login.openid)
-            .bind(&login.unionid)
-            .bind(&login.nickname)
-            .bind(&login.headimgurl)
-            .bind(at)
-            .bind(now_secs())
-            .execute(&self.pool)
-            .await
-            .map_err(|e| backend("record_login", &e))?;
-        Ok(())
-    }
-
-    async fn get(&self, openid: &str) -> Result<Option<UserRecord>, UserDbError> {
-        let row = sqlx::query(SQL_GET)
-            .bind(openid)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| backend("get", &e))?;
-        row.map(|row| user_from_row(&row))
-            .transpose()
-            .map_err(|e| backend("get", &e))
-    }
-
-    async fn list(&self, after: Option<&str>, limit: u32) -> Result<Vec<UserRecord>, UserDbError> {
-        let query = match after {
-            Some(after) => sqlx::query(SQL_LIST_AFTER).bind(after),
-            None => sqlx::query(SQL_LIST_FIRST),
-        };
-        let rows = query
-            .bind(clamp_limit(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| backend("list", &e))?;
-        rows.iter()
-            .map(user_from_row)
-            .collect::<Result<_, _>>()
-            .map_err(|e| backend("list", &e))
-    }
-
-    async fn ping(&self) -> Result<(), UserDbError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(|e| backend("ping", &e))?;
-        Ok(())
-    }
 }

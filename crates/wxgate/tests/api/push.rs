@@ -993,6 +993,21 @@ async fn webhook_answers_without_a_reply_and_webhook_failures_give_success() {
     app.stop().await;
 }
 
+/// The first customer-service message the mock WeChat API received, waiting up to 15 s.
+async fn first_custom_message(mock: &wxgate::mock::MockWechat) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(m) = mock.custom_messages().first() {
+            return m.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no customer-service message arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_slow_webhook_gets_success_in_time_and_its_late_reply_goes_out_as_a_customer_service_message(
 ) {
@@ -1014,23 +1029,43 @@ async fn a_slow_webhook_gets_success_in_time_and_its_late_reply_goes_out_as_a_cu
         took < Duration::from_millis(1200),
         "answered after {took:?}"
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let sent = loop {
-        let msgs = mock.custom_messages();
-        if let Some(m) = msgs.first() {
-            break m.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no customer-service message arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let sent = first_custom_message(&mock).await;
     assert_eq!(
         sent,
         json!({"touser": "oJudy", "msgtype": "text", "text": {"content": "sorry I'm late"}})
     );
     assert_eq!(hook.calls(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_late_reply_whose_token_was_invalidated_goes_out_after_one_refresh() {
+    let mut hook = Hook::answering(json!({"reply": {"type": "text", "content": "late again"}}));
+    hook.delay = Duration::from_millis(1000);
+    let (_hook, addr) = hook.start().await;
+    let (mock, mock_addr) = start_mock().await;
+    let mut config = GatewayConfig::new(mock_addr);
+    config.token_api = "classic";
+    config.account_extra = format!("{}{}", aes_extra(), webhook_extra(addr, 300));
+    let app = spawn_app(&config).await;
+    let (status, first) = app.get_json("main/access_token").await;
+    assert_eq!(status, 200, "{first}");
+    // WeChat retires the token wxgate holds before the late reply goes out.
+    mock.invalidate_access_tokens(APPID);
+    let wx = Wechat::new(&app);
+    let (s, _, body) = wx
+        .send(&wx.safe(&text_xml("oKate", "slow?", msg_id())))
+        .await;
+    assert_eq!((s, body.as_str()), (200, "success"));
+    let sent = first_custom_message(&mock).await;
+    assert_eq!(
+        sent,
+        json!({"touser": "oKate", "msgtype": "text", "text": {"content": "late again"}})
+    );
+    assert_eq!(mock.calls("cgi-bin/message/custom/send"), 2, "one retry");
+    assert_eq!(mock.calls("cgi-bin/token"), 2, "one refresh");
+    let (_, now) = app.get_json("main/access_token").await;
+    assert_ne!(first["access_token"], now["access_token"]);
     app.stop().await;
 }
 

@@ -1,13 +1,18 @@
-//! Reading parameters out of a raw query string, decoded exactly once.
+//! Reading parameters out of a raw query string, decoded exactly once: the one query decoder
+//! of every route (JS-SDK, OAuth, the proxy's token filter, the OAuth redirect's filter).
 //!
 //! The JS-SDK signature is over the page URL byte for byte, so the `url` parameter must come out
 //! of the query string exactly as the page encoded it with `encodeURIComponent` (or any
 //! `application/x-www-form-urlencoded` encoder): split on `&`, `+` read as a space, `%XX`
-//! decoded once — nothing more, nothing re-encoded afterwards. Bytes that do not decode to UTF-8
-//! are refused rather than silently replaced (a replaced byte would sign a URL the browser never
-//! had). The OAuth routes use the same reader so every browser-facing route decodes alike.
+//! decoded once (by `percent-encoding`; a `%` not followed by two hex digits stays as it is, like
+//! the WHATWG form decoder) — nothing more, nothing re-encoded afterwards. Bytes that do not
+//! decode to UTF-8 are refused rather than silently replaced (a replaced byte would sign a URL
+//! the browser never had). A value without `+` or `%` is borrowed; any other costs one
+//! allocation.
 
 use std::borrow::Cow;
+
+use percent_encoding::percent_decode_str;
 
 /// The decoded value of the first `name` parameter in `raw` (the part after `?`), or `None`
 /// when absent. `Some(Err(()))` when its value is not valid UTF-8 once decoded.
@@ -31,7 +36,7 @@ pub fn params<const N: usize>(
         if missing == 0 {
             break;
         }
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (key, value) = split(pair);
         let Ok(key) = decode(key) else {
             continue;
         };
@@ -45,41 +50,32 @@ pub fn params<const N: usize>(
     found
 }
 
-/// Form-decodes one key or value: `+` → space, then `%XX` once (a `%` not followed by two hex
-/// digits stays as it is, like the WHATWG form decoder), in one pass into one allocation.
-fn decode(s: &str) -> Result<Cow<'_, str>, ()> {
-    let bytes = s.as_bytes();
-    let Some(first) = bytes.iter().position(|&b| b == b'+' || b == b'%') else {
-        return Ok(Cow::Borrowed(s));
-    };
-    let mut out = Vec::with_capacity(bytes.len());
-    out.extend_from_slice(&bytes[..first]);
-    let mut i = first;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => match (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            _ => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map(Cow::Owned).map_err(|_| ())
+/// Whether the parameter `pair` (one `&`-separated piece of a query) is named `name` once
+/// decoded; the value is not decoded. A name that is not UTF-8 once decoded is no name.
+pub fn is_named(pair: &str, name: &str) -> bool {
+    decode(split(pair).0).is_ok_and(|key| key == name)
 }
 
-fn hex(digit: Option<&u8>) -> Option<u8> {
-    let d = *digit?;
-    match d {
-        b'0'..=b'9' => Some(d - b'0'),
-        b'a'..=b'f' => Some(d - b'a' + 10),
-        b'A'..=b'F' => Some(d - b'A' + 10),
-        _ => None,
+/// A parameter's raw name and value (`""` when it has no `=`).
+fn split(pair: &str) -> (&str, &str) {
+    pair.split_once('=').unwrap_or((pair, ""))
+}
+
+/// Form-decodes one key or value: `+` → space, then `%XX` once. A `+` is never part of an
+/// escape, so decoding the pieces between `+`s is decoding the whole; into one buffer of the
+/// input's length (the output is never longer), so at most one allocation.
+fn decode(s: &str) -> Result<Cow<'_, str>, ()> {
+    if !s.contains(['+', '%']) {
+        return Ok(Cow::Borrowed(s));
     }
+    let mut out = Vec::with_capacity(s.len());
+    for (i, piece) in s.split('+').enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.extend(percent_decode_str(piece));
+    }
+    String::from_utf8(out).map(Cow::Owned).map_err(|_| ())
 }
 
 #[cfg(test)]
@@ -109,6 +105,16 @@ mod tests {
     }
 
     #[test]
+    fn names_pairs_by_their_decoded_name() {
+        assert!(is_named("access_token=x", "access_token"));
+        assert!(is_named("access%5Ftoken", "access_token"));
+        assert!(is_named("wxgate_cod%65=1=2", "wxgate_code"));
+        assert!(!is_named("access+token=x", "access_token"));
+        assert!(!is_named("%FF=x", "access_token"));
+        assert!(!is_named("x=access_token", "access_token"));
+    }
+
+    #[test]
     fn reads_several_names_in_one_pass_as_one_at_a_time() {
         let q = Some("apis=x&url=u%26v&apis=y&%FF=1&url=w&bad=%FF");
         assert_eq!(
@@ -128,8 +134,8 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The one-pass decoder reads every string exactly as `+` → space followed by the
-        /// `percent-encoding` crate's decoder (the reading this module always had).
+        /// The decoder reads every string exactly as `+` → space followed by the
+        /// `percent-encoding` crate's decoder, whichever of its paths it takes.
         #[test]
         fn decodes_like_plus_then_percent_decoding(s in "([a-zA-Z0-9+%/?&=#:. -]|%[0-9a-fA-F]{2}|%[0-9a-fA-F]|\\PC){0,40}") {
             let reference = percent_encoding::percent_decode(s.replace('+', " ").as_bytes())

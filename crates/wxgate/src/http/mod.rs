@@ -76,6 +76,12 @@ pub fn service(state: AppState, extra: Option<Router<AppState>>) -> front::Front
 
 /// The whole application router, with optional mode-specific `extra` routes. `/metrics` is on
 /// it unless `server.metrics_listen` moves it to [`metrics_service`].
+///
+/// Not every request reaches it: plain `GET /jssdk/{account}/config` requests are answered in
+/// front of it by [`front`] (same handler, same request-id, metrics and deadline bookkeeping),
+/// because axum's per-route matching and boxing were the largest cost left on that route (see
+/// docs/performance.md). A new route needs nothing there; a change to the config route's path
+/// changes `jssdk::CONFIG_ROUTE`, which both follow.
 fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     let server = &state.settings.server;
     let mut routes = Router::new()

@@ -125,8 +125,6 @@ pub fn sqlite_file_path<'a>(url: &'a str, in_memory: &str) -> Result<&'a str, St
     Ok(path)
 }
 
-/// `url` without its password and query values, for messages and logs (see [`crate::scrub`]).
-pub use crate::scrub::redact_url;
 
 /// Locks `m`, also after another thread panicked while holding it: every value wxgate keeps
 /// behind a `Mutex` stays consistent between statements, so a poisoned lock is still usable.

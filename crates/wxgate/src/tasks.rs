@@ -36,9 +36,10 @@ impl BackgroundTasks {
         let cancel = self.cancel.clone();
         self.tracker.spawn(async move {
             tokio::select! {
+                // Cancellation first: a task spawned after the grace ended does not start.
                 biased;
-                out = work => Some(out),
                 () = cancel.cancelled() => None,
+                out = work => Some(out),
             }
         })
     }

@@ -26,7 +26,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::{ConnectOptions as _, Connection as _, Postgres};
 
 use super::sql::{apply_migrations, SqlUserDb};
-use super::{redact_url, scrub, Migration, UserDbError};
+use super::{Migration, UserDbError};
+use crate::scrub::{redact_url, scrub};
 
 /// Bound on establishing one connection (TCP, TLS, authentication), at start and in the pool.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

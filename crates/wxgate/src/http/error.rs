@@ -194,24 +194,27 @@ fn upstream_response(e: &UpstreamError, detailed: bool) -> Response {
     let message = if detailed {
         e.hint()
     } else if code == "upstream_rejected" {
-        "WeChat refused the request; the operator can see the cause in the gateway's log and \
-         status"
-            .to_owned()
+        format!("WeChat refused the request; {FOR_THE_OPERATOR}")
     } else {
-        "WeChat could not be reached; try again shortly (the operator can see the cause in the \
-         gateway's log and status)"
-            .to_owned()
+        format!("WeChat could not be reached; try again shortly ({FOR_THE_OPERATOR})")
     };
+    (status, Json(upstream_body(e, code, message))).into_response()
+}
+
+/// What an anonymous caller is told instead of the operator's hint.
+const FOR_THE_OPERATOR: &str = "the operator can see the cause in the gateway's log and status";
+
+/// The error body of an upstream failure. WeChat's errcode and rid are part of the error shape
+/// everywhere (SPEC.md): they name what WeChat said, not what the operator should do about it.
+fn upstream_body(e: &UpstreamError, code: &str, message: String) -> serde_json::Value {
     let mut err = json!({"code": code, "message": message});
-    // WeChat's errcode and rid are part of the error shape everywhere (SPEC.md): they name
-    // what WeChat said, not what the operator should do about it.
     if let Some(errcode) = e.wechat_errcode() {
         err["wechat_errcode"] = json!(errcode);
     }
     if let Some(rid) = e.wechat_rid() {
         err["wechat_rid"] = json!(rid);
     }
-    (status, Json(json!({ "error": err }))).into_response()
+    json!({ "error": err })
 }
 
 /// A remembered failure: `upstream_unavailable` at once, saying so and when to come back.
@@ -220,26 +223,17 @@ fn backoff_response(e: &UpstreamError, retry_in: std::time::Duration, detailed: 
     let cause = if detailed {
         e.hint()
     } else {
-        "the operator can see the cause in the gateway's log and status".to_owned()
+        FOR_THE_OPERATOR.to_owned()
     };
-    let mut err = json!({
-        "code": "upstream_unavailable",
-        "message": format!(
-            "a fetch of this credential from WeChat failed moments ago; wxgate tries again in \
-             {secs} s — {cause}"
-        ),
-    });
-    if let Some(errcode) = e.wechat_errcode() {
-        err["wechat_errcode"] = json!(errcode);
-    }
-    if let Some(rid) = e.wechat_rid() {
-        err["wechat_rid"] = json!(rid);
-    }
+    let message = format!(
+        "a fetch of this credential from WeChat failed moments ago; wxgate tries again in {secs} \
+         s — {cause}"
+    );
     tracing::debug!(error = %e, retry_in_s = secs, "remembered upstream failure answered to the client");
     (
         StatusCode::SERVICE_UNAVAILABLE,
         [(axum::http::header::RETRY_AFTER, secs.to_string())],
-        Json(json!({ "error": err })),
+        Json(upstream_body(e, "upstream_unavailable", message)),
     )
         .into_response()
 }

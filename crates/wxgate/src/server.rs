@@ -52,8 +52,8 @@ impl ServeOptions {
     pub fn from_settings(s: &ServerSettings) -> Self {
         ServeOptions {
             max_connections: usize::try_from(s.max_connections).unwrap_or(usize::MAX),
-            header_read_timeout: Duration::from_millis(s.header_read_timeout_ms),
-            grace: Duration::from_secs(s.shutdown_grace_s),
+            header_read_timeout: s.header_read_timeout(),
+            grace: s.shutdown_grace(),
         }
     }
 }

@@ -26,11 +26,6 @@ use tokio::time::Sleep;
 
 use super::ApiError;
 
-/// `server.request_timeout_ms` as a duration.
-pub fn request_timeout(server: &crate::config::ServerSettings) -> Duration {
-    Duration::from_millis(server.request_timeout_ms)
-}
-
 /// The deadline of the requests of `route` (a route template): `None` for the streaming proxy.
 pub fn for_route(route: &str, limit: Duration) -> Option<Duration> {
     (route != crate::proxy::API_ROUTE).then_some(limit)

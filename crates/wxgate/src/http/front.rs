@@ -29,7 +29,6 @@ use axum::response::Response;
 use axum::Router;
 use tower::Service;
 
-use super::deadline::request_timeout;
 use super::request_meta::{callers_id, RequestMetaFuture};
 use super::AppState;
 use crate::jssdk::CONFIG_ROUTE;
@@ -48,7 +47,7 @@ pub struct Front {
 impl Front {
     pub fn new(state: AppState, router: Router) -> Self {
         let config_metrics = state.metrics.route(CONFIG_ROUTE);
-        let deadline = request_timeout(&state.settings.server);
+        let deadline = state.settings.server.request_timeout();
         Front {
             state,
             router,

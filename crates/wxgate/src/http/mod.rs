@@ -98,7 +98,7 @@ fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .merge(api::router(state.clone()))
         .route_layer(request_meta::RequestMetaLayer::new(
             Arc::clone(&state.metrics),
-            deadline::request_timeout(server),
+            server.request_timeout(),
         ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -111,7 +111,7 @@ pub fn metrics_service(state: AppState) -> Router {
     ops::metrics_router(server)
         .route_layer(request_meta::RequestMetaLayer::new(
             Arc::clone(&state.metrics),
-            deadline::request_timeout(server),
+            server.request_timeout(),
         ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

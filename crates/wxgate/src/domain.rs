@@ -125,7 +125,6 @@ pub fn sqlite_file_path<'a>(url: &'a str, in_memory: &str) -> Result<&'a str, St
     Ok(path)
 }
 
-
 /// Locks `m`, also after another thread panicked while holding it: every value wxgate keeps
 /// behind a `Mutex` stays consistent between statements, so a poisoned lock is still usable.
 pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -3,8 +3,8 @@
 //! `POST access_token/refresh` and the proxy's retry.
 //!
 //! Both take the one [`Lease`] guard (renewed while they work) and store what they fetched with
-//! `put_if_newer`, versioned by when the fetch completed, after checking the lease is still
-//! theirs: so the credential WeChat issued last is the one every instance ends up serving, even
+//! `put_if_newer`, versioned by when the fetch completed (a holder whose lease was taken over
+//! says so in the log, and its write is still only kept if newer): so the credential WeChat issued last is the one every instance ends up serving, even
 //! when a holder's work outlasted its lease.
 
 use std::sync::Arc;
@@ -132,7 +132,7 @@ impl CredentialManager {
         lock(&slot.status).record_refresh(&cred);
         tracing::info!(account, credential = %slot.kind, reason, expires_in = cred.lifetime_s,
             value = %redact(&cred.value), "fetched a credential from WeChat");
-        if !lease.still_held().await {
+        if lease.is_lost() {
             tracing::warn!(account, credential = %slot.kind,
                 "the refresh lease was lost during the fetch; storing the result only if it was issued after the stored one");
         }

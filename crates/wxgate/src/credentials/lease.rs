@@ -8,8 +8,8 @@
 //! ours: a holder whose work outlasts one TTL (a ticket fetch that first refreshes the token, the
 //! stable-token path normal + probe + force, retries against a slow WeChat) keeps its lease, and
 //! one that lost it (a stalled process, a store outage longer than the TTL) can never extend
-//! another instance's. [`Lease::still_held`] is the fence a holder checks before storing what it
-//! fetched. Releasing deletes the lease only while it is ours; a guard dropped without release
+//! another instance's. [`Lease::is_lost`] tells a holder, before it stores what it fetched,
+//! whether it lost the lease (the write is conditional on the version either way). Releasing deletes the lease only while it is ours; a guard dropped without release
 //! (its caller was cancelled) releases it in the background, else it expires.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,8 +61,15 @@ impl Lease {
         }))
     }
 
-    /// Whether the store still holds this lease as ours: the fence checked before a result is
-    /// stored. A store error counts as "not known to be ours".
+    /// Whether the renewal found the lease taken over (no store read: the renewal, every third
+    /// of the TTL, is what watches it).
+    pub(super) fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
+    }
+
+    /// Whether the store still holds this lease as ours (tests check renewal with it). A store
+    /// error counts as "not known to be ours".
+    #[cfg(test)]
     pub(super) async fn still_held(&self) -> bool {
         if self.lost.load(Ordering::Acquire) {
             return false;
@@ -73,12 +80,13 @@ impl Lease {
     /// Stops renewing and deletes the lease if it is still ours.
     pub(super) async fn release(mut self) {
         self.renewal.abort();
-        self.released = true;
-        if let Err(e) = self
+        let deleted = self
             .store
             .delete_if_equals(&self.key, self.owner.as_bytes())
-            .await
-        {
+            .await;
+        // Only now: a caller cancelled during the delete leaves it to `Drop` to retry.
+        self.released = true;
+        if let Err(e) = deleted {
             tracing::warn!(lease = %self.key, error = %e, "could not release a refresh lease; it will expire");
         }
     }

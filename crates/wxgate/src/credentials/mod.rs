@@ -183,16 +183,6 @@ pub enum CredentialError {
     WaitTimeout,
 }
 
-impl CredentialError {
-    /// The upstream failure behind this error, when there is one.
-    fn upstream(&self) -> Option<&UpstreamError> {
-        match self {
-            CredentialError::Upstream(e) | CredentialError::Backoff { error: e, .. } => Some(e),
-            _ => None,
-        }
-    }
-}
-
 /// Tunables, derived from the upstream settings.
 #[derive(Debug, Clone)]
 pub struct ManagerOptions {
@@ -368,17 +358,6 @@ impl CredentialManager {
             .with_valid(now, f)
     }
 
-    /// The credential this instance already holds, when valid now; never reads the store nor
-    /// fetches. For anonymous callers that must not cause upstream work (`diagnose` looking at
-    /// other accounts' tickets).
-    pub fn cached(&self, account: &str, kind: CredentialKind) -> Option<Arc<Credential>> {
-        self.accounts
-            .get(account)?
-            .slot(kind)
-            .cached
-            .valid_at(unix_now())
-    }
-
     /// [`Self::get`] when this instance's cache has nothing valid: one caller at a time per
     /// credential looks in the store or fetches; the others wait and take its outcome.
     async fn get_uncached(
@@ -436,8 +415,10 @@ impl CredentialManager {
         let result = self.obtain(acct, slot, None, "initial", deadline).await;
         match &result {
             Ok(_) => slot.failures.succeeded(),
+            // Only WeChat's own failure starts a window: a ticket fetch refused because the
+            // token is in its backoff must not stack a second window on the ticket.
             Err(e) => {
-                if let Some(upstream) = e.upstream() {
+                if let CredentialError::Upstream(upstream) = e {
                     slot.failures.failed(
                         upstream,
                         tokio::time::Instant::now(),

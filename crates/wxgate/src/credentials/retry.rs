@@ -70,9 +70,7 @@ impl CredentialManager {
     where
         F: Future<Output = R>,
     {
-        // Boxed: the ticket fetch calls this from inside the manager's own fetch path.
-        let used: Arc<Credential> =
-            Box::pin(self.get(account, CredentialKind::AccessToken)).await?;
+        let used: Arc<Credential> = self.get(account, CredentialKind::AccessToken).await?;
         let first = call(SecretString::from(used.value.clone())).await;
         if !rejected(&first) {
             return Ok(Fresh::First(first));

@@ -250,16 +250,23 @@ async fn known_tickets(state: &AppState, account: &Account) -> ApiResult<Vec<Kno
     for other in others {
         // Only tickets this instance already holds: an anonymous diagnose must not make wxgate
         // fetch (or wait for) up to 16 other accounts' credentials, nor read them from the store.
-        let Some(c) = state.creds.cached(&other.name, CredentialKind::jsapi()) else {
+        let now = crate::domain::unix_now();
+        let Some(ticket) =
+            state
+                .creds
+                .with_cached(&other.name, CredentialKind::jsapi(), now, |c| {
+                    c.value.clone()
+                })
+        else {
             continue;
         };
         tickets.push(KnownTicket {
             account: other.name.clone(),
             appid: other.appid.clone(),
-            ticket: c.value.clone(),
+            ticket: ticket.clone(),
             replaced_since: None,
         });
-        push_history(state, other, &c.value, &mut tickets).await;
+        push_history(state, other, &ticket, &mut tickets).await;
     }
     Ok(tickets)
 }

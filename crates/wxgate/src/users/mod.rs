@@ -159,7 +159,6 @@ pub(crate) struct Migration {
 /// wxgate's own clock in unix seconds (for `created_at` / `updated_at`).
 pub(crate) use crate::domain::unix_now as now_secs;
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -147,7 +147,7 @@ pub async fn start(
         scope,
         expires_at: unix_now().saturating_add(state_token::STATE_TTL_SECS),
     };
-    let issued = state_token::issue(key, &login, secure);
+    let issued = state_token::issue(&key, &login, secure);
     let redirect_uri = format!(
         "{}/oauth/{}/callback",
         state.settings.server.public_url, account.name
@@ -178,7 +178,7 @@ pub async fn callback(
         .ok_or_else(malformed)?;
     let key = state.oauth_keys.key(state.store.as_ref()).await?;
     let login = match state_token::open(
-        key,
+        &key,
         &account.name,
         login_state,
         cookie_headers,

@@ -22,9 +22,10 @@
 //! The MAC key is derived (HMAC-SHA256 with a fixed label) from `server.state_secret` when set,
 //! otherwise from 32 random bytes kept in the shared store under [`SECRET_STORE_KEY`] (written
 //! once with `put_if_absent` and no expiry, then read back, so every instance sharing the store
-//! derives the same key); either way it is computed once per process. Losing that store entry
-//! (a flushed or evicting Redis) only makes logins in flight fail; the next login writes a
-//! new one. Single use is not the token's job: the callback's claim record enforces it
+//! derives the same key). A configured key is derived once; a stored one is read again at most
+//! every [`STORED_KEY_REREAD`], so when that store entry is lost (a flushed or evicting Redis)
+//! the first instance to re-read writes a new one and every instance follows within that time:
+//! logins in flight then fail once, and none stays split between instances. Single use is not the token's job: the callback's claim record enforces it
 //! ([`super::flow`]).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -32,7 +33,10 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
-use tokio::sync::OnceCell;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::time::Instant;
 use wxgate_proto::oauth::Scope;
 
 use crate::store::{Store, StoreError};
@@ -92,42 +96,57 @@ fn hmac_with(key: &[u8]) -> HmacSha256 {
     }
 }
 
-/// The process's state key, computed once ([`StateKeys::key`]).
+/// How long a key derived from the stored secret is used before the store is read again.
+pub const STORED_KEY_REREAD: Duration = Duration::from_secs(60);
+
+/// The process's state key ([`StateKeys::key`]).
 pub struct StateKeys {
-    configured: Option<SecretString>,
-    key: OnceCell<StateKey>,
+    /// Derived from `server.state_secret`, when configured.
+    configured: Option<StateKey>,
+    /// Derived from the stored secret, and when it was read.
+    stored: Mutex<Option<(StateKey, Instant)>>,
 }
 
 impl StateKeys {
     /// `configured` is `server.state_secret`.
     pub fn new(configured: Option<SecretString>) -> Self {
         StateKeys {
-            configured,
-            key: OnceCell::new(),
+            configured: configured.map(|s| StateKey::derive(s.expose_secret().as_bytes())),
+            stored: Mutex::new(None),
         }
     }
 
     /// The key: from `server.state_secret`, or from the secret shared through `store` (created
-    /// there on first use). Only a store failure fails, and the next call tries again.
-    pub async fn key(&self, store: &dyn Store) -> Result<&StateKey, StoreError> {
-        self.key
-            .get_or_try_init(|| async {
-                if let Some(secret) = &self.configured {
-                    return Ok(StateKey::derive(secret.expose_secret().as_bytes()));
-                }
-                let fresh: [u8; 32] = rand::random();
-                store.put_if_absent(SECRET_STORE_KEY, &fresh, None).await?;
-                match store.get(SECRET_STORE_KEY).await? {
-                    Some(kept) if kept.len() >= 32 => Ok(StateKey::derive(&kept)),
-                    Some(_) => Err(StoreError::Backend(format!(
-                        "the stored {SECRET_STORE_KEY} is shorter than 32 bytes; delete it"
-                    ))),
-                    None => Err(StoreError::Backend(format!(
-                        "{SECRET_STORE_KEY} vanished right after it was written"
-                    ))),
-                }
-            })
-            .await
+    /// there when absent, read again every [`STORED_KEY_REREAD`]). Only a store failure fails,
+    /// and the next call tries again.
+    pub async fn key(&self, store: &dyn Store) -> Result<StateKey, StoreError> {
+        if let Some(key) = &self.configured {
+            return Ok(key.clone());
+        }
+        let mut stored = self.stored.lock().await;
+        if let Some((key, read_at)) = stored.as_ref() {
+            if read_at.elapsed() < STORED_KEY_REREAD {
+                return Ok(key.clone());
+            }
+        }
+        let key = read_or_create(store).await?;
+        *stored = Some((key.clone(), Instant::now()));
+        Ok(key)
+    }
+}
+
+/// The key derived from the store's secret, which is written first when absent.
+async fn read_or_create(store: &dyn Store) -> Result<StateKey, StoreError> {
+    let fresh: [u8; 32] = rand::random();
+    store.put_if_absent(SECRET_STORE_KEY, &fresh, None).await?;
+    match store.get(SECRET_STORE_KEY).await? {
+        Some(kept) if kept.len() >= 32 => Ok(StateKey::derive(&kept)),
+        Some(_) => Err(StoreError::Backend(format!(
+            "the stored {SECRET_STORE_KEY} is shorter than 32 bytes; delete it"
+        ))),
+        None => Err(StoreError::Backend(format!(
+            "{SECRET_STORE_KEY} vanished right after it was written"
+        ))),
     }
 }
 
@@ -202,8 +221,8 @@ pub fn issue(key: &StateKey, login: &Login, secure: bool) -> Issued {
     seal(key, login, nonce, binding, secure)
 }
 
-/// Seals `login` with the given nonce and binding value (tests build states with it).
-pub fn seal(
+/// Seals `login` with the given nonce and binding value.
+fn seal(
     key: &StateKey,
     login: &Login,
     nonce: [u8; NONCE_LEN],
@@ -289,6 +308,32 @@ pub fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn instances_follow_a_lost_stored_secret_within_the_reread_time() {
+        let store = crate::store::connect("memory://", "").await.unwrap();
+        let store = store.as_ref();
+        let (a, b) = (StateKeys::new(None), StateKeys::new(None));
+        let first = a.key(store).await.unwrap().0;
+        assert_eq!(b.key(store).await.unwrap().0, first, "one secret for both");
+        // The store loses the secret (a flush); instance b writes a new one first.
+        store.delete(SECRET_STORE_KEY).await.unwrap();
+        tokio::time::advance(STORED_KEY_REREAD).await;
+        let second = b.key(store).await.unwrap().0;
+        assert_ne!(second, first);
+        // a still holds the old key until its own re-read, then agrees again.
+        assert_eq!(a.key(store).await.unwrap().0, second);
+    }
+
+    #[tokio::test]
+    async fn a_configured_secret_is_used_without_the_store() {
+        let store = crate::store::connect("memory://", "").await.unwrap();
+        let store = store.as_ref();
+        let keys = StateKeys::new(Some(SecretString::from("x".repeat(32))));
+        let key = keys.key(store).await.unwrap();
+        assert_eq!(key.0, StateKey::derive("x".repeat(32).as_bytes()).0);
+        assert!(store.get(SECRET_STORE_KEY).await.unwrap().is_none());
+    }
 
     fn login() -> Login {
         Login {

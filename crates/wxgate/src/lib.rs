@@ -4,10 +4,12 @@
 //! store, the WeChat API client and its mock, the credential manager, the HTTP routes and the
 //! command line. `main.rs` only calls [`cli::main`].
 
+pub mod api_keys;
 pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod domain;
+pub mod gateway;
 pub mod http;
 pub mod jssdk;
 pub mod metrics;

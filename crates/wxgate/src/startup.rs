@@ -14,31 +14,10 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
-use crate::credentials::{CredentialManager, ManagerOptions};
-use crate::http::{self, auth::ApiKeys, AppInner, AppState};
-use crate::metrics::Metrics;
-use crate::oauth::state_token::StateKeys;
-use crate::scrub::{redact_url, scrub};
+use crate::gateway::Gateway;
+pub use crate::gateway::StartupError;
+use crate::http::{self, AppState};
 use crate::server::{ServeOptions, Server};
-use crate::store;
-use crate::tasks::BackgroundTasks;
-use crate::upstream::{ClientOptions, RetryPolicy, WechatClient};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error("invalid configuration: {0}")]
-    Config(#[from] crate::config::ConfigError),
-    #[error("cannot listen on {addr}: {reason}")]
-    Bind { addr: String, reason: String },
-    #[error("cannot open storage {url}: {reason}")]
-    Store { url: String, reason: String },
-    #[error("cannot create the WeChat client: {0}")]
-    Client(String),
-    #[error("cannot open the user database {url}: {reason}")]
-    Database { url: String, reason: String },
-    #[error("push setup failed: {0}")]
-    Push(String),
-}
 
 /// A bound, ready-to-run gateway.
 pub struct Application {
@@ -86,53 +65,8 @@ impl Application {
             }
             None => None,
         };
-        let store = store::connect(&settings.storage.url, &settings.storage.key_prefix)
-            .await
-            .map_err(|e| StartupError::Store {
-                url: redact_url(&settings.storage.url),
-                reason: scrub(e.to_string(), &settings.storage.url),
-            })?;
-        let users = crate::users::connect(&settings.database.url)
-            .await
-            .map_err(|e| StartupError::Database {
-                url: redact_url(&settings.database.url),
-                reason: scrub(e.to_string(), &settings.database.url),
-            })?;
-        let push = crate::push::PushRuntime::new().map_err(StartupError::Push)?;
-        let metrics = Arc::new(Metrics::new());
-        let retry = RetryPolicy::default();
-        let attempts = retry.attempts;
-        let client = WechatClient::new(
-            ClientOptions {
-                api_base: settings.upstream.api_base.clone(),
-                timeout: settings.upstream.timeout(),
-                retry,
-            },
-            metrics.clone(),
-        )
-        .map_err(|e| StartupError::Client(e.to_string()))?;
-        let creds = Arc::new(CredentialManager::new(
-            &accounts,
-            store.clone(),
-            client.clone(),
-            metrics.clone(),
-            ManagerOptions::for_upstream(settings.upstream.timeout(), attempts),
-        ));
-        let api_keys = ApiKeys::new(&settings.api.keys);
-        let oauth_keys = StateKeys::new(settings.server.state_secret.clone());
-        let state = AppState(Arc::new(AppInner {
-            settings,
-            accounts,
-            creds,
-            store,
-            metrics,
-            client,
-            api_keys,
-            users,
-            push,
-            oauth_keys,
-            tasks: BackgroundTasks::new(),
-        }));
+        let gateway = Gateway::build(settings, accounts).await?;
+        let state = AppState(Arc::new(gateway));
         Ok(Self {
             listener,
             addr,

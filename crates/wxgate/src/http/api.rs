@@ -2,7 +2,7 @@
 //! account's own services, and what an operator looks at first.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::extract::AccountPath;
 use super::json::JsonObject;
 use super::{auth, body, ApiError, ApiResult, AppState};
 use crate::credentials::Credential;
@@ -95,14 +96,10 @@ fn ticket_json(c: &Credential) -> Response {
     .into_response()
 }
 
-async fn access_token(
-    State(state): State<AppState>,
-    Path(account): Path<String>,
-) -> ApiResult<Response> {
-    state.require_account(&account)?;
+async fn access_token(State(state): State<AppState>, account: AccountPath) -> ApiResult<Response> {
     let c = state
         .creds
-        .get(&account, CredentialKind::AccessToken)
+        .get(&account.name, CredentialKind::AccessToken)
         .await?;
     Ok(token_json(&c))
 }
@@ -115,11 +112,10 @@ struct RefreshRequest {
 
 async fn refresh(
     State(state): State<AppState>,
-    Path(account): Path<String>,
+    account: AccountPath,
     headers: HeaderMap,
     req_body: Body,
 ) -> ApiResult<Response> {
-    state.require_account(&account)?;
     let bytes =
         body::read_limited(&headers, req_body, state.settings.server.max_body_bytes).await?;
     let request = if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -137,43 +133,40 @@ async fn refresh(
     let invalid = request.invalid_token.filter(|t| !t.is_empty());
     let c = state
         .creds
-        .refresh_access_token(&account, invalid.as_deref())
+        .refresh_access_token(&account.name, invalid.as_deref())
         .await?;
     Ok(token_json(&c))
 }
 
-async fn jsapi_ticket(
-    State(state): State<AppState>,
-    Path(account): Path<String>,
-) -> ApiResult<Response> {
-    state.require_account(&account)?;
-    let c = state.creds.get(&account, CredentialKind::jsapi()).await?;
+async fn jsapi_ticket(State(state): State<AppState>, account: AccountPath) -> ApiResult<Response> {
+    let c = state
+        .creds
+        .get(&account.name, CredentialKind::jsapi())
+        .await?;
     Ok(ticket_json(&c))
 }
 
 async fn wx_card_ticket(
     State(state): State<AppState>,
-    Path(account): Path<String>,
+    account: AccountPath,
 ) -> ApiResult<Response> {
-    state.require_account(&account)?;
-    let c = state.creds.get(&account, CredentialKind::wx_card()).await?;
+    let c = state
+        .creds
+        .get(&account.name, CredentialKind::wx_card())
+        .await?;
     Ok(ticket_json(&c))
 }
 
-async fn status(
-    State(state): State<AppState>,
-    Path(account): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let settings = state.require_account(&account)?;
-    let credentials = state.creds.status(&account).await?;
+async fn status(State(state): State<AppState>, account: AccountPath) -> ApiResult<Json<Value>> {
+    let credentials = state.creds.status(&account.name).await?;
     Ok(Json(json!({
-        "account": account,
-        "appid": settings.appid,
-        "token_api": settings.token_api,
+        "account": account.name,
+        "appid": account.appid,
+        "token_api": account.token_api,
         "now": unix_now(),
         "credentials": credentials,
-        "upstream_calls": state.metrics.upstream_counts(&account),
-        "last_upstream_errors": state.metrics.last_upstream_errors(&account),
+        "upstream_calls": state.metrics.upstream_counts(&account.name),
+        "last_upstream_errors": state.metrics.last_upstream_errors(&account.name),
     })))
 }
 

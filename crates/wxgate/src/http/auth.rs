@@ -11,38 +11,10 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures::future::{ready, Either, Ready};
-use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use tower::{Layer, Service};
 
 use super::{ApiError, AppState};
-
-/// Digests of the configured API keys.
-pub struct ApiKeys(Vec<[u8; 32]>);
-
-impl ApiKeys {
-    pub fn new(keys: &[SecretString]) -> Self {
-        ApiKeys(
-            keys.iter()
-                .map(|k| Sha256::digest(k.expose_secret().as_bytes()).into())
-                .collect(),
-        )
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Constant-time check of a presented key against every configured key.
-    pub fn accepts(&self, presented: &str) -> bool {
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        self.0
-            .iter()
-            .fold(subtle::Choice::from(0), |acc, k| acc | k.ct_eq(&digest))
-            .into()
-    }
-}
+pub use crate::api_keys::ApiKeys;
 
 /// The Bearer key a request presents, if any.
 fn presented_key(req: &Request) -> Option<&str> {
@@ -116,20 +88,5 @@ where
             ApiError::Unauthorized
         };
         Either::Left(ready(Ok(refusal.into_response())))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_configured_keys_are_accepted() {
-        let keys = ApiKeys::new(&[SecretString::from("k-one"), SecretString::from("k-two")]);
-        assert!(keys.accepts("k-one"));
-        assert!(keys.accepts("k-two"));
-        assert!(!keys.accepts("k-on"));
-        assert!(!keys.accepts(""));
-        assert!(!ApiKeys::new(&[]).accepts("k-one"));
     }
 }

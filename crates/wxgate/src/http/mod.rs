@@ -11,6 +11,7 @@ pub mod auth;
 pub mod body;
 pub mod deadline;
 pub mod error;
+pub mod extract;
 pub mod front;
 pub mod json;
 pub mod ops;
@@ -23,38 +24,16 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 pub use self::error::{ApiError, ApiResult};
-use crate::config::{Account, Accounts, Settings};
-use crate::credentials::CredentialManager;
-use crate::metrics::Metrics;
-use crate::store::Store;
-use crate::upstream::WechatClient;
+use crate::config::Account;
+pub use crate::gateway::Gateway;
 
-/// Everything a handler may need; cheap to clone.
+/// Everything a handler may need: the core [`Gateway`]; cheap to clone.
 #[derive(Clone)]
-pub struct AppState(pub Arc<AppInner>);
-
-pub struct AppInner {
-    pub settings: Settings,
-    /// The validated accounts, built once from `settings` at start.
-    pub accounts: Accounts,
-    pub creds: Arc<CredentialManager>,
-    pub store: Arc<dyn Store>,
-    pub metrics: Arc<Metrics>,
-    pub client: WechatClient,
-    pub api_keys: auth::ApiKeys,
-    /// User records (`[database]`).
-    pub users: Arc<dyn crate::users::UserDb>,
-    /// The webhook client.
-    pub push: crate::push::PushRuntime,
-    /// The key of web-login states, computed once ([`crate::oauth::state_token`]).
-    pub oauth_keys: crate::oauth::state_token::StateKeys,
-    /// Work that outlives its request (webhook calls, late replies); shutdown waits for it.
-    pub tasks: crate::tasks::BackgroundTasks,
-}
+pub struct AppState(pub Arc<Gateway>);
 
 impl std::ops::Deref for AppState {
-    type Target = AppInner;
-    fn deref(&self) -> &AppInner {
+    type Target = Gateway;
+    fn deref(&self) -> &Gateway {
         &self.0
     }
 }
@@ -62,8 +41,7 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Fails with `unknown_account` for names that are not configured.
     pub fn require_account(&self, name: &str) -> ApiResult<&Arc<Account>> {
-        self.accounts
-            .get(name)
+        self.account(name)
             .ok_or_else(|| ApiError::UnknownAccount(name.to_owned()))
     }
 }

@@ -1,0 +1,39 @@
+//! The account a route names, as an extractor: every route with an `{account}` segment takes
+//! [`AccountPath`] and gets the validated [`Account`], or the caller gets 404
+//! `unknown_account` before the handler runs.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, RawPathParams};
+use axum::http::request::Parts;
+
+use super::{ApiError, AppState};
+use crate::config::Account;
+
+/// The account of the route's `{account}` segment (percent-decoded), looked up once.
+pub struct AccountPath(pub Arc<Account>);
+
+impl std::ops::Deref for AccountPath {
+    type Target = Arc<Account>;
+    fn deref(&self) -> &Arc<Account> {
+        &self.0
+    }
+}
+
+impl FromRequestParts<AppState> for AccountPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::Internal("the route has no path parameters".into()))?;
+        let name = params
+            .iter()
+            .find_map(|(key, value)| (key == "account").then_some(value))
+            .ok_or_else(|| ApiError::Internal("the route has no {account} segment".into()))?;
+        state
+            .account(name)
+            .map(|account| AccountPath(Arc::clone(account)))
+            .ok_or_else(|| ApiError::UnknownAccount(name.to_owned()))
+    }
+}

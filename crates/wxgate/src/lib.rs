@@ -25,3 +25,4 @@ pub mod store;
 pub mod tasks;
 pub mod upstream;
 pub mod users;
+pub mod vault;

@@ -23,7 +23,7 @@ pub mod validate;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
 use crate::domain::TokenApi;
@@ -77,6 +77,8 @@ pub struct Settings {
     pub upstream: UpstreamSettings,
     #[serde(default)]
     pub api: ApiSettings,
+    #[serde(default)]
+    pub admin: AdminSettings,
     #[serde(default)]
     pub accounts: Vec<AccountSettings>,
 }
@@ -191,6 +193,48 @@ pub struct ApiSettings {
     /// Bearer keys accepted on `/api/*`. None configured = the business API is disabled.
     #[serde(default, deserialize_with = "de_secret_list")]
     pub keys: Vec<SecretString>,
+}
+
+/// `[admin]`: the admin API's keys and the master key of the secrets kept in the database.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Bearer keys accepted on `/admin/*`. None configured = the admin API is disabled.
+    #[serde(default, deserialize_with = "de_secret_list")]
+    pub keys: Vec<SecretString>,
+    /// 32 random bytes, standard base64: seals every secret kept in the database
+    /// ([`crate::vault`]). Required as soon as one is stored there.
+    #[serde(default)]
+    pub master_key: Option<SecretString>,
+    /// The key before a rotation: still opens, and what it opens is re-sealed with `master_key`.
+    #[serde(default)]
+    pub master_key_previous: Option<SecretString>,
+}
+
+impl AdminSettings {
+    /// The vault of `master_key` (and `master_key_previous`), or `None` when no master key is
+    /// configured. Errors name the key, never its value.
+    pub fn vault(&self) -> Result<Option<crate::vault::Vault>, ConfigError> {
+        let parse = |key: &str, value: &SecretString| {
+            crate::vault::MasterKey::from_base64(value.expose_secret())
+                .map_err(|why| invalid(key, why))
+        };
+        let previous = match &self.master_key_previous {
+            Some(v) => Some(parse("admin.master_key_previous", v)?),
+            None => None,
+        };
+        match &self.master_key {
+            Some(v) => Ok(Some(crate::vault::Vault::new(
+                parse("admin.master_key", v)?,
+                previous,
+            ))),
+            None if previous.is_some() => Err(invalid(
+                "admin.master_key_previous",
+                "is set without admin.master_key (the previous key only opens; set the new one)",
+            )),
+            None => Ok(None),
+        }
+    }
 }
 
 /// One Official Account.
@@ -402,7 +446,6 @@ fn de_secret_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
 
     const MINIMAL: &str = r#"
 [[accounts]]

@@ -1,4 +1,4 @@
-//! The `[storage]`, `[database]`, `[upstream]`, `[push]` and `[api]` keys.
+//! The `[storage]`, `[database]`, `[upstream]`, `[push]`, `[api]` and `[admin]` keys.
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -23,7 +23,9 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
             "must be at least 1 second (WeChat retries within 15 seconds)",
         ));
     }
-    api_keys(&s.api.keys)
+    keys("api.keys", &s.api.keys)?;
+    keys("admin.keys", &s.admin.keys)?;
+    s.admin.vault().map(drop)
 }
 
 /// `sqlite:` always; `memory://` and `redis://` for the store (`redis_allowed`), PostgreSQL for
@@ -47,12 +49,12 @@ fn store_url(key: &str, value: &str, redis_allowed: bool) -> Result<(), ConfigEr
     ))
 }
 
-fn api_keys(keys: &[SecretString]) -> Result<(), ConfigError> {
+fn keys(section: &str, keys: &[SecretString]) -> Result<(), ConfigError> {
     for (i, key) in keys.iter().enumerate() {
         let k = key.expose_secret();
         if k.trim().is_empty() || k.chars().any(char::is_whitespace) {
             return Err(invalid(
-                format!("api.keys[{i}]"),
+                format!("{section}[{i}]"),
                 "must be a non-empty string without spaces",
             ));
         }
@@ -76,10 +78,34 @@ mod tests {
 
     #[test]
     fn api_keys_name_their_index() {
-        let keys: Vec<SecretString> = vec!["good".into(), "has space".into()];
-        let Err(ConfigError::Invalid { key, .. }) = api_keys(&keys) else {
+        let given: Vec<SecretString> = vec!["good".into(), "has space".into()];
+        let Err(ConfigError::Invalid { key, .. }) = keys("api.keys", &given) else {
             panic!("expected an error");
         };
         assert_eq!(key, "api.keys[1]");
+    }
+
+    #[test]
+    fn the_master_key_is_checked_and_never_shown() {
+        use crate::config::AdminSettings;
+        let bad = AdminSettings {
+            master_key: Some(SecretString::from("c2hvcnQ=")),
+            ..AdminSettings::default()
+        };
+        let Err(ConfigError::Invalid { key, message }) = bad.vault() else {
+            panic!("a short key must be refused");
+        };
+        assert_eq!(key, "admin.master_key");
+        assert!(!message.contains("c2hvcnQ="));
+        let orphan = AdminSettings {
+            master_key_previous: Some(crate::vault::MasterKey::random().to_base64()),
+            ..AdminSettings::default()
+        };
+        assert!(orphan.vault().is_err());
+        let good = AdminSettings {
+            master_key: Some(crate::vault::MasterKey::random().to_base64()),
+            ..AdminSettings::default()
+        };
+        assert!(good.vault().unwrap().is_some());
     }
 }

@@ -18,6 +18,7 @@ pub mod oauth;
 pub mod proxy;
 pub mod push;
 pub mod query;
+pub mod registry;
 pub mod scrub;
 pub mod server;
 pub mod startup;

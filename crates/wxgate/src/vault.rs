@@ -34,9 +34,9 @@ impl std::fmt::Debug for MasterKey {
 impl MasterKey {
     /// Parses `admin.master_key`: 32 bytes in standard base64. The error never shows the value.
     pub fn from_base64(text: &str) -> Result<MasterKey, &'static str> {
-        let bytes = STANDARD
-            .decode(text.trim())
-            .map_err(|_| "must be standard base64 (e.g. the output of `openssl rand -base64 32`)")?;
+        let bytes = STANDARD.decode(text.trim()).map_err(|_| {
+            "must be standard base64 (e.g. the output of `openssl rand -base64 32`)"
+        })?;
         let key: [u8; 32] = bytes
             .try_into()
             .map_err(|_| "must decode to exactly 32 bytes (`openssl rand -base64 32`)")?;
@@ -195,7 +195,12 @@ mod tests {
         assert_eq!(opened.value.expose_secret(), "s3cret");
         assert!(opened.sealed_with_previous);
         let resealed = rotated.seal(opened.value.expose_secret(), b"ctx");
-        assert!(!rotated.open(&resealed, b"ctx").unwrap().sealed_with_previous);
+        assert!(
+            !rotated
+                .open(&resealed, b"ctx")
+                .unwrap()
+                .sealed_with_previous
+        );
     }
 
     #[test]

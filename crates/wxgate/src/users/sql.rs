@@ -154,6 +154,13 @@ impl<DB: Dialect> SqlUserDb<DB> {
     }
 }
 
+impl<DB: Database> SqlUserDb<DB> {
+    /// The pool, for the registry's queries on the same database (`crate::registry`).
+    pub(crate) fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+}
+
 impl<DB: Database> Clone for SqlUserDb<DB> {
     fn clone(&self) -> Self {
         SqlUserDb {

@@ -30,11 +30,18 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections per process; SQLite serialises writers anyway, this mostly serves readers.
 const MAX_CONNECTIONS: u32 = 8;
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "users",
-    sql: include_str!("../../migrations/sqlite/0001_users.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "users",
+        sql: include_str!("../../migrations/sqlite/0001_users.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "registry",
+        sql: include_str!("../../migrations/sqlite/0002_registry.sql"),
+    },
+];
 
 /// SQLite-file user database; see the module documentation.
 pub type SqliteUserDb = SqlUserDb<Sqlite>;

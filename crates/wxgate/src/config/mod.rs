@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::domain::TokenApi;
 
@@ -238,17 +238,18 @@ impl AdminSettings {
 }
 
 /// One Official Account.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountSettings {
     pub name: String,
     pub appid: String,
+    #[serde(skip_serializing)]
     pub secret: SecretString,
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub token: Option<SecretString>,
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub encoding_aes_key: Option<SecretString>,
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub encoding_aes_key_previous: Option<SecretString>,
     #[serde(default)]
     pub token_api: TokenApi,
@@ -270,10 +271,11 @@ pub struct AccountSettings {
     pub accept_plaintext: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
     pub url: String,
+    #[serde(skip_serializing)]
     pub secret: SecretString,
     /// How long WeChat's push waits for the webhook before answering `success`; the webhook's
     /// later answer is then sent with the customer-service API.
@@ -282,7 +284,7 @@ pub struct WebhookSettings {
 }
 
 /// A passive-reply rule. Exactly one of `event`, `keyword`, `regex` selects the messages.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSettings {
     #[serde(default)]

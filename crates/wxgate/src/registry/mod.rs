@@ -2,6 +2,7 @@
 //! database of `database.url` and seen by every instance within 2 s.
 
 pub mod db;
+pub mod record;
 mod sql;
 
 pub use self::db::{AccountWrite, Changes, RegistryDb, StoredAccount, StoredKey, WriteOutcome};

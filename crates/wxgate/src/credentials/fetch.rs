@@ -229,7 +229,7 @@ impl CredentialManager {
         let _flight = self.lock_flight(slot, deadline).await?;
         let Some(seen) = self.current_access_token(account, slot).await? else {
             // Nothing valid at all: an ordinary first fetch (not counted by the guard).
-            return Box::pin(self.obtain_remembered(acct, slot, queued_at, deadline)).await;
+            return Box::pin(self.obtain_remembered(&acct, slot, queued_at, deadline)).await;
         };
         if invalid_token.is_some_and(|bad| bad != seen.value) {
             return Ok(seen);
@@ -244,7 +244,7 @@ impl CredentialManager {
             tokio::time::sleep(WAIT_POLL).await;
         };
         let result = self
-            .refresh_under_lease(acct, slot, &seen, invalid_token, &lease)
+            .refresh_under_lease(&acct, slot, &seen, invalid_token, &lease)
             .await;
         lease.release().await;
         result

@@ -52,6 +52,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -224,7 +225,9 @@ struct Slot {
 
 struct AccountCreds {
     settings: Arc<Account>,
-    slots: Vec<Slot>,
+    /// Shared with the entry that replaces this one when the account's settings change but its
+    /// AppID and token API do not, so a replace keeps the credentials (see [`CredentialManager::sync`]).
+    slots: Arc<[Slot]>,
 }
 
 impl AccountCreds {
@@ -238,9 +241,12 @@ impl AccountCreds {
     }
 }
 
+/// Every account's credential slots by name, swapped whole when the registry changes.
+type AccountMap = HashMap<String, Arc<AccountCreds>>;
+
 /// See the module documentation.
 pub struct CredentialManager {
-    accounts: HashMap<String, AccountCreds>,
+    accounts: ArcSwap<AccountMap>,
     store: Arc<dyn Store>,
     client: WechatClient,
     metrics: Arc<Metrics>,
@@ -259,28 +265,7 @@ impl CredentialManager {
         metrics: Arc<Metrics>,
         options: ManagerOptions,
     ) -> Self {
-        let accounts = accounts
-            .iter()
-            .map(|a| {
-                let slots = CredentialKind::ALL
-                    .iter()
-                    .map(|k| Slot {
-                        kind: *k,
-                        cached: CachedCredential::default(),
-                        flight: tokio::sync::Mutex::new(()),
-                        failures: FailureMemory::default(),
-                        status: Mutex::new(status::SlotStatus::default()),
-                    })
-                    .collect();
-                (
-                    a.name.clone(),
-                    AccountCreds {
-                        settings: Arc::clone(a),
-                        slots,
-                    },
-                )
-            })
-            .collect();
+        let accounts = ArcSwap::from_pointee(Self::account_map(accounts, &AccountMap::new()));
         let instance_id: String = rand::thread_rng()
             .sample_iter(rand::distributions::Alphanumeric)
             .take(16)
@@ -297,15 +282,67 @@ impl CredentialManager {
         }
     }
 
-    fn account(&self, name: &str) -> Result<&AccountCreds, CredentialError> {
+    /// The slots of `accounts`, keeping those of `old` for every account whose AppID and token
+    /// API are unchanged (its cached credentials stay valid); the others start empty.
+    fn account_map(accounts: &Accounts, old: &AccountMap) -> AccountMap {
+        accounts
+            .iter()
+            .map(|a| {
+                let slots = match old.get(&a.name) {
+                    Some(o)
+                        if o.settings.appid == a.appid && o.settings.token_api == a.token_api =>
+                    {
+                        Arc::clone(&o.slots)
+                    }
+                    _ => CredentialKind::ALL
+                        .iter()
+                        .map(|k| Slot {
+                            kind: *k,
+                            cached: CachedCredential::default(),
+                            flight: tokio::sync::Mutex::new(()),
+                            failures: FailureMemory::default(),
+                            status: Mutex::new(status::SlotStatus::default()),
+                        })
+                        .collect(),
+                };
+                let creds = AccountCreds {
+                    settings: Arc::clone(a),
+                    slots,
+                };
+                (a.name.clone(), Arc::new(creds))
+            })
+            .collect()
+    }
+
+    /// Follows a change of the registry: accounts added get empty slots, removed ones are
+    /// dropped, replaced ones keep their credentials unless their AppID or token API changed.
+    /// Requests already holding an account's slots finish with them.
+    pub fn sync(&self, accounts: &Accounts) {
+        let old = self.accounts.load_full();
         self.accounts
+            .store(Arc::new(Self::account_map(accounts, &old)));
+    }
+
+    /// Forgets the stored credentials of `account` (deleted, or its AppID changed), so no
+    /// instance hands out a credential of the account it was before.
+    pub async fn forget_stored(&self, account: &str) -> Result<(), StoreError> {
+        for kind in CredentialKind::ALL {
+            self.store.delete(&Self::store_key(account, kind)).await?;
+        }
+        Ok(())
+    }
+
+    fn account(&self, name: &str) -> Result<Arc<AccountCreds>, CredentialError> {
+        self.accounts
+            .load()
             .get(name)
+            .cloned()
             .ok_or_else(|| CredentialError::UnknownAccount(name.to_owned()))
     }
 
     /// Whether `name` is a configured account.
     pub fn has_account(&self, name: &str) -> bool {
-        self.accounts.contains_key(name)
+        self.accounts.load().contains_key(name)
     }
 
     fn store_key(account: &str, kind: CredentialKind) -> String {
@@ -332,12 +369,17 @@ impl CredentialManager {
         account: &str,
         kind: CredentialKind,
     ) -> Result<Arc<Credential>, CredentialError> {
-        let acct = self.account(account)?;
-        let slot = acct.slot(kind);
-        if let Some(c) = slot.cached.valid_at(unix_now()) {
-            return Ok(c);
-        }
-        Box::pin(self.get_uncached(acct, slot)).await
+        let acct = {
+            let map = self.accounts.load();
+            let acct = map
+                .get(account)
+                .ok_or_else(|| CredentialError::UnknownAccount(account.to_owned()))?;
+            if let Some(c) = acct.slot(kind).cached.valid_at(unix_now()) {
+                return Ok(c);
+            }
+            Arc::clone(acct)
+        };
+        Box::pin(self.get_uncached(&acct, acct.slot(kind))).await
     }
 
     /// The credential this instance holds, when valid at `now`, lent to `f`: for a caller that
@@ -352,6 +394,7 @@ impl CredentialManager {
         f: impl FnOnce(&Credential) -> R,
     ) -> Option<R> {
         self.accounts
+            .load()
             .get(account)?
             .slot(kind)
             .cached
@@ -481,7 +524,7 @@ impl CredentialManager {
         let acct = self.account(account)?;
         let now = unix_now();
         let mut out = Vec::new();
-        for slot in &acct.slots {
+        for slot in acct.slots.iter() {
             let stored = self.load_stored(account, slot).await.ok().flatten();
             let st = lock(&slot.status).clone();
             out.push(CredentialStatus::build(
@@ -498,8 +541,8 @@ impl CredentialManager {
     pub fn cached_expiries(&self) -> Vec<(String, CredentialKind, i64)> {
         let now = unix_now();
         let mut out = Vec::new();
-        for (name, acct) in &self.accounts {
-            for slot in &acct.slots {
+        for (name, acct) in self.accounts.load().iter() {
+            for slot in acct.slots.iter() {
                 if let Some(c) = slot.cached.get() {
                     out.push((name.clone(), slot.kind, c.expires_in(now)));
                 }

@@ -19,8 +19,9 @@ impl CredentialManager {
     /// particular, which retires the old token — reaches this instance within one scan), then
     /// refreshes those that are due. Credentials nobody asked for are never fetched.
     pub async fn refresh_due(&self) {
-        for acct in self.accounts.values() {
-            for slot in &acct.slots {
+        let accounts = self.accounts.load_full();
+        for acct in accounts.values() {
+            for slot in acct.slots.iter() {
                 if slot.cached.is_empty() {
                     continue;
                 }

@@ -9,6 +9,12 @@ use subtle::ConstantTimeEq;
 /// Digests of the configured API keys.
 pub struct ApiKeys(Vec<[u8; 32]>);
 
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiKeys({} keys)", self.0.len())
+    }
+}
+
 impl ApiKeys {
     pub fn new(keys: &[SecretString]) -> Self {
         ApiKeys(

@@ -85,6 +85,15 @@ impl Accounts {
         Accounts { by_name, in_order }
     }
 
+    /// Keeps accounts already shared (names already checked to be unique).
+    pub fn from_shared(in_order: Vec<Arc<Account>>) -> Accounts {
+        let by_name = in_order
+            .iter()
+            .map(|a| (a.name.clone(), Arc::clone(a)))
+            .collect();
+        Accounts { by_name, in_order }
+    }
+
     /// The account called `name`.
     pub fn get(&self, name: &str) -> Option<&Arc<Account>> {
         self.by_name.get(name)

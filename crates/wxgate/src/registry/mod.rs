@@ -1,8 +1,256 @@
-//! The runtime registry: accounts managed with the admin API and scoped API keys, kept in the
-//! database of `database.url` and seen by every instance within 2 s.
+//! The runtime registry: every account the gateway serves — from the config file (read-only)
+//! and from the database (managed with the admin API) — and every API key, as one immutable
+//! [`Snapshot`] that requests read lock-free and that is swapped whole when something changes.
+//!
+//! Instances sharing `database.url` follow each other through the registry's change counter
+//! (`registry/db.rs`): [`Registry::reload`] reads one number, and only when it moved, the rows
+//! stamped since. A request that took an account from the snapshot keeps that `Arc<Account>`
+//! to its end, so a replace never mixes old and new settings within one request.
+//!
+//! Stored secrets are sealed with `admin.master_key` ([`crate::vault`]); a row sealed with
+//! `master_key_previous` is re-sealed with the current key when it is read.
 
 pub mod db;
+pub mod keys;
 pub mod record;
 mod sql;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use secrecy::SecretString;
+
 pub use self::db::{AccountWrite, Changes, RegistryDb, StoredAccount, StoredKey, WriteOutcome};
+use self::keys::{KeyEntry, KeyTable};
+use self::record::{RecordError, Source};
+use crate::api_keys::ApiKeys;
+use crate::config::{Account, AccountSettings, Accounts};
+use crate::users::UserDbError;
+use crate::vault::Vault;
+
+/// One account as the registry holds it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub account: Arc<Account>,
+    /// Its settings (with secrets, never answered), for the admin API's view and merges.
+    pub settings: Arc<AccountSettings>,
+    pub source: Source,
+    /// Created and updated (unix seconds) for database accounts.
+    pub times: Option<(i64, i64)>,
+    /// The row's stamp, for conditional writes (database accounts).
+    pub seq: Option<i64>,
+}
+
+/// Everything served at one moment; requests read it lock-free.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Config accounts in file order, then database accounts by name.
+    pub accounts: Accounts,
+    pub entries: BTreeMap<String, Entry>,
+    pub keys: KeyTable,
+    /// The live stored keys by id, for `GET /admin/api/v1/keys`.
+    pub stored_keys: BTreeMap<String, KeyEntry>,
+}
+
+/// Why the registry cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Database(#[from] UserDbError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error("the database holds accounts with sealed secrets but admin.master_key is not set")]
+    NoMasterKey,
+}
+
+/// What has been applied from the database.
+#[derive(Default)]
+struct Applied {
+    seq: i64,
+    accounts: BTreeMap<String, Entry>,
+    keys: BTreeMap<String, KeyEntry>,
+}
+
+/// See the module documentation.
+pub struct Registry {
+    db: Arc<dyn RegistryDb>,
+    vault: Option<Vault>,
+    config: Vec<Entry>,
+    file_keys: Vec<SecretString>,
+    current: ArcSwap<Snapshot>,
+    applied: tokio::sync::Mutex<Applied>,
+}
+
+impl Registry {
+    /// Loads everything from the database. Fails when a stored secret does not open (the
+    /// error names the account and field, never the value).
+    pub async fn open(
+        db: Arc<dyn RegistryDb>,
+        vault: Option<Vault>,
+        config: &[AccountSettings],
+        config_accounts: &Accounts,
+        file_keys: Vec<SecretString>,
+    ) -> Result<Registry, RegistryError> {
+        let config = config
+            .iter()
+            .filter_map(|s| {
+                let account = config_accounts.get(&s.name)?;
+                Some(Entry {
+                    account: Arc::clone(account),
+                    settings: Arc::new(s.clone()),
+                    source: Source::Config,
+                    times: None,
+                    seq: None,
+                })
+            })
+            .collect();
+        let registry = Registry {
+            db,
+            vault,
+            config,
+            file_keys,
+            current: ArcSwap::from_pointee(Snapshot::default()),
+            applied: tokio::sync::Mutex::new(Applied::default()),
+        };
+        registry.publish(&Applied::default());
+        registry.reload().await?;
+        Ok(registry)
+    }
+
+    /// What is served now.
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.current.load()
+    }
+
+    /// The database behind the registry.
+    pub fn db(&self) -> &Arc<dyn RegistryDb> {
+        &self.db
+    }
+
+    /// The vault, or `None` when `admin.master_key` is not set.
+    pub fn vault(&self) -> Option<&Vault> {
+        self.vault.as_ref()
+    }
+
+    /// Applies what changed in the database since the last call; `true` when anything did.
+    /// One cheap read when nothing changed.
+    pub async fn reload(&self) -> Result<bool, RegistryError> {
+        let mut applied = self.applied.lock().await;
+        let changes = self.db.changes_since(applied.seq).await?;
+        if changes.seq == applied.seq {
+            return Ok(false);
+        }
+        let mut next = Applied {
+            seq: changes.seq,
+            accounts: applied.accounts.clone(),
+            keys: applied.keys.clone(),
+        };
+        for row in &changes.accounts {
+            next.accounts.remove(&row.name);
+            if row.deleted {
+                continue;
+            }
+            if let Some(entry) = self.open_row(row).await? {
+                next.accounts.insert(row.name.clone(), entry);
+            }
+        }
+        for row in &changes.keys {
+            next.keys.remove(&row.id);
+            if let Some(entry) = KeyEntry::from_row(row) {
+                next.keys.insert(row.id.clone(), entry);
+            }
+        }
+        self.publish(&next);
+        *applied = next;
+        Ok(true)
+    }
+
+    /// One stored account, opened and validated; `None` (logged) when it cannot be served.
+    async fn open_row(&self, row: &StoredAccount) -> Result<Option<Entry>, RegistryError> {
+        if self.config.iter().any(|c| c.settings.name == row.name) {
+            tracing::warn!(account = %row.name,
+                "an account of the config file has the name of a database account; the config file's is served");
+            return Ok(None);
+        }
+        let vault = self.vault.as_ref().ok_or(RegistryError::NoMasterKey)?;
+        let opened = record::open(&row.name, &row.settings, &row.secrets, vault)?;
+        let account = match Account::try_from(&opened.settings) {
+            Ok(account) => account,
+            Err(e) => {
+                tracing::error!(account = %row.name, error = %e,
+                    "a database account is not valid any more and is not served; PUT it again");
+                return Ok(None);
+            }
+        };
+        let mut seq = row.seq;
+        if opened.sealed_with_previous {
+            seq = self
+                .reseal(row, &opened.settings, vault)
+                .await
+                .unwrap_or(seq);
+        }
+        Ok(Some(Entry {
+            account: Arc::new(account),
+            settings: Arc::new(opened.settings),
+            source: Source::Database,
+            times: Some((row.created_at, row.updated_at)),
+            seq: Some(seq),
+        }))
+    }
+
+    /// Re-seals a row opened with `master_key_previous`; another instance may do it at the
+    /// same moment, so a conflict is fine.
+    async fn reseal(
+        &self,
+        row: &StoredAccount,
+        settings: &AccountSettings,
+        vault: &Vault,
+    ) -> Option<i64> {
+        let (public, secrets) = record::seal(settings, vault);
+        let write = AccountWrite {
+            name: &row.name,
+            settings: &public,
+            secrets: &secrets,
+            expected_seq: Some(row.seq),
+            now: row.updated_at,
+        };
+        match self.db.write_account(write).await {
+            Ok(WriteOutcome::Written { seq }) => {
+                tracing::info!(account = %row.name, "re-sealed the account's secrets with admin.master_key");
+                Some(seq)
+            }
+            Ok(WriteOutcome::Conflict) => None,
+            Err(e) => {
+                tracing::warn!(account = %row.name, error = %e, "cannot re-seal the account's secrets yet");
+                None
+            }
+        }
+    }
+
+    fn publish(&self, applied: &Applied) {
+        let mut entries: BTreeMap<String, Entry> = self
+            .config
+            .iter()
+            .map(|e| (e.settings.name.clone(), e.clone()))
+            .collect();
+        let mut in_order: Vec<Arc<Account>> =
+            self.config.iter().map(|e| Arc::clone(&e.account)).collect();
+        for (name, entry) in &applied.accounts {
+            if !entries.contains_key(name) {
+                in_order.push(Arc::clone(&entry.account));
+                entries.insert(name.clone(), entry.clone());
+            }
+        }
+        let keys = KeyTable::new(
+            ApiKeys::new(&self.file_keys),
+            applied.keys.values().cloned(),
+        );
+        self.current.store(Arc::new(Snapshot {
+            accounts: Accounts::from_shared(in_order),
+            entries,
+            keys,
+            stored_keys: applied.keys.clone(),
+        }));
+    }
+}

@@ -33,7 +33,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/api/v1/accounts/{account}/status", get(status))
         .merge(crate::oauth::api_router())
-        .merge(crate::proxy::api_router())
+        .merge(super::proxy::api_router())
         .route_layer(auth::RequireApiKeyLayer::new(state))
 }
 

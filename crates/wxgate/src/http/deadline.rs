@@ -7,7 +7,7 @@
 //! ([`super::request_meta::RequestMetaFuture`], which also serves the JS-SDK config route
 //! answered in front of the router), so it costs no layer, no box and no allocation of its own,
 //! and a cut request is counted (as 503) and carries its request id like any other. Every route
-//! has it except the streaming API proxy ([`crate::proxy::API_ROUTE`]), whose transfers may
+//! has it except the streaming API proxy ([`super::proxy::API_ROUTE`]), whose transfers may
 //! rightly take long and which bounds every *silence* itself (`proxy::forward`).
 //!
 //! Cost: the timer is armed only when a handler's first poll is not ready, so a request answered
@@ -28,7 +28,7 @@ use super::ApiError;
 
 /// The deadline of the requests of `route` (a route template): `None` for the streaming proxy.
 pub fn for_route(route: &str, limit: Duration) -> Option<Duration> {
-    (route != crate::proxy::API_ROUTE).then_some(limit)
+    (route != super::proxy::API_ROUTE).then_some(limit)
 }
 
 pin_project_lite::pin_project! {
@@ -92,7 +92,7 @@ mod tests {
     #[test]
     fn only_the_streaming_proxy_has_no_deadline() {
         let limit = Duration::from_secs(30);
-        assert_eq!(for_route(crate::proxy::API_ROUTE, limit), None);
+        assert_eq!(for_route(crate::http::proxy::API_ROUTE, limit), None);
         for route in [
             "/api/v1/accounts/{account}/access_token",
             "/wx/{account}",

@@ -15,7 +15,10 @@ pub mod extract;
 pub mod front;
 pub mod json;
 pub mod ops;
+pub mod proxy;
+pub mod push;
 pub mod request_meta;
+pub mod verify_files;
 
 use std::sync::Arc;
 
@@ -69,10 +72,10 @@ fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         routes = routes.merge(ops::metrics_router(server));
     }
     routes
-        .merge(crate::push::router())
+        .merge(push::router())
         .merge(crate::jssdk::router())
         .merge(crate::oauth::router())
-        .merge(crate::proxy::router())
+        .merge(verify_files::router())
         .merge(api::router(state.clone()))
         .route_layer(request_meta::RequestMetaLayer::new(
             Arc::clone(&state.metrics),

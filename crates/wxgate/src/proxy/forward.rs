@@ -18,28 +18,31 @@
 //!   WeChat's answer with an `X-Wxgate-Hint` header, and the token is refreshed all the same so
 //!   its own retry works;
 //! - **nothing secret leaks**: the caller's `Authorization` (its wxgate API key) and other
-//!   headers are not forwarded, only [`REQUEST_HEADERS`]; logs carry the path, never the query
+//!   headers are not forwarded, only `REQUEST_HEADERS`; logs carry the path, never the query
 //!   (it holds the token), plus WeChat's `rid` and wxgate's request id for failed calls;
 //!   transport errors are rendered by [`crate::scrub::reqwest_error`], without the URL.
+//!
+//! The caller's body comes in as a stream of byte chunks and WeChat's answer goes out as plain
+//! data ([`Forwarded`]); the HTTP layer turns one into the other.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use axum::response::Response;
 use bytes::Bytes;
-use futures::stream::{self, BoxStream};
-use futures::{StreamExt, TryStreamExt};
+use futures::stream;
+use futures::{Stream, StreamExt, TryStreamExt};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::path::{upstream_query, WechatPath};
+use super::{ByteStream, Forwarded, ForwardedBody, ProxyError};
+use crate::config::Account;
 use crate::credentials::{Again, ErrorRecord, Fresh, NotRetried};
 use crate::domain::{lock, unix_now};
-use crate::http::{ApiError, AppState};
+use crate::gateway::Gateway;
 use crate::scrub::reqwest_error;
 use crate::upstream::{is_token_invalid_errcode, UpstreamError};
 
@@ -85,12 +88,10 @@ const HINT_RETRY_REJECTED: &str = "WeChat rejected the refreshed access_token as
 const HINT_REFRESH_FAILED: &str = "WeChat rejected the access_token and refreshing it failed; \
      see GET /api/v1/accounts/{account}/status for the cause";
 
-type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
-
 /// One proxied call, already validated.
 pub struct Call<'a> {
-    pub state: &'a AppState,
-    pub account: &'a str,
+    pub gateway: &'a Gateway,
+    pub account: &'a Account,
     pub method: Method,
     pub path: WechatPath,
     pub query: Option<String>,
@@ -99,12 +100,17 @@ pub struct Call<'a> {
     pub request_id: Option<String>,
 }
 
-/// Forwards `call` with `body` and answers WeChat's response (see the module documentation).
-pub async fn forward(call: Call<'_>, body: Body) -> Result<Response, ApiError> {
-    let limit = call.state.settings.server.max_body_bytes;
+/// Forwards `call` with `body` (the caller's body, chunk by chunk) and returns WeChat's
+/// response (see the module documentation).
+pub async fn forward<S, E>(call: Call<'_>, body: S) -> Result<Forwarded, ProxyError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let limit = call.gateway.settings.server.max_body_bytes;
     let declared = content_length(&call.headers);
     if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::BodyTooLarge(limit));
+        return Err(ProxyError::BodyTooLarge(limit));
     }
     let outgoing = Outgoing::prepare(body, declared, limit).await?;
     let again = if outgoing.is_replayable() {
@@ -114,18 +120,19 @@ pub async fn forward(call: Call<'_>, body: Body) -> Result<Response, ApiError> {
     };
     let attempt = |token: SecretString| call.attempt(token, &outgoing);
     let rejected =
-        |r: &Result<Answer, ApiError>| r.as_ref().is_ok_and(|a| a.token_errcode().is_some());
+        |r: &Result<Answer, ProxyError>| r.as_ref().is_ok_and(|a| a.token_errcode().is_some());
+    let account = call.account.name.as_str();
     let answered = call
-        .state
+        .gateway
         .creds
-        .with_fresh_token(call.account, again, attempt, rejected)
+        .with_fresh_token(account, again, attempt, rejected)
         .await?;
     let request_id = call.request_id.as_deref().unwrap_or("-");
     let (answer, hint) = match answered {
         Fresh::First(answer) => (answer?, None),
         Fresh::Retried { first, second } => {
             let errcode = first.ok().and_then(|a| a.token_errcode());
-            tracing::info!(account = call.account, path = %call.path.decoded, errcode, request_id,
+            tracing::info!(account, path = %call.path.decoded, errcode, request_id,
                 "proxied call hit a token error; retried once with the refreshed token");
             let second = second?;
             let hint = second.token_errcode().map(|_| HINT_RETRY_REJECTED);
@@ -136,13 +143,13 @@ pub async fn forward(call: Call<'_>, body: Body) -> Result<Response, ApiError> {
             let errcode = first.token_errcode();
             let hint = match why {
                 NotRetried::RefreshFailed(e) => {
-                    tracing::warn!(account = call.account, path = %call.path.decoded, errcode,
+                    tracing::warn!(account, path = %call.path.decoded, errcode,
                         error = %e, request_id,
                         "proxied call hit a token error and the refresh failed");
                     HINT_REFRESH_FAILED
                 }
                 NotRetried::NotRepeatable => {
-                    tracing::warn!(account = call.account, path = %call.path.decoded, errcode,
+                    tracing::warn!(account, path = %call.path.decoded, errcode,
                         request_id,
                         "proxied call hit a token error; token refreshed, streamed body not retried");
                     HINT_NOT_REPLAYED
@@ -152,7 +159,7 @@ pub async fn forward(call: Call<'_>, body: Body) -> Result<Response, ApiError> {
             (first, Some(hint))
         }
     };
-    Ok(answer.into_response(hint))
+    Ok(answer.into_forwarded(hint))
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
@@ -206,8 +213,15 @@ enum Outgoing {
 impl Outgoing {
     /// Reads up to [`REPLAY_MAX`] bytes; a body that ends by then is replayable, any other is
     /// streamed (what was read first goes first), counted against `limit`.
-    async fn prepare(body: Body, declared: Option<u64>, limit: u64) -> Result<Self, ApiError> {
-        let mut data = body.into_data_stream();
+    async fn prepare<S, E>(
+        mut data: S,
+        declared: Option<u64>,
+        limit: u64,
+    ) -> Result<Self, ProxyError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+        E: std::error::Error + Send + Sync + 'static,
+    {
         let mut prefix: Vec<Bytes> = Vec::new();
         let mut read: usize = 0;
         let may_replay = declared.is_none_or(|n| n <= REPLAY_MAX as u64);
@@ -225,7 +239,7 @@ impl Outgoing {
                     Some(Ok(chunk)) => {
                         read += chunk.len();
                         if read as u64 > limit {
-                            return Err(ApiError::BodyTooLarge(limit));
+                            return Err(ProxyError::BodyTooLarge(limit));
                         }
                         prefix.push(chunk);
                         if read > REPLAY_MAX {
@@ -281,12 +295,8 @@ impl Outgoing {
     }
 }
 
-fn bad_body(e: &dyn std::fmt::Display) -> ApiError {
-    ApiError::client(
-        StatusCode::BAD_REQUEST,
-        "bad_body",
-        format!("could not read the request body: {e}"),
-    )
+fn bad_body(e: &dyn std::fmt::Display) -> ProxyError {
+    ProxyError::BadBody(e.to_string())
 }
 
 /// What WeChat answered to one attempt.
@@ -382,35 +392,36 @@ impl Answer {
         Ok((answer, None))
     }
 
-    fn into_response(self, hint: Option<&'static str>) -> Response {
+    fn into_forwarded(self, hint: Option<&'static str>) -> Forwarded {
         let body = match self.body {
-            AnswerBody::Whole(bytes) => Body::from(bytes),
-            AnswerBody::Stream { prefix, rest } => Body::from_stream(
-                stream::iter(prefix.into_iter().map(Ok)).chain(idle_bounded(
-                    rest.bytes_stream()
-                        .map_err(|e| std::io::Error::other(reqwest_error(e))),
-                    self.idle,
-                )),
-            ),
+            AnswerBody::Whole(bytes) => ForwardedBody::Whole(bytes),
+            AnswerBody::Stream { prefix, rest } => ForwardedBody::Stream(idle_bounded(
+                prefix,
+                rest.bytes_stream()
+                    .map_err(|e| std::io::Error::other(reqwest_error(e))),
+                self.idle,
+            )),
         };
-        let mut response = Response::new(body);
-        *response.status_mut() = self.status;
-        *response.headers_mut() = self.headers;
+        let mut headers = self.headers;
         if let Some(hint) = hint {
-            response
-                .headers_mut()
-                .insert(HINT_HEADER, HeaderValue::from_static(hint));
+            headers.insert(HINT_HEADER, HeaderValue::from_static(hint));
         }
-        response
+        Forwarded {
+            status: self.status,
+            headers,
+            body,
+        }
     }
 }
 
-/// Ends `inner` with an error when it stays silent for longer than `idle`.
+/// `prefix` (already read), then `inner`, ended with an error when `inner` stays silent for
+/// longer than `idle`.
 fn idle_bounded(
-    inner: impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    prefix: Vec<Bytes>,
+    inner: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
     idle: Duration,
 ) -> ByteStream {
-    stream::unfold(Some(inner.boxed()), move |state| async move {
+    let rest = stream::unfold(Some(inner.boxed()), move |state| async move {
         let mut inner = state?;
         match tokio::time::timeout(idle, inner.next()).await {
             Ok(Some(item)) => Some((item, Some(inner))),
@@ -428,8 +439,8 @@ fn idle_bounded(
                 ))
             }
         }
-    })
-    .boxed()
+    });
+    stream::iter(prefix.into_iter().map(Ok)).chain(rest).boxed()
 }
 
 /// WeChat answers JSON as `application/json`, sometimes `text/plain`, occasionally without a
@@ -450,18 +461,22 @@ fn looks_like_json(headers: &HeaderMap) -> bool {
 impl Call<'_> {
     /// One attempt with `token`: send, wait for the headers under the idle bound, read a small
     /// JSON answer whole; count it in the metrics and log a failure.
-    async fn attempt(&self, token: SecretString, outgoing: &Outgoing) -> Result<Answer, ApiError> {
-        let state = self.state;
-        let limit = state.settings.server.max_body_bytes;
-        let timeout = state.settings.upstream.timeout();
+    async fn attempt(
+        &self,
+        token: SecretString,
+        outgoing: &Outgoing,
+    ) -> Result<Answer, ProxyError> {
+        let gateway = self.gateway;
+        let limit = gateway.settings.server.max_body_bytes;
+        let timeout = gateway.settings.upstream.timeout();
         let url = format!(
             "{}/{}?{}",
-            state.client.api_base(),
+            gateway.client.api_base(),
             self.path.raw,
             upstream_query(self.query.as_deref(), token.expose_secret())
         );
         let progress = Progress::new();
-        let mut request = state
+        let mut request = gateway
             .client
             .http()
             .request(self.method.clone(), url)
@@ -479,7 +494,7 @@ impl Call<'_> {
         }
         let sent = send_within(request.send(), &progress, timeout).await;
         if progress.too_large.load(Ordering::Relaxed) {
-            return Err(ApiError::BodyTooLarge(limit));
+            return Err(ProxyError::BodyTooLarge(limit));
         }
         let resp = match sent {
             Ok(resp) => resp,
@@ -493,7 +508,7 @@ impl Call<'_> {
                     SendError::Reqwest(e) => UpstreamError::Transport(reqwest_error(e)),
                 };
                 self.record_failure(&error);
-                return Err(ApiError::Upstream(error));
+                return Err(ProxyError::Upstream(error));
             }
         };
         match Answer::read(resp, &self.method, timeout).await {
@@ -503,7 +518,7 @@ impl Call<'_> {
             }
             Err(error) => {
                 self.record_failure(&error);
-                Err(ApiError::Upstream(error))
+                Err(ProxyError::Upstream(error))
             }
         }
     }
@@ -519,20 +534,21 @@ impl Call<'_> {
         match failure {
             Some(error) => self.record_failure(&error),
             None => {
-                self.state
+                self.gateway
                     .metrics
-                    .upstream_call(self.account, ENDPOINT, "ok");
-                tracing::debug!(account = self.account, method = %self.method,
+                    .upstream_call(&self.account.name, ENDPOINT, "ok");
+                tracing::debug!(account = self.account.name.as_str(), method = %self.method,
                     path = %self.path.decoded, status = answer.status.as_u16(), "proxied call");
             }
         }
     }
 
     fn record_failure(&self, error: &UpstreamError) {
-        let metrics = &self.state.metrics;
-        metrics.upstream_call(self.account, ENDPOINT, &error.outcome_label());
+        let metrics = &self.gateway.metrics;
+        let account = self.account.name.as_str();
+        metrics.upstream_call(account, ENDPOINT, &error.outcome_label());
         metrics.upstream_error(
-            self.account,
+            account,
             ENDPOINT,
             ErrorRecord {
                 at: unix_now(),
@@ -543,7 +559,7 @@ impl Call<'_> {
             },
         );
         tracing::warn!(
-            account = self.account,
+            account,
             method = %self.method,
             path = %self.path.decoded,
             outcome = %error.outcome_label(),

@@ -44,11 +44,13 @@ pub struct WechatPath {
 }
 
 /// Why a path is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
     /// Malformed: empty, `//`, `.`/`..`, encoded separators, control characters.
+    #[error("{0}")]
     Invalid(&'static str),
     /// Well formed but on the deny list or outside the account's `proxy_allow`.
+    #[error("{0}")]
     NotAllowed(&'static str),
 }
 

@@ -31,11 +31,9 @@
 //! message is worse than a rare duplicate, and duplicates need a retry, which only happens when
 //! the first answer took more than 5 s.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
-use axum::http::header::CONTENT_TYPE;
-use axum::http::HeaderValue;
-use axum::response::{IntoResponse, Response};
 use rand::Rng;
 use wxgate_proto::crypto::EncryptedReply;
 
@@ -93,32 +91,21 @@ impl Answer {
     }
 }
 
-impl IntoResponse for Answer {
-    fn into_response(self) -> Response {
+/// The content type of a plain-text answer (`success`, an echostr).
+pub const TEXT: &str = "text/plain; charset=utf-8";
+/// The content type of a passive reply, plain or sealed.
+pub const XML: &str = "application/xml; charset=utf-8";
+
+impl Answer {
+    /// What WeChat is sent: the content type and the body (`success`, or the reply's XML; a
+    /// sealed reply in its XML envelope). The status is always 200.
+    pub fn into_body(self) -> (&'static str, Cow<'static, str>) {
         match self {
-            Answer::Success => (
-                [(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; charset=utf-8"),
-                )],
-                "success",
-            )
-                .into_response(),
-            Answer::Xml(xml) => xml_response(xml),
-            Answer::Sealed(sealed) => xml_response(sealed.to_xml()),
+            Answer::Success => (TEXT, Cow::Borrowed("success")),
+            Answer::Xml(xml) => (XML, Cow::Owned(xml)),
+            Answer::Sealed(sealed) => (XML, Cow::Owned(sealed.to_xml())),
         }
     }
-}
-
-fn xml_response(xml: String) -> Response {
-    (
-        [(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/xml; charset=utf-8"),
-        )],
-        xml,
-    )
-        .into_response()
 }
 
 /// The outcome of claiming a push.

@@ -10,14 +10,13 @@
 //! DOCTYPE (no entity is ever expanded). Every failure is a client error with a stable code,
 //! never a panic.
 
-use axum::http::StatusCode;
 use wxgate_proto::crypto::{open_push, CryptoError, KeyUsed};
 use wxgate_proto::signature::verify_signature;
-use wxgate_proto::{Message, ParseError};
+use wxgate_proto::Message;
 
 use super::runtime::push_token;
+use super::PushError;
 use crate::config::Account;
-use crate::http::ApiError;
 
 /// The query string of a push or URL verification, read leniently (bad percent-encoding is
 /// replaced, never rejected: the signature check decides).
@@ -52,11 +51,11 @@ impl PushQuery {
     }
 }
 
-fn required<'a>(value: &'a Option<String>, name: &'static str) -> Result<&'a str, ApiError> {
+fn required<'a>(value: &'a Option<String>, name: &'static str) -> Result<&'a str, PushError> {
     value
         .as_deref()
         .filter(|v| !v.is_empty())
-        .ok_or(ApiError::MissingParameter(name))
+        .ok_or(PushError::MissingParameter(name))
 }
 
 /// How the push was protected; the reply goes back the same way.
@@ -74,23 +73,11 @@ pub struct Inbound {
     pub mode: Mode,
 }
 
-fn invalid_signature(message: &str) -> ApiError {
-    ApiError::client(StatusCode::FORBIDDEN, "invalid_signature", message)
-}
-
-fn stale(replay_window_s: u64, what: &str) -> ApiError {
-    ApiError::client(
-        StatusCode::FORBIDDEN,
-        "stale_timestamp",
-        format!(
-            "{what} (more than {replay_window_s} s away, push.replay_window_s); a replayed or \
-             forged request, or a clock that needs syncing"
-        ),
-    )
-}
-
-fn invalid_message(message: String) -> ApiError {
-    ApiError::client(StatusCode::BAD_REQUEST, "invalid_message", message)
+fn stale(replay_window_s: u64, what: &'static str) -> PushError {
+    PushError::Stale {
+        replay_window_s,
+        what,
+    }
 }
 
 /// Checks `signature` and the timestamp's freshness; shared by GET and POST.
@@ -99,13 +86,13 @@ fn authenticate(
     q: &PushQuery,
     now: i64,
     replay_window_s: u64,
-) -> Result<(), ApiError> {
+) -> Result<(), PushError> {
     let signature = required(&q.signature, "signature")?;
     let timestamp = required(&q.timestamp, "timestamp")?;
     let nonce = required(&q.nonce, "nonce")?;
     let token = push_token(account)?;
     if !verify_signature(token, timestamp, nonce, signature) {
-        return Err(invalid_signature(
+        return Err(PushError::InvalidSignature(
             "signature does not match sha1(sort(token, timestamp, nonce)); check that `token` \
              equals the Token of the server configuration in the WeChat console",
         ));
@@ -132,11 +119,11 @@ pub fn verify_url(
     q: &PushQuery,
     now: i64,
     replay_window_s: u64,
-) -> Result<String, ApiError> {
+) -> Result<String, PushError> {
     let echostr = q
         .echostr
         .clone()
-        .ok_or(ApiError::MissingParameter("echostr"))?;
+        .ok_or(PushError::MissingParameter("echostr"))?;
     authenticate(account, q, now, replay_window_s)?;
     Ok(echostr)
 }
@@ -162,29 +149,18 @@ pub fn check_query(
     q: &PushQuery,
     now: i64,
     replay_window_s: u64,
-) -> Result<Protection, ApiError> {
+) -> Result<Protection, PushError> {
     let protection = match q.encrypt_type.as_deref().map(str::trim) {
         None | Some("") => Protection::Plain,
         Some(t) if t.eq_ignore_ascii_case("raw") => Protection::Plain,
         Some(t) if t.eq_ignore_ascii_case("aes") => Protection::Aes,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_parameter",
-                "encrypt_type must be `aes` or `raw` (or absent)",
-            ))
-        }
+        Some(_) => return Err(PushError::InvalidEncryptType),
     };
     authenticate(account, q, now, replay_window_s)?;
     if protection == Protection::Plain && account.keyring.is_some() && !account.accept_plaintext {
-        return Err(ApiError::bad_request(
-            "encryption_required",
-            format!(
-                "account {:?} has an `encoding_aes_key`, so it accepts only encrypted pushes \
-                 (encrypt_type=aes, safe or compatible mode); set `accept_plaintext = true` on the \
-                 account only for the minutes of switching WeChat's console to safe mode",
-                account.name
-            ),
-        ));
+        return Err(PushError::EncryptionRequired {
+            account: account.name.clone(),
+        });
     }
     Ok(protection)
 }
@@ -200,10 +176,10 @@ pub fn open(
     body: &[u8],
     now: i64,
     replay_window_s: u64,
-) -> Result<Inbound, ApiError> {
+) -> Result<Inbound, PushError> {
     let inbound = match protection {
         Protection::Plain => Inbound {
-            message: Message::parse(body).map_err(parse_error)?,
+            message: Message::parse(body).map_err(PushError::invalid_body)?,
             mode: Mode::Plain,
         },
         Protection::Aes => open_encrypted(account, q, body)?,
@@ -220,18 +196,14 @@ pub fn open(
     Ok(inbound)
 }
 
-fn open_encrypted(account: &Account, q: &PushQuery, body: &[u8]) -> Result<Inbound, ApiError> {
+fn open_encrypted(account: &Account, q: &PushQuery, body: &[u8]) -> Result<Inbound, PushError> {
     let msg_signature = required(&q.msg_signature, "msg_signature")?;
-    let keyring = account.keyring.as_ref().ok_or_else(|| {
-        ApiError::bad_request(
-            "encryption_not_configured",
-            format!(
-                "the push is encrypted (encrypt_type=aes) but account {:?} has no \
-                 `encoding_aes_key` configured",
-                account.name
-            ),
-        )
-    })?;
+    let keyring = account
+        .keyring
+        .as_ref()
+        .ok_or_else(|| PushError::EncryptionNotConfigured {
+            account: account.name.clone(),
+        })?;
     let token = push_token(account)?;
     let timestamp = required(&q.timestamp, "timestamp")?;
     let nonce = required(&q.nonce, "nonce")?;
@@ -245,28 +217,25 @@ fn open_encrypted(account: &Account, q: &PushQuery, body: &[u8]) -> Result<Inbou
         Some(&account.appid),
     )
     .map_err(crypto_error)?;
-    let message = Message::parse(opened.plaintext.as_bytes())
-        .map_err(|e| invalid_message(format!("the decrypted message is not a valid push: {e}")))?;
+    let message = Message::parse(opened.plaintext.as_bytes()).map_err(|e| {
+        PushError::InvalidMessage(format!("the decrypted message is not a valid push: {e}"))
+    })?;
     Ok(Inbound {
         message,
         mode: Mode::Encrypted(opened.key_used),
     })
 }
 
-fn parse_error(e: ParseError) -> ApiError {
-    invalid_message(format!("the body is not a valid WeChat push: {e}"))
-}
-
-fn crypto_error(e: CryptoError) -> ApiError {
+fn crypto_error(e: CryptoError) -> PushError {
     match e {
-        CryptoError::InvalidXml(p) => parse_error(p),
-        CryptoError::InvalidSignature => invalid_signature(
+        CryptoError::InvalidXml(p) => PushError::invalid_body(p),
+        CryptoError::InvalidSignature => PushError::InvalidSignature(
             "msg_signature does not match sha1(sort(token, timestamp, nonce, Encrypt))",
         ),
-        CryptoError::AppIdMismatch => invalid_signature(
+        CryptoError::AppIdMismatch => PushError::InvalidSignature(
             "the ciphertext was made for another appid than this account's `appid`",
         ),
-        other => invalid_message(format!(
+        other => PushError::InvalidMessage(format!(
             "the ciphertext cannot be decrypted ({other}, WXBizMsgCrypt {}); check that \
              `encoding_aes_key` (or `encoding_aes_key_previous`) is the console's EncodingAESKey",
             other.code()

@@ -1,4 +1,5 @@
-//! Message push: the server URL that WeChat calls (`/wx/{account}`).
+//! Message push: the service behind the server URL that WeChat calls (`/wx/{account}`; its
+//! routes and handlers are the HTTP layer's `push` module).
 //!
 //! WeChat verifies the URL with a signed `GET` and then POSTs every message and event there,
 //! in plaintext, compatible or safe (AES) mode, expecting a passive reply or `success` within
@@ -9,45 +10,27 @@
 //! events, and picks the reply from the configured rules or the business webhook, whose late
 //! answers go out through the customer-service API instead.
 //!
-//! Errors are the SPEC's JSON bodies: 404 `unknown_account`, 403 `push_disabled` (no `token`
-//! configured), 400 `missing_parameter` / `invalid_parameter` / `invalid_message` /
+//! A push is checked in two steps so that its body is read only for an authentic query:
+//! [`check`] (Token, signature, timestamp, protection mode), then — once the HTTP layer has read
+//! the body under `server.max_body_bytes` — [`receive`], which opens it and returns the
+//! [`Answer`] as plain data. Failures are [`PushError`]s; the HTTP layer maps them to the
+//! SPEC's JSON bodies: 404 `unknown_account`, 403 `push_disabled` (no `token` configured), 400
+//! `missing_parameter` / `invalid_parameter` / `invalid_message` / `encryption_required` /
 //! `encryption_not_configured`, 403 `invalid_signature` / `stale_timestamp`, 413
 //! `body_too_large`, and 503 `unavailable` only when the follower record cannot be written (so
 //! that WeChat retries).
 
 mod dedup;
+mod error;
 mod inbound;
 mod runtime;
 mod service;
 pub mod webhook;
 
-use axum::extract::{Path, RawQuery, Request, State};
-use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
-
+pub use self::dedup::Answer;
+pub use self::error::PushError;
 pub use self::runtime::PushRuntime;
-use crate::http::{ApiError, AppState};
+pub use self::service::{check, receive, verify_url, Checked, ANSWER_BUDGET};
 
-/// Routes called by WeChat (`/wx/{account}`).
-pub fn router() -> Router<AppState> {
-    Router::new().route("/wx/{account}", get(verify_url).post(receive))
-}
-
-async fn verify_url(
-    State(state): State<AppState>,
-    Path(account): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    service::verify_url(&state, &account, query.as_deref())
-}
-
-/// Takes the whole request, so that its headers are read in place rather than copied.
-async fn receive(
-    State(state): State<AppState>,
-    Path(account): Path<String>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let (parts, body) = request.into_parts();
-    service::receive(&state, &account, parts.uri.query(), &parts.headers, body).await
-}
+/// The content type of a URL verification's echostr (and of `success`).
+pub const TEXT_CONTENT_TYPE: &str = dedup::TEXT;

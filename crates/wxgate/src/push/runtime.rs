@@ -1,33 +1,24 @@
 //! What message push needs beyond the validated [`Account`](crate::config::Account) (which
 //! already holds the Token, the EncodingAESKey ring, the compiled rules and the webhook target,
-//! prepared once at load): the HTTP client that calls webhooks, and the 403 `push_disabled`
-//! of an account without a Token.
+//! prepared once at load): the HTTP client that calls webhooks, and the Token without which
+//! an account takes no part in message push.
 
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use secrecy::ExposeSecret;
 
+use super::PushError;
 use crate::config::Account;
-use crate::http::ApiError;
 
-/// The server Token of `account`, or 403 `push_disabled` when none is configured: without it no
-/// push can be authenticated, so the account does not take part in message push at all.
-pub fn push_token(account: &Account) -> Result<&str, ApiError> {
+/// The server Token of `account`, or [`PushError::Disabled`] when none is configured: without
+/// it no push can be authenticated, so the account does not take part in message push at all.
+pub fn push_token(account: &Account) -> Result<&str, PushError> {
     account
         .token
         .as_ref()
         .map(|t| t.expose_secret())
-        .ok_or_else(|| {
-            ApiError::client(
-                StatusCode::FORBIDDEN,
-                "push_disabled",
-                format!(
-                    "message push is disabled for account {:?}: configure its `token` \
-                     (the Token of the server configuration in the WeChat console)",
-                    account.name
-                ),
-            )
+        .ok_or_else(|| PushError::Disabled {
+            account: account.name.clone(),
         })
 }
 

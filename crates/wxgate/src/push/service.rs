@@ -23,20 +23,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use wxgate_proto::crypto::{seal_reply, seal_reply_derived};
 use wxgate_proto::Reply;
 
 use super::dedup::{self, Answer, Claim, Ticket};
-use super::inbound::{self, Inbound, Mode, PushQuery};
+use super::inbound::{self, Inbound, Mode, Protection, PushQuery};
 use super::runtime::push_token;
-use super::webhook;
+use super::{webhook, PushError};
 use crate::config::Account;
 use crate::domain::unix_now;
-use crate::http::{body, ApiError, AppState};
+use crate::gateway::Gateway;
 
 /// Time from a push's arrival within which it is answered (WeChat waits 5 s).
 pub const ANSWER_BUDGET: Duration = Duration::from_millis(4500);
@@ -44,78 +41,82 @@ pub const ANSWER_BUDGET: Duration = Duration::from_millis(4500);
 /// Longest wait for the follower-record update before the push is refused with 503.
 const FOLLOW_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// `GET /wx/{account}`: the echostr of an authentic URL verification.
+/// URL verification (`GET /wx/{account}`): the echostr to answer (as plain text) when the
+/// request is authentic.
 pub fn verify_url(
-    state: &AppState,
-    account: &str,
+    gateway: &Gateway,
+    account: &Account,
     raw_query: Option<&str>,
-) -> Result<Response, ApiError> {
-    let account = Arc::clone(state.require_account(account)?);
-    push_token(&account)?;
+) -> Result<String, PushError> {
+    push_token(account)?;
     let q = PushQuery::parse(raw_query);
-    let echostr = inbound::verify_url(
-        &account,
+    inbound::verify_url(
+        account,
         &q,
         unix_now(),
-        state.settings.push.replay_window_s,
+        gateway.settings.push.replay_window_s,
     )
-    .inspect_err(|e| log_rejection(&account.name, "url verification", e))?;
-    Ok((
-        [(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        )],
-        echostr,
-    )
-        .into_response())
 }
 
-/// `POST /wx/{account}`: the answer to a push.
-pub async fn receive(
-    state: &AppState,
-    account: &str,
+/// A push whose query [`check`] accepted: what its body is then opened with.
+pub struct Checked {
+    query: PushQuery,
+    protection: Protection,
+}
+
+/// Everything about a push (`POST /wx/{account}`) that its query decides — the Token, the
+/// signature, the timestamp's freshness, the protection mode (see `inbound::check_query`).
+/// Called *before* the body is read: an unsigned request costs no body read at all.
+pub fn check(
+    gateway: &Gateway,
+    account: &Account,
     raw_query: Option<&str>,
-    headers: &HeaderMap,
-    request_body: Body,
-) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let account = Arc::clone(state.require_account(account)?);
-    push_token(&account)?;
-    let window = state.settings.push.replay_window_s;
-    // The query is authenticated before a byte of the body is read: an unsigned request costs
-    // no body read at all.
-    let q = PushQuery::parse(raw_query);
-    let protection = inbound::check_query(&account, &q, unix_now(), window)
-        .inspect_err(|e| log_rejection(&account.name, "push", e))?;
-    let bytes = body::read_limited(headers, request_body, state.settings.server.max_body_bytes)
-        .await
-        .inspect_err(|e| log_rejection(&account.name, "push", e))?;
-    let inbound = inbound::open(&account, &q, protection, &bytes, unix_now(), window)
-        .inspect_err(|e| log_rejection(&account.name, "push", e))?;
+) -> Result<Checked, PushError> {
+    push_token(account)?;
+    let query = PushQuery::parse(raw_query);
+    let window = gateway.settings.push.replay_window_s;
+    let protection = inbound::check_query(account, &query, unix_now(), window)?;
+    Ok(Checked { query, protection })
+}
+
+/// The answer to a push whose query [`check`] accepted, given its body and the moment it
+/// arrived (the [`ANSWER_BUDGET`] runs from there). Takes the gateway's `Arc` because a push
+/// for the webhook is handled in a task of its own.
+pub async fn receive(
+    gateway: &Arc<Gateway>,
+    account: &Arc<Account>,
+    checked: Checked,
+    body: Bytes,
+    started: Instant,
+) -> Result<Answer, PushError> {
+    let window = gateway.settings.push.replay_window_s;
+    let Checked { query, protection } = checked;
+    let inbound = inbound::open(account, &query, protection, &body, unix_now(), window)?;
 
     let key = format!("push:{}:{}", account.name, inbound.message.dedup_key());
     let deadline = started + ANSWER_BUDGET;
     let rule_reply = crate::config::rule::first_match(&account.rules, &inbound.message);
     if rule_reply.is_some() || account.webhook.is_none() {
-        return answer_without_webhook(state, &account, &inbound, rule_reply, &key, deadline).await;
+        return answer_without_webhook(gateway, account, &inbound, rule_reply, &key, deadline)
+            .await;
     }
-    let ticket = match dedup::claim(state.store.as_ref(), key, deadline).await {
-        Claim::Answered(answer) => return Ok(answer.into_response()),
-        Claim::StillPending => return Ok(Answer::Success.into_response()),
+    let ticket = match dedup::claim(gateway.store.as_ref(), key, deadline).await {
+        Claim::Answered(answer) => return Ok(answer),
+        Claim::StillPending => return Ok(Answer::Success),
         Claim::Mine(ticket) => ticket,
     };
     // Tracked: shutdown waits for it (see `crate::tasks`).
-    let task = state
-        .tasks
-        .spawn(handle(state.clone(), account, inbound, ticket, deadline));
+    let task = gateway.tasks.spawn(handle(
+        Arc::clone(gateway),
+        Arc::clone(account),
+        inbound,
+        ticket,
+        deadline,
+    ));
     match task.await {
-        Ok(Some(result)) => result.map(IntoResponse::into_response),
-        Ok(None) => Err(ApiError::Unavailable(
-            "push handling cancelled: wxgate is shutting down".into(),
-        )),
-        Err(e) => Err(ApiError::Internal(format!(
-            "push handling task failed: {e}"
-        ))),
+        Ok(Some(result)) => result,
+        Ok(None) => Err(PushError::ShuttingDown),
+        Err(e) => Err(PushError::TaskFailed(e.to_string())),
     }
 }
 
@@ -126,27 +127,26 @@ pub async fn receive(
 /// is far from this gateway's clock, the first answer stored in the de-duplication record
 /// ([`dedup::settle`]).
 async fn answer_without_webhook(
-    state: &AppState,
+    gateway: &Gateway,
     account: &Account,
     inbound: &Inbound,
     reply: Option<&Reply>,
     key: &str,
     deadline: Instant,
-) -> Result<Response, ApiError> {
-    record_follow(state, account, inbound).await?;
+) -> Result<Answer, PushError> {
+    record_follow(gateway, account, inbound).await?;
     let Some(reply) = reply else {
         // `success` is the same bytes for every delivery: nothing to keep.
-        return Ok(Answer::Success.into_response());
+        return Ok(Answer::Success);
     };
     let now = unix_now();
     if let Some(time) = derived_time(inbound.message.create_time(), now) {
         let stamp = Stamp::Derived { time, push: key };
-        return Ok(render(account, inbound, Some(reply), stamp).into_response());
+        return Ok(render(account, inbound, Some(reply), stamp));
     }
     let answer = render(account, inbound, Some(reply), Stamp::Fresh(now));
-    let ttl = Duration::from_secs(state.settings.push.dedup_ttl_s);
-    let answer = dedup::settle(state.store.as_ref(), key, answer, ttl, deadline).await;
-    Ok(answer.into_response())
+    let ttl = Duration::from_secs(gateway.settings.push.dedup_ttl_s);
+    Ok(dedup::settle(gateway.store.as_ref(), key, answer, ttl, deadline).await)
 }
 
 /// How far (seconds) a push's `CreateTime` may be from this gateway's clock for its rule answer
@@ -169,14 +169,14 @@ fn derived_time(create_time: i64, now: i64) -> Option<u64> {
 /// that a WeChat connection dropped early cancels neither the webhook call nor the answer
 /// kept for the retry.
 async fn handle(
-    state: AppState,
+    gateway: Arc<Gateway>,
     account: Arc<Account>,
     inbound: Inbound,
     ticket: Ticket,
     deadline: Instant,
-) -> Result<Answer, ApiError> {
-    let store = state.store.clone();
-    if let Err(e) = record_follow(&state, &account, &inbound).await {
+) -> Result<Answer, PushError> {
+    let store = gateway.store.clone();
+    if let Err(e) = record_follow(&gateway, &account, &inbound).await {
         // Give the push back: WeChat retries on the 503 and the retry handles it afresh (rules
         // and webhook have not run yet, so nothing happens twice).
         ticket.release(store.as_ref()).await;
@@ -189,7 +189,7 @@ async fn handle(
         .map_or(Duration::ZERO, |w| w.timeout)
         .min(deadline.saturating_duration_since(Instant::now()));
     let reply = webhook::ask(
-        &state,
+        &gateway,
         &account,
         message.from_user(),
         &message.to_json(),
@@ -197,7 +197,7 @@ async fn handle(
     )
     .await;
     let answer = render(&account, &inbound, reply.as_ref(), Stamp::Fresh(unix_now()));
-    let ttl = Duration::from_secs(state.settings.push.dedup_ttl_s);
+    let ttl = Duration::from_secs(gateway.settings.push.dedup_ttl_s);
     ticket.finish(store.as_ref(), &answer, ttl).await;
     Ok(answer)
 }
@@ -207,10 +207,10 @@ async fn handle(
 /// none for a plain follow. A database failure (or no answer within [`FOLLOW_TIMEOUT`]) is a
 /// 503 so that WeChat retries.
 async fn record_follow(
-    state: &AppState,
+    gateway: &Gateway,
     account: &Account,
     inbound: &Inbound,
-) -> Result<(), ApiError> {
+) -> Result<(), PushError> {
     let m = &inbound.message;
     if !m.msg_type().eq_ignore_ascii_case("event") {
         return Ok(());
@@ -225,18 +225,18 @@ async fn record_follow(
     } else {
         None
     };
-    let write = state
+    let write = gateway
         .users
         .record_follow(m.from_user(), subscribed, scene, m.create_time());
     match tokio::time::timeout(FOLLOW_TIMEOUT, write).await {
         Ok(Ok(_changed)) => Ok(()),
         Ok(Err(e)) => {
             tracing::error!(account = %account.name, error = %e, "push: follower record not updated; answering 503 so WeChat retries");
-            Err(ApiError::Unavailable(format!("user database: {e}")))
+            Err(PushError::FollowerRecord(e.to_string()))
         }
         Err(_) => {
             tracing::error!(account = %account.name, "push: follower record update timed out; answering 503 so WeChat retries");
-            Err(ApiError::Unavailable("user database: timed out".into()))
+            Err(PushError::FollowerRecord("timed out".into()))
         }
     }
 }
@@ -291,17 +291,6 @@ fn render(account: &Account, inbound: &Inbound, reply: Option<&Reply>, stamp: St
             };
             Answer::Sealed(sealed)
         }
-    }
-}
-
-fn log_rejection(account: &str, what: &str, e: &ApiError) {
-    match e {
-        ApiError::Client {
-            code: "invalid_signature" | "stale_timestamp",
-            message,
-            ..
-        } => tracing::warn!(account, what, reason = %message, "push: request rejected"),
-        other => tracing::debug!(account, what, error = ?other, "push: request rejected"),
     }
 }
 

@@ -26,7 +26,7 @@ use wxgate_proto::Reply;
 
 use crate::config::{Account, WebhookTarget};
 use crate::credentials::{Again, Fresh, NotRetried};
-use crate::http::AppState;
+use crate::gateway::Gateway;
 use crate::scrub::reqwest_error;
 use crate::upstream::UpstreamError;
 
@@ -54,9 +54,10 @@ enum Outcome {
 
 /// Asks the webhook about a push and waits for at most `wait`. Returns its reply when it came
 /// in time; when it is later, the call continues in the background and its reply goes to
-/// `openid` through the customer-service API.
+/// `openid` through the customer-service API. Takes the gateway's `Arc` because the call runs
+/// in a task of its own.
 pub async fn ask(
-    state: &AppState,
+    gateway: &Arc<Gateway>,
     account: &Arc<Account>,
     target_openid: &str,
     message_json: &Value,
@@ -71,18 +72,18 @@ pub async fn ask(
         }
     };
     let (tx, mut rx) = oneshot::channel::<Outcome>();
-    let task_state = state.clone();
+    let task_gateway = Arc::clone(gateway);
     let task_account = account.clone();
     let openid = target_openid.to_owned();
     // Tracked, so that a shutdown lets the call and a late reply finish (`crate::tasks`).
-    state.tasks.spawn(async move {
+    gateway.tasks.spawn(async move {
         let Some(target) = task_account.webhook.as_ref() else {
             return;
         };
-        let outcome = call(&task_state, &task_account.name, target, body).await;
+        let outcome = call(&task_gateway, &task_account.name, target, body).await;
         if let Err(Outcome::Reply(reply)) = tx.send(outcome) {
             // The push was answered without us: deliver the reply on the side.
-            deliver_late(&task_state, &task_account.name, &openid, &reply).await;
+            deliver_late(&task_gateway, &task_account.name, &openid, &reply).await;
         }
     });
     let outcome = match tokio::time::timeout(wait, &mut rx).await {
@@ -101,7 +102,7 @@ pub async fn ask(
                         "webhook: no answer within the deadline; WeChat gets `success`, a late \
                          reply will be sent with the customer-service API"
                     );
-                    state
+                    gateway
                         .metrics
                         .upstream_call(&account.name, "webhook", "deadline_missed");
                     Outcome::NoReply
@@ -116,9 +117,9 @@ pub async fn ask(
 }
 
 /// One webhook call, bounded by [`LATE_LIMIT`]; outcome logged and counted.
-async fn call(state: &AppState, account: &str, target: &WebhookTarget, body: Vec<u8>) -> Outcome {
+async fn call(gateway: &Gateway, account: &str, target: &WebhookTarget, body: Vec<u8>) -> Outcome {
     let signature = sign(target.secret.expose_secret().as_bytes(), &body);
-    let request = state
+    let request = gateway
         .push
         .webhook_http
         .post(&target.url)
@@ -129,7 +130,7 @@ async fn call(state: &AppState, account: &str, target: &WebhookTarget, body: Vec
         .body(body);
     let failed = |label: &str, detail: String| {
         tracing::warn!(account, outcome = label, detail = %detail, "webhook call failed; no reply from it");
-        state.metrics.upstream_call(account, "webhook", label);
+        gateway.metrics.upstream_call(account, "webhook", label);
         Outcome::Failed
     };
     // reqwest quotes the URL in its errors, and a webhook URL may hold a key in its query.
@@ -147,7 +148,7 @@ async fn call(state: &AppState, account: &str, target: &WebhookTarget, body: Vec
         Err(e) => return failed("transport", reqwest_error(e)),
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        state.metrics.upstream_call(account, "webhook", "ok");
+        gateway.metrics.upstream_call(account, "webhook", "ok");
         return Outcome::NoReply;
     }
     let value: Value = match serde_json::from_slice(&bytes) {
@@ -166,7 +167,7 @@ async fn call(state: &AppState, account: &str, target: &WebhookTarget, body: Vec
             }
         },
     };
-    state.metrics.upstream_call(account, "webhook", "ok");
+    gateway.metrics.upstream_call(account, "webhook", "ok");
     match reply {
         Some(r) => Outcome::Reply(r),
         None => Outcome::NoReply,
@@ -237,7 +238,7 @@ fn insert_opt(o: &mut Map<String, Value>, key: &str, value: &Option<String>) {
 
 /// Sends a late webhook reply with the customer-service API; one guarded token refresh and
 /// retry when WeChat says the token is invalid. Failures are logged (the client counts them).
-async fn deliver_late(state: &AppState, account: &str, openid: &str, reply: &Reply) {
+async fn deliver_late(gateway: &Gateway, account: &str, openid: &str, reply: &Reply) {
     let Some(body) = custom_message(openid, reply) else {
         tracing::warn!(
             account,
@@ -246,14 +247,14 @@ async fn deliver_late(state: &AppState, account: &str, openid: &str, reply: &Rep
         );
         return;
     };
-    let client = &state.client;
+    let client = &gateway.client;
     let body = &body;
     let send = |token: SecretString| async move {
         client.send_custom_message(account, &token, body).await
     };
     let rejected =
         |r: &Result<(), UpstreamError>| r.as_ref().is_err_and(UpstreamError::is_token_invalid);
-    let sent = match state
+    let sent = match gateway
         .creds
         .with_fresh_token(account, Again::Always, send, rejected)
         .await

@@ -4,21 +4,26 @@
 //! `http(s)://<domain>/MP_verify_<code>.txt` and expects the file's exact content. wxgate answers
 //! that file from any account's `verify_files` (names are validated at start to
 //! `MP_verify_[A-Za-z0-9]+\.txt`, and two accounts cannot serve one name differently), with
-//! `GET` and `HEAD`, as `text/plain`. No other name is served at the root: everything else is
-//! the usual JSON 404, so the route cannot be turned into a file server.
+//! `GET` and `HEAD`, as `text/plain`, so no nginx `location` or static file is needed on the
+//! domain. No other name is served at the root: everything else is the usual JSON 404, so the
+//! route cannot be turned into a file server.
 
 use axum::extract::State;
 use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
 
-use crate::http::{ApiError, AppState};
+use super::{ApiError, AppState};
+
+/// `/{file}` for the domain verification files (static routes such as `/healthz` and
+/// `/metrics` take precedence; every other name is a JSON 404).
+pub fn router() -> Router<AppState> {
+    Router::new().route("/{file}", any(verify_file))
+}
 
 /// `/{file}`: the configured body for a configured name, else 404 `not_found`.
-pub(super) async fn verify_file(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-) -> Response {
+async fn verify_file(State(state): State<AppState>, method: Method, uri: Uri) -> Response {
     // Compared as sent: configured names need no percent-encoding, so an encoded variant is
     // simply another (unknown) name.
     let name = uri.path().trim_start_matches('/');

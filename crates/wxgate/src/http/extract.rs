@@ -24,9 +24,15 @@ impl FromRequestParts<AppState> for AccountPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // A segment that does not decode (e.g. `%ff`, not UTF-8) names no account.
         let params = RawPathParams::from_request_parts(parts, state)
             .await
-            .map_err(|_| ApiError::Internal("the route has no path parameters".into()))?;
+            .map_err(|_| {
+                ApiError::not_found(
+                    "unknown_account",
+                    "the path names no account (a segment is not valid percent-encoded UTF-8)",
+                )
+            })?;
         let name = params
             .iter()
             .find_map(|(key, value)| (key == "account").then_some(value))

@@ -12,6 +12,7 @@ use crate::config::{Account, Accounts, Settings};
 use crate::credentials::{CredentialManager, ManagerOptions};
 use crate::metrics::Metrics;
 use crate::oauth::state_token::StateKeys;
+use crate::registry::Registry;
 use crate::scrub::{redact_url, scrub};
 use crate::store::{self, Store};
 use crate::tasks::BackgroundTasks;
@@ -31,18 +32,26 @@ pub enum StartupError {
     Database { url: String, reason: String },
     #[error("push setup failed: {0}")]
     Push(String),
+    #[error("cannot load the accounts and keys of the database: {0}")]
+    Registry(String),
 }
+
+/// How often the registry's change counter is read: changes made elsewhere are in force within
+/// this plus one read (SPEC.md: 2 s).
+pub const REGISTRY_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Everything a service may need.
 pub struct Gateway {
     pub settings: Settings,
-    /// The validated accounts, built once from `settings` at start.
-    pub accounts: Accounts,
+    /// Every account and API key, from the config file and the database
+    /// ([`crate::registry`]): read [`Gateway::account`] or [`Registry::snapshot`].
+    pub registry: Registry,
     pub creds: Arc<CredentialManager>,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub client: WechatClient,
-    pub api_keys: ApiKeys,
+    /// Digests of `admin.keys`.
+    pub admin_keys: ApiKeys,
     /// User records (`[database]`).
     pub users: Arc<dyn crate::users::UserDb>,
     /// The webhook client.
@@ -63,12 +72,22 @@ impl Gateway {
                 url: redact_url(&settings.storage.url),
                 reason: scrub(e.to_string(), &settings.storage.url),
             })?;
-        let users = crate::users::connect(&settings.database.url)
+        let database = crate::users::connect_database(&settings.database.url)
             .await
             .map_err(|e| StartupError::Database {
                 url: redact_url(&settings.database.url),
                 reason: scrub(e.to_string(), &settings.database.url),
             })?;
+        let registry = Registry::open(
+            database.registry,
+            settings.admin.vault()?,
+            &settings.accounts,
+            &accounts,
+            settings.api.keys.clone(),
+        )
+        .await
+        .map_err(|e| StartupError::Registry(scrub(e.to_string(), &settings.database.url)))?;
+        let users = database.users;
         let push = crate::push::PushRuntime::new().map_err(StartupError::Push)?;
         let metrics = Arc::new(Metrics::new());
         let retry = RetryPolicy::default();
@@ -83,22 +102,22 @@ impl Gateway {
         )
         .map_err(|e| StartupError::Client(e.to_string()))?;
         let creds = Arc::new(CredentialManager::new(
-            &accounts,
+            &registry.snapshot().accounts,
             store.clone(),
             client.clone(),
             metrics.clone(),
             ManagerOptions::for_upstream(settings.upstream.timeout(), attempts),
         ));
-        let api_keys = ApiKeys::new(&settings.api.keys);
+        let admin_keys = ApiKeys::new(&settings.admin.keys);
         let oauth_keys = StateKeys::new(settings.server.state_secret.clone());
         Ok(Gateway {
             settings,
-            accounts,
+            registry,
             creds,
             store,
             metrics,
             client,
-            api_keys,
+            admin_keys,
             users,
             push,
             oauth_keys,
@@ -106,8 +125,36 @@ impl Gateway {
         })
     }
 
-    /// The account named `name`, if it is configured.
-    pub fn account(&self, name: &str) -> Option<&Arc<Account>> {
-        self.accounts.get(name)
+    /// The account named `name` as served now, if there is one. A request keeps the `Arc` it
+    /// got to its end, so a concurrent replace never mixes old and new settings in it.
+    pub fn account(&self, name: &str) -> Option<Arc<Account>> {
+        self.registry.snapshot().accounts.get(name).cloned()
+    }
+
+    /// Applies the registry's changes (from this instance's admin API or another instance's)
+    /// to the snapshot and the credential manager; `true` when anything changed.
+    pub async fn follow_registry(&self) -> Result<bool, crate::registry::RegistryError> {
+        let changed = self.registry.reload().await?;
+        if changed {
+            self.creds.sync(&self.registry.snapshot().accounts);
+        }
+        Ok(changed)
+    }
+
+    /// Follows the registry every [`REGISTRY_POLL`] until the process ends: what another
+    /// instance changes is in force here within 2 s.
+    pub async fn run_registry_watch(self: Arc<Self>) {
+        let mut failing = false;
+        loop {
+            tokio::time::sleep(REGISTRY_POLL).await;
+            match self.follow_registry().await {
+                Ok(_) => failing = false,
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "cannot read the registry's changes; serving what was read last");
+                }
+                Err(_) => {}
+            }
+        }
     }
 }

@@ -109,6 +109,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let refresher = tokio::spawn(self.state.creds.clone().run_refresh_ahead());
+        let registry_watch = tokio::spawn(Arc::clone(&self.state.0).run_registry_watch());
         let app = http::service(self.state.clone(), self.extra_routes);
         let server = Server::new(ServeOptions::from_settings(&self.state.settings.server));
         tracing::info!(addr = %self.addr, accounts = self.state.settings.accounts.len(), "wxgate is listening");
@@ -132,6 +133,7 @@ impl Application {
             tracing::info!("stopped");
         }
         refresher.abort();
+        registry_watch.abort();
         Ok(())
     }
 }

@@ -10,14 +10,16 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::auth::{self, Scope};
 use super::extract::AccountPath;
 use super::json::JsonObject;
-use super::{auth, body, ApiError, ApiResult, AppState};
+use super::{body, ApiError, ApiResult, AppState};
 use crate::credentials::Credential;
 use crate::domain::{unix_now, CredentialKind};
 
 pub fn router(state: AppState) -> Router<AppState> {
-    Router::new()
+    let require = |scope| auth::RequireApiKeyLayer::new(state.clone(), scope);
+    let credentials = Router::new()
         .route("/api/v1/accounts/{account}/access_token", get(access_token))
         .route(
             "/api/v1/accounts/{account}/access_token/refresh",
@@ -31,10 +33,14 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/api/v1/accounts/{account}/tickets/wx_card",
             get(wx_card_ticket),
         )
+        .route_layer(require(Scope::Credentials));
+    let status = Router::new()
         .route("/api/v1/accounts/{account}/status", get(status))
-        .merge(crate::oauth::api_router())
-        .merge(super::proxy::api_router())
-        .route_layer(auth::RequireApiKeyLayer::new(state))
+        .route_layer(require(Scope::Status));
+    credentials
+        .merge(status)
+        .merge(crate::oauth::api_router().route_layer(require(Scope::Users)))
+        .merge(super::proxy::api_router().route_layer(require(Scope::Proxy)))
 }
 
 /// `GET access_token` and the refresh answer (SPEC shape).

@@ -15,6 +15,32 @@ use tower::{Layer, Service};
 
 use super::{ApiError, AppState};
 pub use crate::api_keys::ApiKeys;
+pub use crate::registry::keys::{Grant, Scope};
+
+/// 403 `forbidden`: a valid key used beyond its accounts or scopes.
+pub fn forbidden(message: &str) -> ApiError {
+    ApiError::client(axum::http::StatusCode::FORBIDDEN, "forbidden", message)
+}
+
+/// Refuses `account` when the request's key (its [`Grant`], put there by
+/// [`RequireApiKeyLayer`]) does not reach it. Routes outside the business API carry no grant
+/// and pass.
+pub fn check_account(extensions: &axum::http::Extensions, account: &str) -> Result<(), ApiError> {
+    check_grant(
+        extensions.get::<std::sync::Arc<Grant>>().map(|g| &**g),
+        account,
+    )
+}
+
+/// [`check_account`] for a grant already in hand.
+pub fn check_grant(grant: Option<&Grant>, account: &str) -> Result<(), ApiError> {
+    match grant {
+        Some(grant) if !grant.allows_account(account) => Err(forbidden(&format!(
+            "this API key does not reach the account {account:?}"
+        ))),
+        _ => Ok(()),
+    }
+}
 
 /// The Bearer key a request presents, if any.
 fn presented_key(req: &Request) -> Option<&str> {
@@ -40,11 +66,14 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 #[derive(Clone)]
 pub struct RequireApiKeyLayer {
     state: AppState,
+    scope: Scope,
 }
 
 impl RequireApiKeyLayer {
-    pub fn new(state: AppState) -> Self {
-        RequireApiKeyLayer { state }
+    /// Requires a key that holds `scope`; the key's [`Grant`] goes into the request's
+    /// extensions, where [`super::extract::AccountPath`] checks the account against it.
+    pub fn new(state: AppState, scope: Scope) -> Self {
+        RequireApiKeyLayer { state, scope }
     }
 }
 
@@ -55,6 +84,7 @@ impl<S> Layer<S> for RequireApiKeyLayer {
         RequireApiKey {
             inner,
             state: self.state.clone(),
+            scope: self.scope,
         }
     }
 }
@@ -64,6 +94,7 @@ impl<S> Layer<S> for RequireApiKeyLayer {
 pub struct RequireApiKey<S> {
     inner: S,
     state: AppState,
+    scope: Scope,
 }
 
 impl<S> Service<Request> for RequireApiKey<S>
@@ -78,14 +109,23 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
-        let keys = &self.state.api_keys;
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let snapshot = self.state.registry.snapshot();
+        let keys = &snapshot.keys;
         let refusal = if keys.is_empty() {
             ApiError::ApiDisabled
-        } else if presented_key(&req).is_some_and(|key| keys.accepts(key)) {
-            return Either::Right(self.inner.call(req));
         } else {
-            ApiError::Unauthorized
+            match presented_key(&req).and_then(|key| keys.grant(key)) {
+                None => ApiError::Unauthorized,
+                Some(grant) if !grant.allows_scope(self.scope) => forbidden(&format!(
+                    "this API key does not hold the scope {:?}",
+                    self.scope.as_str()
+                )),
+                Some(grant) => {
+                    req.extensions_mut().insert(grant);
+                    return Either::Right(self.inner.call(req));
+                }
+            }
         };
         Either::Left(ready(Ok(refusal.into_response())))
     }

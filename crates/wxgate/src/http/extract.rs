@@ -1,6 +1,8 @@
 //! The account a route names, as an extractor: every route with an `{account}` segment takes
 //! [`AccountPath`] and gets the validated [`Account`], or the caller gets 404
-//! `unknown_account` before the handler runs.
+//! `unknown_account` before the handler runs — or, on the business API, 403 `forbidden` when the
+//! request's key does not reach that account (checked first, so a scoped key learns nothing of
+//! other accounts).
 
 use std::sync::Arc;
 
@@ -37,9 +39,10 @@ impl FromRequestParts<AppState> for AccountPath {
             .iter()
             .find_map(|(key, value)| (key == "account").then_some(value))
             .ok_or_else(|| ApiError::Internal("the route has no {account} segment".into()))?;
+        super::auth::check_account(&parts.extensions, name)?;
         state
             .account(name)
-            .map(|account| AccountPath(Arc::clone(account)))
+            .map(AccountPath)
             .ok_or_else(|| ApiError::UnknownAccount(name.to_owned()))
     }
 }

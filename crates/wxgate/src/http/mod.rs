@@ -43,7 +43,7 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// Fails with `unknown_account` for names that are not configured.
-    pub fn require_account(&self, name: &str) -> ApiResult<&Arc<Account>> {
+    pub fn require_account(&self, name: &str) -> ApiResult<Arc<Account>> {
         self.account(name)
             .ok_or_else(|| ApiError::UnknownAccount(name.to_owned()))
     }

@@ -4,13 +4,17 @@
 //! into a response, and the one mapping of [`ProxyError`] to the SPEC's answers.
 
 use axum::body::Body;
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use axum::Extension;
 use axum::Router;
 use percent_encoding::percent_decode_str;
 
+use super::auth::Grant;
 use super::{request_meta, ApiError, ApiResult, AppState};
 use crate::proxy::path::PathError;
 use crate::proxy::{self, Forwarded, ForwardedBody, ProxyError};
@@ -29,6 +33,7 @@ async fn forward(
     State(state): State<AppState>,
     method: Method,
     uri: Uri,
+    grant: Option<Extension<Arc<Grant>>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -36,7 +41,17 @@ async fn forward(
     // keeps an id a handler answered with).
     let request_id = request_meta::request_id(&headers);
     let logged_id = request_id.to_str().ok().map(str::to_owned);
-    let mut response = match call(&state, method, &uri, headers, logged_id, body).await {
+    let grant = grant.map(|Extension(grant)| grant);
+    let call = call(
+        &state,
+        method,
+        &uri,
+        grant.as_deref(),
+        headers,
+        logged_id,
+        body,
+    );
+    let mut response = match call.await {
         Ok(forwarded) => answer(forwarded),
         Err(e) => e.into_response(),
     };
@@ -53,16 +68,18 @@ async fn call(
     state: &AppState,
     method: Method,
     uri: &Uri,
+    grant: Option<&Grant>,
     headers: HeaderMap,
     request_id: Option<String>,
     body: Body,
 ) -> ApiResult<Forwarded> {
     let (name, raw_path) = split_path(uri.path())?;
+    super::auth::check_grant(grant, &name)?;
     let account = state.account(&name).ok_or(ApiError::UnknownAccount(name))?;
-    let path = proxy::allowed_path(account, raw_path)?;
+    let path = proxy::allowed_path(&account, raw_path)?;
     let call = proxy::Call {
         gateway: state,
-        account,
+        account: &account,
         method,
         path,
         query: uri.query().map(str::to_owned),

@@ -27,7 +27,11 @@ async fn verify_file(State(state): State<AppState>, method: Method, uri: Uri) ->
     // Compared as sent: configured names need no percent-encoding, so an encoded variant is
     // simply another (unknown) name.
     let name = uri.path().trim_start_matches('/');
-    let body = state.accounts.iter().find_map(|a| a.verify_files.get(name));
+    let snapshot = state.registry.snapshot();
+    let body = snapshot
+        .accounts
+        .iter()
+        .find_map(|a| a.verify_files.get(name));
     match body {
         None => ApiError::not_found("not_found", "no such endpoint").into_response(),
         Some(body) if method == Method::GET || method == Method::HEAD => (

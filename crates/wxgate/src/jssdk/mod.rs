@@ -112,11 +112,11 @@ fn check_page_len(url: &str) -> ApiResult<()> {
 
 /// The account's settings and the request's origin when allowed by CORS, or
 /// `unknown_account`.
-fn account_and_origin<'s>(
-    state: &'s AppState,
+fn account_and_origin(
+    state: &AppState,
     account: &str,
     headers: &HeaderMap,
-) -> ApiResult<(&'s Account, Option<HeaderValue>)> {
+) -> ApiResult<(std::sync::Arc<Account>, Option<HeaderValue>)> {
     let settings = state.require_account(account)?;
     let origin = cors::allowed_origin(&settings.js_domains, headers).cloned();
     Ok((settings, origin))
@@ -145,7 +145,7 @@ pub(crate) async fn config(
         Err(e) => return e.into_response(),
     };
     finish(
-        config_answer(&state, settings, request.uri().query()).await,
+        config_answer(&state, &settings, request.uri().query()).await,
         origin.as_ref(),
     )
 }
@@ -182,7 +182,7 @@ async fn diagnose(
         Err(e) => return e.into_response(),
     };
     finish(
-        diagnose_answer(&state, settings, raw.as_deref()).await,
+        diagnose_answer(&state, &settings, raw.as_deref()).await,
         origin.as_ref(),
     )
 }
@@ -242,7 +242,8 @@ async fn known_tickets(state: &AppState, account: &Account) -> ApiResult<Vec<Kno
         replaced_since: None,
     }];
     push_history(state, account, &current.value, &mut tickets).await;
-    let others = state
+    let snapshot = state.registry.snapshot();
+    let others = snapshot
         .accounts
         .iter()
         .filter(|a| a.name != account.name)
@@ -301,14 +302,14 @@ async fn preflight(
     Path(account): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match state.accounts.get(&account) {
+    match state.account(&account) {
         Some(settings) => cors::preflight(&settings.js_domains, &headers),
         None => ApiError::UnknownAccount(account).into_response(),
     }
 }
 
 async fn script(State(state): State<AppState>, Path(account): Path<String>) -> Response {
-    if state.accounts.get(&account).is_none() {
+    if state.account(&account).is_none() {
         return ApiError::UnknownAccount(account).into_response();
     }
     (

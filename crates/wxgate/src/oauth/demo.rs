@@ -9,6 +9,8 @@
 //! `wxgate_code` on the server side, as a business backend would, so the browser never holds
 //! an API key.
 
+use std::sync::Arc;
+
 use axum::extract::{RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::HeaderValue;
@@ -32,12 +34,14 @@ pub fn router() -> Router<AppState> {
         .route("/demo/login-result", get(login_result))
 }
 
-fn demo_account(state: &AppState) -> ApiResult<&Account> {
+fn demo_account(state: &AppState) -> ApiResult<Arc<Account>> {
     state
+        .registry
+        .snapshot()
         .accounts
         .iter()
         .next()
-        .map(|a| &**a)
+        .cloned()
         .ok_or_else(|| ApiError::not_found("not_found", "the demo needs a configured account"))
 }
 
@@ -72,5 +76,5 @@ async fn login_result(
         Some(Ok(c)) if !c.is_empty() => c,
         _ => return Err(ApiError::MissingParameter("code")),
     };
-    Ok(Json(flow::redeem(&state, account, &code).await?))
+    Ok(Json(flow::redeem(&state, &account, &code).await?))
 }

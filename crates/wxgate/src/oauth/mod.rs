@@ -108,7 +108,7 @@ async fn start_login(state: &AppState, account: &str, raw: Option<&str>) -> ApiR
             )
         })?,
     };
-    let (authorize, cookie) = flow::start(state, settings, &redirect, scope).await?;
+    let (authorize, cookie) = flow::start(state, &settings, &redirect, scope).await?;
     let cookie = HeaderValue::from_str(&cookie)
         .map_err(|_| ApiError::Internal("the login cookie is not a valid header value".into()))?;
     let mut response = found(&authorize);
@@ -144,7 +144,7 @@ async fn finish_login(
         .collect();
     let outcome = flow::callback(
         state,
-        settings,
+        &settings,
         code.as_deref(),
         login_state.as_deref(),
         &cookies,
@@ -166,7 +166,7 @@ async fn redeem(
     Path((account, code)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let settings = state.require_account(&account)?;
-    Ok(Json(flow::redeem(&state, settings, &code).await?))
+    Ok(Json(flow::redeem(&state, &settings, &code).await?))
 }
 
 async fn get_user(

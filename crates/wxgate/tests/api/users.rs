@@ -15,6 +15,8 @@ use rand::Rng as _;
 use sqlx::Connection as _;
 use wxgate::users::{connect, LoginProfile, UserDb, UserDbError, UserRecord, MAX_LIST_LIMIT};
 
+/// Every embedded migration, as recorded once applied.
+const MIGRATIONS: &[i64] = &[1, 2];
 const POSTGRES_VAR: &str = "WXGATE_TEST_POSTGRES_URL";
 
 /// One isolated database: a SQLite file in a temporary directory, or a PostgreSQL schema that
@@ -528,12 +530,12 @@ async fn migrations_are_idempotent(fx: &Fixture) {
     let db = fx.db().await;
     db.record_login(&login("kept"), 5).await.unwrap();
     drop(db);
-    assert_eq!(fx.migration_versions().await, vec![1]);
+    assert_eq!(fx.migration_versions().await, MIGRATIONS);
     let db = fx.db().await;
     assert_eq!(get(&db, "kept").await.last_login_at, Some(5));
     let again = fx.db().await;
     assert_eq!(get(&again, "kept").await.last_login_at, Some(5));
-    assert_eq!(fx.migration_versions().await, vec![1]);
+    assert_eq!(fx.migration_versions().await, MIGRATIONS);
 }
 
 async fn concurrent_connects_migrate_once(fx: &Fixture) {
@@ -551,7 +553,7 @@ async fn concurrent_connects_migrate_once(fx: &Fixture) {
         db.record_login(&login(&format!("c{i}")), 1).await.unwrap();
     }
     assert_eq!(dbs[0].list(None, 100).await.unwrap().len(), dbs.len());
-    assert_eq!(fx.migration_versions().await, vec![1]);
+    assert_eq!(fx.migration_versions().await, MIGRATIONS);
 }
 
 async fn ping_answers(fx: &Fixture) {

@@ -221,7 +221,7 @@ mod tests {
         let entry = KeyEntry::from_row(&row(&key, r#"["main"]"#, r#"["credentials"]"#, false));
         let table = KeyTable::new(
             ApiKeys::new(&[SecretString::from("file-key")]),
-            entry.into_iter(),
+            entry,
         );
         let grant = table.grant(&key).unwrap();
         assert!(grant.allows_account("main") && !grant.allows_account("other"));

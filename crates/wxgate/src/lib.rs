@@ -4,6 +4,7 @@
 //! store, the WeChat API client and its mock, the credential manager, the HTTP routes and the
 //! command line. `main.rs` only calls [`cli::main`].
 
+pub mod admin;
 pub mod api_keys;
 pub mod cli;
 pub mod config;

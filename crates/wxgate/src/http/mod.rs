@@ -6,6 +6,7 @@
 //! Handlers stay thin: they parse into valid values, call one service function and map its
 //! error into [`ApiError`]. Each area (`api`, `ops`, …) exposes `router()`.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod body;
@@ -77,6 +78,7 @@ fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .merge(crate::oauth::router())
         .merge(verify_files::router())
         .merge(api::router(state.clone()))
+        .merge(admin::router(state.clone()))
         .route_layer(request_meta::RequestMetaLayer::new(
             Arc::clone(&state.metrics),
             server.request_timeout(),

@@ -219,10 +219,7 @@ mod tests {
     fn stored_keys_grant_their_accounts_and_scopes_only() {
         let key = new_key();
         let entry = KeyEntry::from_row(&row(&key, r#"["main"]"#, r#"["credentials"]"#, false));
-        let table = KeyTable::new(
-            ApiKeys::new(&[SecretString::from("file-key")]),
-            entry,
-        );
+        let table = KeyTable::new(ApiKeys::new(&[SecretString::from("file-key")]), entry);
         let grant = table.grant(&key).unwrap();
         assert!(grant.allows_account("main") && !grant.allows_account("other"));
         assert!(grant.allows_scope(Scope::Credentials) && !grant.allows_scope(Scope::Proxy));

@@ -88,6 +88,7 @@ impl Gateway {
         .await
         .map_err(|e| StartupError::Registry(scrub(e.to_string(), &settings.database.url)))?;
         let users = database.users;
+        adopt_legacy_users(users.as_ref(), &settings).await;
         let push = crate::push::PushRuntime::new().map_err(StartupError::Push)?;
         let metrics = Arc::new(Metrics::new());
         let retry = RetryPolicy::default();
@@ -155,6 +156,37 @@ impl Gateway {
                 }
                 Err(_) => {}
             }
+        }
+    }
+}
+
+/// Gives the user records from before users belonged to accounts (migration 0003) to their
+/// account: `database.legacy_users_account`, or the config file's only account. With several
+/// accounts and no such key they stay unread, and the log says how to claim them.
+async fn adopt_legacy_users(users: &dyn crate::users::UserDb, settings: &Settings) {
+    let owner = match (
+        &settings.database.legacy_users_account,
+        settings.accounts.as_slice(),
+    ) {
+        (Some(owner), _) => owner.as_str(),
+        (None, [only]) => only.name.as_str(),
+        (None, _) => {
+            if users.list(None, 1).await.is_ok_and(|rows| !rows.is_empty()) {
+                tracing::warn!(
+                    "user records from before users belonged to accounts are not shown: set \
+                     database.legacy_users_account to the account they belong to"
+                );
+            }
+            return;
+        }
+    };
+    match users.adopt_legacy(owner).await {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(account = %owner, users = n, "user records from before users belonged to accounts now belong to this account")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot assign the older user records to their account")
         }
     }
 }

@@ -139,6 +139,10 @@ pub struct StorageSettings {
 pub struct DatabaseSettings {
     #[serde(default = "default_sqlite_url")]
     pub url: String,
+    /// The account that takes the user records written before users belonged to accounts,
+    /// when the config file has several (with one, that one takes them).
+    #[serde(default)]
+    pub legacy_users_account: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -375,6 +379,7 @@ impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
             url: default_sqlite_url(),
+            legacy_users_account: None,
         }
     }
 }

@@ -323,6 +323,7 @@ async fn complete(
         }
         state
             .users
+            .for_account(&account.name)
             .record_login(&profile, now)
             .await
             .map_err(|e| ApiError::Unavailable(format!("user database: {e}")))?;
@@ -380,6 +381,7 @@ pub async fn redeem(state: &AppState, account: &Account, code: &str) -> ApiResul
     } else {
         state
             .users
+            .for_account(&account.name)
             .get(&record.openid)
             .await
             .map_err(|e| ApiError::Unavailable(format!("user database: {e}")))?

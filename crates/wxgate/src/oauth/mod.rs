@@ -173,9 +173,10 @@ async fn get_user(
     State(state): State<AppState>,
     Path((account, openid)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    state.require_account(&account)?;
+    let account = state.require_account(&account)?;
     let user = state
         .users
+        .for_account(&account.name)
         .get(&openid)
         .await
         .map_err(|e| ApiError::Unavailable(format!("user database: {e}")))?
@@ -193,7 +194,8 @@ async fn list_users(
     Path(account): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    state.require_account(&account)?;
+    let account = state.require_account(&account)?;
+    let users_of = state.users.for_account(&account.name);
     let raw = raw.as_deref();
     let after = optional(raw, "after")?;
     let limit = match optional(raw, "limit")? {
@@ -216,18 +218,13 @@ async fn list_users(
     } else {
         limit
     };
-    let mut users = state
-        .users
-        .list(after.as_deref(), fetch)
-        .await
-        .map_err(db)?;
+    let mut users = users_of.list(after.as_deref(), fetch).await.map_err(db)?;
     let more = if users.len() > limit as usize {
         users.truncate(limit as usize);
         true
     } else if users.len() == limit as usize && fetch == limit {
         match users.last() {
-            Some(last) => !state
-                .users
+            Some(last) => !users_of
                 .list(Some(&last.openid), 1)
                 .await
                 .map_err(db)?

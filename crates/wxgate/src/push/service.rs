@@ -225,9 +225,8 @@ async fn record_follow(
     } else {
         None
     };
-    let write = gateway
-        .users
-        .record_follow(m.from_user(), subscribed, scene, m.create_time());
+    let users = gateway.users.for_account(&account.name);
+    let write = users.record_follow(m.from_user(), subscribed, scene, m.create_time());
     match tokio::time::timeout(FOLLOW_TIMEOUT, write).await {
         Ok(Ok(_changed)) => Ok(()),
         Ok(Err(e)) => {

@@ -92,6 +92,15 @@ pub struct UserRecord {
 /// to use from many tasks and many processes at once.
 #[async_trait]
 pub trait UserDb: Send + Sync + 'static {
+    /// The same database seen as the users of `account`: every call on the handle reads and
+    /// writes that account's users only (SPEC.md: user records belong to one account). The
+    /// handle [`connect`] returns sees the rows written before users belonged to accounts.
+    fn for_account(&self, account: &str) -> Arc<dyn UserDb>;
+
+    /// Gives the rows from before users belonged to accounts to `owner` (an openid `owner`
+    /// already has keeps `owner`'s row); returns how many moved.
+    async fn adopt_legacy(&self, owner: &str) -> Result<u64, UserDbError>;
+
     /// Records a subscribe (`subscribed = true`, `scene` e.g. `ADD_SCENE_QR_CODE` or the
     /// `qrscene_...` key) or unsubscribe (`scene` ignored) event that WeChat stamped with unix
     /// time `at` (its `CreateTime`). Creates the user when unknown.

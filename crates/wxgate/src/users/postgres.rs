@@ -47,6 +47,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "registry",
         sql: include_str!("../../migrations/postgres/0002_registry.sql"),
     },
+    Migration {
+        version: 3,
+        description: "users per account",
+        sql: include_str!("../../migrations/postgres/0003_users_per_account.sql"),
+    },
 ];
 
 /// PostgreSQL user database; see the module documentation.

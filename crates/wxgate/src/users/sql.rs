@@ -91,10 +91,10 @@ impl Dialect for Postgres {
 /// of `subscribed_at` ($4) / `unsubscribed_at` ($5) is non-null, so `COALESCE` updates the one
 /// this event is about and keeps the other.
 const SQL_RECORD_FOLLOW: &str = "INSERT INTO wxgate_users
-        (openid, subscribed, subscribe_scene, subscribed_at, unsubscribed_at, follow_event_at,
-         created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-    ON CONFLICT (openid) DO UPDATE SET
+        (account, openid, subscribed, subscribe_scene, subscribed_at, unsubscribed_at,
+         follow_event_at, created_at, updated_at)
+    VALUES ($8, $1, $2, $3, $4, $5, $6, $7, $7)
+    ON CONFLICT (account, openid) DO UPDATE SET
         subscribed = excluded.subscribed,
         subscribe_scene = CASE WHEN excluded.subscribed
             THEN excluded.subscribe_scene ELSE wxgate_users.subscribe_scene END,
@@ -106,9 +106,9 @@ const SQL_RECORD_FOLLOW: &str = "INSERT INTO wxgate_users
         OR wxgate_users.follow_event_at < excluded.follow_event_at";
 
 const SQL_RECORD_LOGIN: &str = "INSERT INTO wxgate_users
-        (openid, unionid, nickname, headimgurl, last_login_at, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $6)
-    ON CONFLICT (openid) DO UPDATE SET
+        (account, openid, unionid, nickname, headimgurl, last_login_at, created_at, updated_at)
+    VALUES ($7, $1, $2, $3, $4, $5, $6, $6)
+    ON CONFLICT (account, openid) DO UPDATE SET
         unionid = COALESCE(excluded.unionid, wxgate_users.unionid),
         nickname = COALESCE(excluded.nickname, wxgate_users.nickname),
         headimgurl = COALESCE(excluded.headimgurl, wxgate_users.headimgurl),
@@ -121,15 +121,19 @@ const SQL_RECORD_LOGIN: &str = "INSERT INTO wxgate_users
 const SQL_GET: &str = concat!(
     "SELECT ",
     user_columns!(),
-    " FROM wxgate_users WHERE openid = $1"
+    " FROM wxgate_users WHERE openid = $1 AND account = $2"
 );
 
 const SQL_RECORD_MIGRATION: &str =
     "INSERT INTO wxgate_schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)";
 
-/// A user database on one sqlx backend; see the module documentation.
+/// A user database on one sqlx backend, seen as the users of one account (see
+/// [`UserDb::for_account`]); see the module documentation.
 pub struct SqlUserDb<DB: Database> {
     pool: Pool<DB>,
+    /// The account whose users this handle reads and writes (`""`: rows from before users
+    /// belonged to accounts).
+    account: String,
     /// The first page, in byte order.
     list_first: String,
     /// A page after an openid, in byte order.
@@ -141,15 +145,16 @@ impl<DB: Dialect> SqlUserDb<DB> {
     pub(super) fn new(pool: Pool<DB>) -> Self {
         let list = |filter: &str, limit: &str| {
             format!(
-                "SELECT {} FROM wxgate_users {filter}ORDER BY openid COLLATE {} LIMIT {limit}",
+                "SELECT {} FROM wxgate_users WHERE account = $1 {filter}ORDER BY openid COLLATE {} LIMIT {limit}",
                 user_columns!(),
                 DB::BYTE_ORDER
             )
         };
         SqlUserDb {
             pool,
-            list_first: list("", "$1"),
-            list_after: list("WHERE openid > $1 ", "$2"),
+            account: String::new(),
+            list_first: list("", "$2"),
+            list_after: list("AND openid > $2 ", "$3"),
         }
     }
 }
@@ -165,6 +170,7 @@ impl<DB: Database> Clone for SqlUserDb<DB> {
     fn clone(&self) -> Self {
         SqlUserDb {
             pool: self.pool.clone(),
+            account: self.account.clone(),
             list_first: self.list_first.clone(),
             list_after: self.list_after.clone(),
         }
@@ -199,6 +205,26 @@ where
     for<'r> String: Decode<'r, DB> + Type<DB>,
     &'static str: ColumnIndex<DB::Row>,
 {
+    fn for_account(&self, account: &str) -> std::sync::Arc<dyn UserDb> {
+        std::sync::Arc::new(SqlUserDb {
+            account: account.to_owned(),
+            ..self.clone()
+        })
+    }
+
+    async fn adopt_legacy(&self, owner: &str) -> Result<u64, UserDbError> {
+        let done = sqlx::query(
+            "UPDATE wxgate_users SET account = $1 WHERE account = '' AND NOT EXISTS
+                (SELECT 1 FROM wxgate_users AS owned
+                 WHERE owned.account = $1 AND owned.openid = wxgate_users.openid)",
+        )
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| backend::<DB>("adopt_legacy", &e))?;
+        Ok(DB::rows_affected(&done))
+    }
+
     async fn record_follow(
         &self,
         openid: &str,
@@ -219,6 +245,7 @@ where
             .bind(unsubscribed_at)
             .bind(at)
             .bind(now_secs())
+            .bind(self.account.as_str())
             .execute(&self.pool)
             .await
             .map_err(|e| backend::<DB>("record_follow", &e))?;
@@ -233,6 +260,7 @@ where
             .bind(login.headimgurl.as_deref())
             .bind(at)
             .bind(now_secs())
+            .bind(self.account.as_str())
             .execute(&self.pool)
             .await
             .map_err(|e| backend::<DB>("record_login", &e))?;
@@ -242,6 +270,7 @@ where
     async fn get(&self, openid: &str) -> Result<Option<UserRecord>, UserDbError> {
         let row = sqlx::query(SQL_GET)
             .bind(openid)
+            .bind(self.account.as_str())
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| backend::<DB>("get", &e))?;
@@ -252,8 +281,10 @@ where
 
     async fn list(&self, after: Option<&str>, limit: u32) -> Result<Vec<UserRecord>, UserDbError> {
         let query = match after {
-            Some(after) => sqlx::query(&self.list_after).bind(after),
-            None => sqlx::query(&self.list_first),
+            Some(after) => sqlx::query(&self.list_after)
+                .bind(self.account.as_str())
+                .bind(after),
+            None => sqlx::query(&self.list_first).bind(self.account.as_str()),
         };
         let rows = query
             .bind(clamp_limit(limit))

@@ -41,6 +41,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "registry",
         sql: include_str!("../../migrations/sqlite/0002_registry.sql"),
     },
+    Migration {
+        version: 3,
+        description: "users per account",
+        sql: include_str!("../../migrations/sqlite/0003_users_per_account.sql"),
+    },
 ];
 
 /// SQLite-file user database; see the module documentation.

@@ -428,6 +428,7 @@ async fn users_are_listed_by_openid_page_by_page() {
         };
         app.state
             .users
+            .for_account("main")
             .record_login(&profile, 1_700_000_000 + i as i64)
             .await
             .unwrap();

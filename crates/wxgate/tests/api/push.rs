@@ -1177,7 +1177,10 @@ async fn follower_records_follow_subscribe_and_unsubscribe_events(database_url: 
         .await;
     assert_eq!(s, 200);
     assert_eq!(plain_reply(&body).reply, Reply::text("hi"));
-    let db = wxgate::users::connect(&database_url).await.unwrap();
+    let db = wxgate::users::connect(&database_url)
+        .await
+        .unwrap()
+        .for_account("main");
     let user = db
         .get("oLiam")
         .await
@@ -1246,7 +1249,10 @@ async fn a_follow_event_gets_503_while_the_user_database_fails_and_its_retry_is_
     let (status, _, body) = wx.send(&push).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(plain_reply(&body).reply, Reply::text("hi"));
-    let db = wxgate::users::connect(&database_url).await.unwrap();
+    let db = wxgate::users::connect(&database_url)
+        .await
+        .unwrap()
+        .for_account("main");
     let user = db
         .get("oNoah")
         .await
@@ -1481,6 +1487,7 @@ async fn wxgate_simulate_prints_the_decrypted_rule_reply_of_a_running_gateway() 
         let user = wxgate::users::connect(&config.database_url)
             .await
             .unwrap()
+            .for_account("main")
             .get("oSim")
             .await
             .unwrap()
@@ -1574,6 +1581,7 @@ async fn a_push_created_in_the_future_is_refused_and_cannot_freeze_a_follower() 
     let user = wxgate::users::connect(&config.database_url)
         .await
         .unwrap()
+        .for_account("main")
         .get("oFuture")
         .await
         .unwrap()

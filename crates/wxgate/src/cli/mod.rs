@@ -1,5 +1,7 @@
-//! The `wxgate` command line: `serve`, `check`, `sandbox`, `mock-wechat`, `simulate`.
+//! The `wxgate` command line: `serve`, `check`, `sandbox`, `mock-wechat`, `simulate`,
+//! `accounts`.
 
+mod accounts;
 mod sandbox;
 mod simulate;
 
@@ -47,6 +49,8 @@ enum Command {
     },
     /// Act as WeChat: sign (and encrypt) a push to a running wxgate and print the decoded reply.
     Simulate(simulate::SimulateArgs),
+    /// Manage the accounts of a running gateway through its admin API: list, get, put, delete.
+    Accounts(accounts::AccountsArgs),
     /// Run only the mock WeChat API (for tests of other services).
     MockWechat {
         #[arg(long, default_value = "127.0.0.1:9900")]
@@ -92,6 +96,7 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<(), String> {
     match command {
+        Command::Accounts(args) => accounts::run(args).await,
         Command::Serve { config } => {
             let settings = Settings::load(&config).map_err(|e| e.to_string())?;
             let app = Application::build(settings)

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use rand::distributions::Alphanumeric;
 use rand::Rng;
+use secrecy::ExposeSecret;
 
 use crate::config::Settings;
 use crate::mock::{MockAccount, MockConfig, MockWechat};
@@ -15,6 +16,8 @@ use crate::startup::{shutdown_signal, Application};
 
 pub const DEMO_ACCOUNT: &str = "demo";
 pub const DEMO_APPID: &str = "wxdemo000000000001";
+/// The AppID of the printed example of an account added at runtime.
+pub const SHOP_APPID: &str = "wxdemo000000000002";
 
 fn random(n: usize) -> String {
     rand::thread_rng()
@@ -29,16 +32,26 @@ pub async fn run(listen: SocketAddr, mock_listen: SocketAddr) -> Result<(), Stri
     let token = random(16);
     let aes_key = random(43);
     let api_key = random(32);
+    let admin_key = random(32);
+    let master_key = crate::vault::MasterKey::random().to_base64();
+    let shop_secret = random(32);
 
     let mock_listener = tokio::net::TcpListener::bind(mock_listen)
         .await
         .map_err(|e| format!("cannot listen on {mock_listen} for the mock: {e}"))?;
     let mock_addr = mock_listener.local_addr().map_err(|e| e.to_string())?;
     let mock = MockWechat::new(MockConfig {
-        accounts: vec![MockAccount {
-            appid: DEMO_APPID.into(),
-            secret: secret.clone(),
-        }],
+        accounts: vec![
+            MockAccount {
+                appid: DEMO_APPID.into(),
+                secret: secret.clone(),
+            },
+            // For the printed example of an account added at runtime.
+            MockAccount {
+                appid: SHOP_APPID.into(),
+                secret: shop_secret.clone(),
+            },
+        ],
         ..MockConfig::default()
     });
     tokio::spawn(mock.serve(mock_listener, std::future::pending()));
@@ -46,6 +59,7 @@ pub async fn run(listen: SocketAddr, mock_listen: SocketAddr) -> Result<(), Stri
     let db = std::env::temp_dir().join(format!("wxgate-sandbox-{}.db", std::process::id()));
     let db_url = format!("sqlite://{}", db.display());
     let public_url = format!("http://{listen}");
+    let master_key = master_key.expose_secret();
     let config = format!(
         r#"
 [server]
@@ -61,6 +75,9 @@ open_base = "http://{mock_addr}"
 timeout_ms = 3000
 [api]
 keys = ["{api_key}"]
+[admin]
+keys = ["{admin_key}"]
+master_key = "{master_key}"
 [[accounts]]
 name = "{DEMO_ACCOUNT}"
 appid = "{DEMO_APPID}"
@@ -106,6 +123,7 @@ wxgate sandbox is running — no WeChat account needed.
   mock WeChat API http://{mock_addr}   (calls: http://{mock_addr}/__mock/calls)
   demo account    {DEMO_ACCOUNT} (appid {DEMO_APPID}, token_api stable)
   API key         {api_key}
+  admin key       {admin_key}
   store           {db_url}
   demo page       {base}/demo   (JS-SDK signature + web login; {base}/demo?autologin=1 logs in at once)
 
@@ -115,6 +133,13 @@ Try:
   curl -X POST -H 'Authorization: Bearer {api_key}' {api}/access_token/refresh
   curl -H 'Authorization: Bearer {api_key}' {api}/status
   curl {base}/metrics
+
+Add an account at runtime (admin API; the mock WeChat knows this AppID and AppSecret too):
+  curl -X PUT -H 'Authorization: Bearer {admin_key}' -H 'content-type: application/json' \
+       -d '{{"appid":"{SHOP_APPID}","secret":"{shop_secret}","js_domains":["h5.example.com"]}}' \
+       {base}/admin/api/v1/accounts/shop
+  curl -H 'Authorization: Bearer {api_key}' {base}/api/v1/accounts/shop/access_token
+  curl -H 'Authorization: Bearer {admin_key}' {base}/admin/api/v1/accounts
 
 Act as WeChat (a signed, encrypted push to {base}/wx/{DEMO_ACCOUNT}; prints the decoded reply):
   {simulate} --text help

@@ -114,7 +114,7 @@ impl Registry {
             applied: tokio::sync::Mutex::new(Applied::default()),
         };
         registry.publish(&Applied::default());
-        registry.reload().await?;
+        registry.apply_changes(true).await?;
         Ok(registry)
     }
 
@@ -135,7 +135,14 @@ impl Registry {
 
     /// Applies what changed in the database since the last call; `true` when anything did.
     /// One cheap read when nothing changed.
+    ///
+    /// A stored account that cannot be opened here (sealed with a master key this instance does
+    /// not have) is logged and left out; at start it is an error instead ([`Registry::open`]).
     pub async fn reload(&self) -> Result<bool, RegistryError> {
+        self.apply_changes(false).await
+    }
+
+    async fn apply_changes(&self, strict: bool) -> Result<bool, RegistryError> {
         let mut applied = self.applied.lock().await;
         let changes = self.db.changes_since(applied.seq).await?;
         if changes.seq == applied.seq {
@@ -151,8 +158,15 @@ impl Registry {
             if row.deleted {
                 continue;
             }
-            if let Some(entry) = self.open_row(row).await? {
-                next.accounts.insert(row.name.clone(), entry);
+            match self.open_row(row).await {
+                Ok(Some(entry)) => {
+                    next.accounts.insert(row.name.clone(), entry);
+                }
+                Ok(None) => {}
+                Err(e) if strict => return Err(e),
+                Err(e) => {
+                    tracing::error!(account = %row.name, error = %e, "a changed account cannot be opened here and is not served");
+                }
             }
         }
         for row in &changes.keys {

@@ -3,7 +3,9 @@
 # on the same machine, so the figures read as ratios. Usage: bench/run.sh [seconds] [connections]
 # BENCH_STORE=memory:// (or redis://…) measures with another store than the embedded SQLite file.
 # BENCH_CASES="jssdk push" runs only those files of bench/cases/ (default: all of them); the
-# trivial route and access_token are always measured.
+# trivial route and access_token are always measured. The `express` case (bench/cases/express.sh)
+# measures the Express JS-SDK server of the original documents (bench/express/, needs node and
+# npm, else it is skipped) and reports the JS-SDK route as a multiple of it.
 #
 # On a small, shared machine two back-to-back runs of the same route can differ by 10 % or
 # more, so every case is measured in BENCH_ROUNDS rounds (default 3), each round starting with
@@ -76,11 +78,12 @@ curl -fsS -H "Authorization: Bearer $KEY" "http://$GW/api/v1/accounts/main/acces
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 TICKS_PER_S=$(getconf CLK_TCK)
 
-# run NAME URL [wrk args...] -> prints "NAME rps p99 server-CPU-per-request"
+# run NAME URL [wrk args...] -> prints "NAME rps p99 server-CPU-per-request"; the server is the
+# trivial one, the mock or wxgate by URL, or the process RUN_PID names (`RUN_PID=… run …`).
 run() {
   local name=$1 url=$2; shift 2
-  local out pid before after
-  case "$url" in
+  local out pid="${RUN_PID:-}" before after
+  [ -n "$pid" ] || case "$url" in
     *"$TRIVIAL"*) pid=$TRIVIAL_PID ;;
     *"$MOCK"*) pid=$MOCK_PID ;;
     *) pid=$GW_PID ;;
@@ -134,8 +137,23 @@ compare() {
     "$(printf '%s%% ' "${shares[@]}")"
 }
 
+# multiple NAME BASELINE TEXT: how many times BASELINE's throughput NAME served, both measured
+# in the same round (a case registers it in $work/multiple), and their server CPU per request;
+# median over the rounds.
+multiple() {
+  local name=$1 base=$2 r xs=()
+  shift 2
+  for r in $(seq 1 "$ROUNDS"); do
+    xs+=("$(awk -v a="$(cat "$work/$name.$r.rps")" -v b="$(cat "$work/$base.$r.rps")" 'BEGIN { printf "%.1f", a / b }')")
+  done
+  printf '%s: %.1fx %s (median; rounds: %s); server CPU %s us/req against %s us/req (medians)\n' "$name" \
+    "$(printf '%s\n' "${xs[@]}" | median)" "$*" "$(printf '%sx ' "${xs[@]}")" "$(cpu_median "$name")" \
+    "$(cpu_median "$base")"
+}
+
 echo "wrk: $THREADS threads, $CONNS connections, ${DURATION}s each, $ROUNDS rounds, $(nproc) cores"
 : >"$work/compare"
+: >"$work/multiple"
 for ROUND in $(seq 1 "$ROUNDS"); do
   echo "-- round $ROUND"
   run trivial "http://$TRIVIAL/"
@@ -161,4 +179,5 @@ for f in "$work"/*.1.rps; do
   case "$n" in trivial|access_token|direct_*) ;; *) ratio "$n" ;; esac
 done
 sort -u "$work/compare" | while read -r name base text; do compare "$name" "$base" "$text"; done
+sort -u "$work/multiple" | while read -r name base text; do multiple "$name" "$base" "$text"; done
 [ -z "${EXTRA_REPORT:-}" ] || printf '%s\n' "$EXTRA_REPORT"

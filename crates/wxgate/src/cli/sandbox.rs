@@ -10,8 +10,8 @@ use rand::distributions::Alphanumeric;
 use rand::Rng;
 
 use crate::config::Settings;
-use crate::mock::{MockAccount, MockConfig, MockWechat};
 use crate::startup::{shutdown_signal, Application};
+use wxgate_mock::{MockAccount, MockConfig, MockWechat};
 
 pub const DEMO_ACCOUNT: &str = "demo";
 pub const DEMO_APPID: &str = "wxdemo000000000001";

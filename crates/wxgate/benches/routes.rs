@@ -19,8 +19,8 @@ use axum::Router;
 use criterion::{criterion_group, criterion_main, Criterion};
 use tower::ServiceExt;
 use wxgate::config::Settings;
-use wxgate::mock::{MockConfig, MockWechat};
 use wxgate::startup::Application;
+use wxgate_mock::{MockConfig, MockWechat};
 
 /// The allocator of the `wxgate` binary, so the figures are those of the gateway as shipped.
 #[global_allocator]

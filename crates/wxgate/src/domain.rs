@@ -125,6 +125,20 @@ pub fn sqlite_file_path<'a>(url: &'a str, in_memory: &str) -> Result<&'a str, St
     Ok(path)
 }
 
+/// The last failure of an upstream call, as the status API shows it (per credential, and per
+/// endpoint in `last_upstream_errors`). Here, beside the other plain values, because both the
+/// credential manager and [`crate::metrics`] keep them and neither should import the other.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ErrorRecord {
+    pub at: i64,
+    pub message: String,
+    pub hint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wechat_errcode: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wechat_rid: Option<String>,
+}
+
 /// Locks `m`, also after another thread panicked while holding it: every value wxgate keeps
 /// behind a `Mutex` stays consistent between statements, so a poisoned lock is still usable.
 pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -1,7 +1,7 @@
 //! wxgate: a self-hosted gateway for WeChat Official Accounts.
 //!
 //! The service around the pure protocol crate [`wxgate_proto`]: configuration, the shared
-//! store, the WeChat API client and its mock, the credential manager, the HTTP routes and the
+//! store, the WeChat API client, the credential manager, the HTTP routes and the
 //! command line. `main.rs` only calls [`cli::main`].
 
 pub mod admin;
@@ -14,7 +14,6 @@ pub mod gateway;
 pub mod http;
 pub mod jssdk;
 pub mod metrics;
-pub mod mock;
 pub mod oauth;
 pub mod proxy;
 pub mod push;

@@ -1,88 +1,69 @@
-//! In-process counters behind `/metrics` and the status API.
+//! The gateway's figures: the page `/metrics` serves (upstream calls, credential refreshes,
+//! HTTP requests by route, credential expiry) and the upstream call counts and last errors the
+//! status API reads back.
 //!
-//! A handful of labelled counters and histograms is all wxgate needs, so they are kept here in
-//! plain maps rather than pulling in a metrics framework; rendering follows the Prometheus text
-//! exposition format.
+//! The page is kept and written by the `metrics` facade and `metrics-exporter-prometheus`.
+//! Each [`Metrics`] has a recorder of its own and records through it; none is installed
+//! process-wide, because one process may run several gateways (the tests do) and each must show
+//! only its own numbers. The status API's figures are not read back from Prometheus text: they
+//! are kept beside the recorder in plain maps ([`Metrics::upstream_counts`],
+//! [`Metrics::last_upstream_errors`]).
 //!
 //! The per-request HTTP figures are the only ones written on every request, by every worker
-//! thread at once. They are kept per route in [`RouteMetrics`], found once per route (not per
-//! request), and written into one of several shards chosen by thread, each on its own cache
-//! line: two threads serving the same route never wait for each other's lock or pull each
-//! other's counters across cores. Rendering adds the shards up.
+//! thread at once. A route's are found once per route (not per request) as a [`RouteMetrics`]
+//! holding the route's latency `Histogram` and a `Counter` per status answered, so a request
+//! costs an atomic add and a lock-free histogram push, and no lookup. Histogram samples wait in
+//! the recorder until drained into the page's buckets: rendering drains them, and so does one
+//! thread of the process every 5 s (`keep_up`), so a gateway nobody scrapes does not grow.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once, OnceLock, Weak};
 use std::time::Duration;
 
-use crate::domain::lock;
+use metrics::{Counter, Histogram, Key, Label, Level, Metadata, Recorder};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
+
+use crate::domain::{lock, ErrorRecord};
+
+const UPSTREAM_CALLS: &str = "wxgate_upstream_calls_total";
+const REFRESHES: &str = "wxgate_credential_refreshes_total";
+const HTTP_REQUESTS: &str = "wxgate_http_requests_total";
+const HTTP_LATENCY: &str = "wxgate_http_request_duration_seconds";
 
 /// Upper bounds (seconds) of the HTTP latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 10] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
 ];
 
-/// Shards of each route's HTTP figures. Threads beyond this many share shards (still correct,
-/// only no longer free of contention).
-const SHARDS: usize = 8;
+/// How often histogram samples nobody rendered are drained (`PrometheusBuilder::install`'s
+/// upkeep interval).
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
-/// Requests of one route as recorded by one shard: counts by status and the latency histogram.
-#[derive(Default, Clone)]
-struct RouteStats {
-    by_status: Vec<(u16, u64)>,
-    /// Requests per bucket: `[i]` counts latencies above bound `i - 1` and up to bound `i`
-    /// (made cumulative, as Prometheus wants, when rendered).
-    buckets: [u64; LATENCY_BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
+/// What the recorder is told about the figures registered here (the exporter ignores it).
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
-impl RouteStats {
-    fn record(&mut self, status: u16, latency: Duration) {
-        match self.by_status.iter_mut().find(|(s, _)| *s == status) {
-            Some((_, n)) => *n += 1,
-            None => self.by_status.push((status, 1)),
-        }
-        let secs = latency.as_secs_f64();
-        if let Some(i) = LATENCY_BUCKETS.iter().position(|bound| secs <= *bound) {
-            self.buckets[i] += 1;
-        }
-        self.count += 1;
-        self.sum += secs;
-    }
-
-    fn add(&mut self, other: &RouteStats) {
-        for &(status, n) in &other.by_status {
-            match self.by_status.iter_mut().find(|(s, _)| *s == status) {
-                Some((_, total)) => *total += n,
-                None => self.by_status.push((status, n)),
-            }
-        }
-        for (total, n) in self.buckets.iter_mut().zip(other.buckets) {
-            *total += n;
-        }
-        self.count += other.count;
-        self.sum += other.sum;
-    }
-}
-
-/// One shard, alone on its cache line (128 bytes: two lines, for CPUs that fetch pairs).
-#[repr(align(128))]
-#[derive(Default)]
-struct Shard(Mutex<RouteStats>);
+/// The statuses a [`RouteMetrics`] keeps a counter slot for; any other is looked up per request.
+const STATUSES: std::ops::RangeInclusive<u16> = 100..=599;
 
 /// The HTTP figures of one route template, shared by every request of that route.
 pub struct RouteMetrics {
     route: String,
-    shards: [Shard; SHARDS],
+    recorder: Arc<PrometheusRecorder>,
+    /// Requests by status (`[status - 100]`), each registered when first answered: a status
+    /// never answered is not on the page.
+    by_status: Box<[OnceLock<Counter>]>,
+    latency: Histogram,
 }
 
 impl RouteMetrics {
-    fn new(route: &str) -> Self {
+    fn new(route: &str, recorder: Arc<PrometheusRecorder>) -> Self {
+        let key = Key::from_parts(HTTP_LATENCY, vec![Label::new("route", route.to_owned())]);
         RouteMetrics {
             route: route.to_owned(),
-            shards: Default::default(),
+            latency: recorder.register_histogram(&key, &METADATA),
+            by_status: STATUSES.map(|_| OnceLock::new()).collect(),
+            recorder,
         }
     }
 
@@ -93,40 +74,47 @@ impl RouteMetrics {
 
     /// One request of this route, answered with `status` after `latency`.
     pub fn record(&self, status: u16, latency: Duration) {
-        lock(&self.shards[shard_index()].0).record(status, latency);
-    }
-
-    fn total(&self) -> RouteStats {
-        let mut total = RouteStats::default();
-        for shard in &self.shards {
-            total.add(&lock(&shard.0));
+        let slot = usize::from(status)
+            .checked_sub(usize::from(*STATUSES.start()))
+            .and_then(|i| self.by_status.get(i));
+        match slot {
+            Some(slot) => slot.get_or_init(|| self.requests(status)).increment(1),
+            None => self.requests(status).increment(1),
         }
-        total
+        self.latency.record(latency.as_secs_f64());
+    }
+
+    fn requests(&self, status: u16) -> Counter {
+        let labels = vec![
+            Label::new("route", self.route.clone()),
+            Label::new("status", status.to_string()),
+        ];
+        self.recorder
+            .register_counter(&Key::from_parts(HTTP_REQUESTS, labels), &METADATA)
     }
 }
 
-/// This thread's shard: threads are numbered in the order they first record.
-fn shard_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
-    }
-    INDEX.with(|i| *i)
+/// What the status API reads back, kept beside the recorder.
+#[derive(Default)]
+struct UpstreamLog {
+    /// `(account, endpoint, outcome)` → calls.
+    calls: BTreeMap<(String, String, String), u64>,
+    /// `(account, endpoint)` → the latest failure.
+    last_errors: BTreeMap<(String, String), ErrorRecord>,
 }
 
-#[derive(Default)]
-struct Inner {
-    upstream_calls: BTreeMap<(String, String, String), u64>,
-    refreshes: BTreeMap<(String, String, String), u64>,
-    /// Looked up once per route (see [`Metrics::route`]), not per request.
-    http: HashMap<String, Arc<RouteMetrics>>,
-    last_errors: BTreeMap<(String, String), crate::credentials::ErrorRecord>,
-}
-
-/// Thread-safe registry; cheap to share behind an `Arc`.
-#[derive(Default)]
+/// One gateway's figures; thread-safe, shared behind an `Arc`.
 pub struct Metrics {
-    inner: Mutex<Inner>,
+    recorder: Arc<PrometheusRecorder>,
+    /// Looked up once per route (see [`Metrics::route`]), not per request.
+    routes: Mutex<HashMap<String, Arc<RouteMetrics>>>,
+    upstream: Mutex<UpstreamLog>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// A gauge value computed at render time (e.g. seconds until a credential expires).
@@ -139,153 +127,160 @@ pub struct Gauge {
 
 impl Metrics {
     pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
-        f(&mut lock(&self.inner))
+        let recorder = match PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(HTTP_LATENCY.to_owned()), &LATENCY_BUCKETS)
+        {
+            Ok(builder) => builder.build_recorder(),
+            Err(_) => unreachable!("only an empty list of buckets is refused"),
+        };
+        metrics::with_local_recorder(&recorder, || {
+            metrics::describe_counter!(
+                UPSTREAM_CALLS,
+                "WeChat API calls by account, endpoint and outcome."
+            );
+            metrics::describe_counter!(REFRESHES, "Credentials fetched from WeChat by reason.");
+            metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status.");
+            metrics::describe_histogram!(HTTP_LATENCY, "HTTP request latency by route.");
+        });
+        let recorder = Arc::new(recorder);
+        keep_up(&recorder);
+        Metrics {
+            recorder,
+            routes: Mutex::default(),
+            upstream: Mutex::default(),
+        }
     }
 
     /// One upstream WeChat call (each attempt counts). `outcome` is `ok`, `errcode_N`,
     /// `http_N`, `timeout`, `transport` or `unparseable`.
     pub fn upstream_call(&self, account: &str, endpoint: &str, outcome: &str) {
-        self.with(|i| {
-            *i.upstream_calls
-                .entry((account.to_owned(), endpoint.to_owned(), outcome.to_owned()))
-                .or_default() += 1;
+        *lock(&self.upstream)
+            .calls
+            .entry((account.to_owned(), endpoint.to_owned(), outcome.to_owned()))
+            .or_default() += 1;
+        metrics::with_local_recorder(self.recorder.as_ref(), || {
+            metrics::counter!(UPSTREAM_CALLS,
+                "account" => account.to_owned(),
+                "endpoint" => endpoint.to_owned(),
+                "outcome" => outcome.to_owned())
+            .increment(1);
         });
     }
 
     /// Remembers the latest failed upstream call of `account` on `endpoint` (status API).
-    pub fn upstream_error(
-        &self,
-        account: &str,
-        endpoint: &str,
-        record: crate::credentials::ErrorRecord,
-    ) {
-        self.with(|i| {
-            i.last_errors
-                .insert((account.to_owned(), endpoint.to_owned()), record);
-        });
+    pub fn upstream_error(&self, account: &str, endpoint: &str, record: ErrorRecord) {
+        lock(&self.upstream)
+            .last_errors
+            .insert((account.to_owned(), endpoint.to_owned()), record);
     }
 
     /// The latest failed upstream call of one account, keyed by endpoint.
-    pub fn last_upstream_errors(
-        &self,
-        account: &str,
-    ) -> BTreeMap<String, crate::credentials::ErrorRecord> {
-        self.with(|i| {
-            i.last_errors
-                .iter()
-                .filter(|((a, _), _)| a == account)
-                .map(|((_, e), r)| (e.clone(), r.clone()))
-                .collect()
-        })
-    }
-
-    /// A credential fetched from WeChat (`reason`: `initial`, `ahead`, `forced`, `token_invalid`).
-    pub fn credential_refresh(&self, account: &str, kind: &str, reason: &str) {
-        self.with(|i| {
-            *i.refreshes
-                .entry((account.to_owned(), kind.to_owned(), reason.to_owned()))
-                .or_default() += 1;
-        });
-    }
-
-    /// The HTTP figures of a route template (never a raw path: it may hold one-time codes),
-    /// created on first use. Callers keep the handle; [`RouteMetrics::record`] takes no lock
-    /// that another thread is likely to hold.
-    pub fn route(&self, route: &str) -> Arc<RouteMetrics> {
-        self.with(|i| match i.http.get(route) {
-            Some(found) => Arc::clone(found),
-            None => Arc::clone(
-                i.http
-                    .entry(route.to_owned())
-                    .or_insert_with(|| Arc::new(RouteMetrics::new(route))),
-            ),
-        })
+    pub fn last_upstream_errors(&self, account: &str) -> BTreeMap<String, ErrorRecord> {
+        lock(&self.upstream)
+            .last_errors
+            .iter()
+            .filter(|((a, _), _)| a == account)
+            .map(|((_, e), r)| (e.clone(), r.clone()))
+            .collect()
     }
 
     /// Upstream call counts of one account, keyed `endpoint` → `outcome` → count.
     pub fn upstream_counts(&self, account: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
-        self.with(|i| {
-            let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-            for ((a, e, o), n) in &i.upstream_calls {
-                if a == account {
-                    out.entry(e.clone()).or_default().insert(o.clone(), *n);
-                }
+        let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for ((a, e, o), n) in &lock(&self.upstream).calls {
+            if a == account {
+                out.entry(e.clone()).or_default().insert(o.clone(), *n);
             }
-            out
-        })
-    }
-
-    /// Prometheus text format, with `gauges` appended.
-    pub fn render(&self, gauges: &[Gauge]) -> String {
-        let mut out = String::new();
-        self.with(|i| {
-            out.push_str("# HELP wxgate_upstream_calls_total WeChat API calls by account, endpoint and outcome.\n# TYPE wxgate_upstream_calls_total counter\n");
-            for ((a, e, o), n) in &i.upstream_calls {
-                let _ = writeln!(out, "wxgate_upstream_calls_total{{account=\"{}\",endpoint=\"{}\",outcome=\"{}\"}} {n}", esc(a), esc(e), esc(o));
-            }
-            out.push_str("# HELP wxgate_credential_refreshes_total Credentials fetched from WeChat by reason.\n# TYPE wxgate_credential_refreshes_total counter\n");
-            for ((a, k, r), n) in &i.refreshes {
-                let _ = writeln!(out, "wxgate_credential_refreshes_total{{account=\"{}\",credential=\"{}\",reason=\"{}\"}} {n}", esc(a), esc(k), esc(r));
-            }
-            let mut routes: Vec<(&String, RouteStats)> =
-                i.http.iter().map(|(r, m)| (r, m.total())).collect();
-            routes.sort_by(|a, b| a.0.cmp(b.0));
-            out.push_str("# HELP wxgate_http_requests_total HTTP requests by route and status.\n# TYPE wxgate_http_requests_total counter\n");
-            for (r, stats) in &mut routes {
-                stats.by_status.sort_unstable();
-                for (s, n) in &stats.by_status {
-                    let _ = writeln!(out, "wxgate_http_requests_total{{route=\"{}\",status=\"{s}\"}} {n}", esc(r));
-                }
-            }
-            out.push_str("# HELP wxgate_http_request_duration_seconds HTTP request latency by route.\n# TYPE wxgate_http_request_duration_seconds histogram\n");
-            for (r, h) in &routes {
-                let mut cumulative = 0;
-                for (bound, n) in LATENCY_BUCKETS.iter().zip(h.buckets) {
-                    cumulative += n;
-                    let _ = writeln!(out, "wxgate_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{bound}\"}} {cumulative}", esc(r));
-                }
-                let _ = writeln!(out, "wxgate_http_request_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {}", esc(r), h.count);
-                let _ = writeln!(out, "wxgate_http_request_duration_seconds_sum{{route=\"{}\"}} {}", esc(r), h.sum);
-                let _ = writeln!(out, "wxgate_http_request_duration_seconds_count{{route=\"{}\"}} {}", esc(r), h.count);
-            }
-        });
-        let mut seen = std::collections::BTreeSet::new();
-        for g in gauges {
-            if seen.insert(g.name) {
-                let _ = writeln!(out, "# HELP {} {}\n# TYPE {} gauge", g.name, g.help, g.name);
-            }
-            let labels: Vec<String> = g
-                .labels
-                .iter()
-                .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
-                .collect();
-            let _ = writeln!(out, "{}{{{}}} {}", g.name, labels.join(","), g.value);
         }
         out
     }
+
+    /// A credential fetched from WeChat (`reason`: `initial`, `ahead`, `forced`, `token_invalid`).
+    pub fn credential_refresh(&self, account: &str, kind: &str, reason: &str) {
+        metrics::with_local_recorder(self.recorder.as_ref(), || {
+            metrics::counter!(REFRESHES,
+                "account" => account.to_owned(),
+                "credential" => kind.to_owned(),
+                "reason" => reason.to_owned())
+            .increment(1);
+        });
+    }
+
+    /// The HTTP figures of a route template (never a raw path: it may hold one-time codes),
+    /// created on first use. Callers keep the handle; [`RouteMetrics::record`] takes no lock.
+    pub fn route(&self, route: &str) -> Arc<RouteMetrics> {
+        let mut routes = lock(&self.routes);
+        if let Some(found) = routes.get(route) {
+            return Arc::clone(found);
+        }
+        let created = Arc::new(RouteMetrics::new(route, Arc::clone(&self.recorder)));
+        routes.insert(route.to_owned(), Arc::clone(&created));
+        created
+    }
+
+    /// The Prometheus text page, with `gauges` appended. The gauges are rendered by a recorder
+    /// made for this page alone, so a value that is no longer offered (a credential that left
+    /// the cache) is no longer shown.
+    pub fn render(&self, gauges: &[Gauge]) -> String {
+        let mut page = self.recorder.handle().render();
+        if !gauges.is_empty() {
+            let scratch = PrometheusBuilder::new().build_recorder();
+            metrics::with_local_recorder(&scratch, || {
+                for g in gauges {
+                    metrics::describe_gauge!(g.name, g.help);
+                    let labels: Vec<Label> = g
+                        .labels
+                        .iter()
+                        .map(|(k, v)| Label::new(*k, v.clone()))
+                        .collect();
+                    metrics::gauge!(g.name, labels).set(g.value);
+                }
+            });
+            page.push_str(&scratch.handle().render());
+        }
+        page
+    }
 }
 
-fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// Has `recorder`'s histogram samples drained every [`UPKEEP_EVERY`] while it lives, by one
+/// thread for the whole process (it holds the recorders weakly, and no numbers). Were the thread
+/// refused, rendering still drains them.
+fn keep_up(recorder: &Arc<PrometheusRecorder>) {
+    static LIVE: Mutex<Vec<Weak<PrometheusRecorder>>> = Mutex::new(Vec::new());
+    static STARTED: Once = Once::new();
+    lock(&LIVE).push(Arc::downgrade(recorder));
+    STARTED.call_once(|| {
+        let upkeep = std::thread::Builder::new()
+            .name("wxgate-metrics".into())
+            .spawn(|| loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                let live: Vec<Arc<PrometheusRecorder>> = {
+                    let mut live = lock(&LIVE);
+                    live.retain(|r| r.strong_count() > 0);
+                    live.iter().filter_map(Weak::upgrade).collect()
+                };
+                for recorder in live {
+                    recorder.handle().run_upkeep();
+                }
+            });
+        if let Err(e) = upkeep {
+            tracing::warn!(error = %e, "no metrics upkeep thread; histograms drain when rendered");
+        }
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Requests recorded by many threads (each on its own shard, and more threads than shards)
-    /// are all counted once, and the histogram renders cumulatively.
+    /// Requests recorded by many threads at once are all counted once, and the histogram
+    /// renders cumulatively with the configured bounds.
     #[test]
     fn route_figures_from_many_threads_add_up() {
+        const THREADS: u64 = 11;
         let metrics = Metrics::new();
         std::thread::scope(|scope| {
-            for t in 0..(SHARDS as u64 + 3) {
+            for t in 0..THREADS {
                 let route = metrics.route("/r/{x}");
                 scope.spawn(move || {
                     for i in 0..100 {
@@ -296,7 +291,6 @@ mod tests {
             }
         });
         let text = metrics.render(&[]);
-        let threads = SHARDS as u64 + 3;
         let line = |prefix: &str| -> String {
             text.lines()
                 .find_map(|l| l.strip_prefix(prefix))
@@ -307,11 +301,11 @@ mod tests {
         let requests = r#"wxgate_http_requests_total{route="/r/{x}","#;
         assert_eq!(
             line(&format!("{requests}status=\"200\"}}")),
-            (90 * threads).to_string()
+            (90 * THREADS).to_string()
         );
         assert_eq!(
             line(&format!("{requests}status=\"500\"}}")),
-            (10 * threads).to_string()
+            (10 * THREADS).to_string()
         );
         let bucket = r#"wxgate_http_request_duration_seconds_bucket{route="/r/{x}","#;
         // Thread 0 answers in 0.3 ms, thread 1 in 1.3 ms, thread 2 in 2.3 ms, …
@@ -320,16 +314,18 @@ mod tests {
         assert_eq!(line(&format!("{bucket}le=\"0.0025\"}}")), "300");
         assert_eq!(
             line(&format!("{bucket}le=\"0.025\"}}")),
-            (100 * threads).to_string()
+            (100 * THREADS).to_string()
         );
         assert_eq!(
             line(&format!("{bucket}le=\"+Inf\"}}")),
-            (100 * threads).to_string()
+            (100 * THREADS).to_string()
         );
         assert_eq!(
             line(r#"wxgate_http_request_duration_seconds_count{route="/r/{x}"}"#),
-            (100 * threads).to_string()
+            (100 * THREADS).to_string()
         );
+        assert!(text.contains("# TYPE wxgate_http_request_duration_seconds histogram\n"));
+        assert!(text.contains("# TYPE wxgate_http_requests_total counter\n"));
     }
 
     #[test]
@@ -338,5 +334,52 @@ mod tests {
         assert!(Arc::ptr_eq(&metrics.route("/a"), &metrics.route("/a")));
         assert!(!Arc::ptr_eq(&metrics.route("/a"), &metrics.route("/b")));
         assert_eq!(metrics.route("/b").route(), "/b");
+    }
+
+    /// Two gateways in one process keep their own numbers (no recorder is process-wide).
+    #[test]
+    fn each_metrics_has_its_own_numbers() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        a.upstream_call("main", "cgi-bin/token", "ok");
+        a.credential_refresh("main", "access_token", "initial");
+        a.route("/x").record(999, Duration::from_millis(1));
+        let page = a.render(&[]);
+        for line in [
+            r#"wxgate_upstream_calls_total{account="main",endpoint="cgi-bin/token",outcome="ok"} 1"#,
+            r#"wxgate_credential_refreshes_total{account="main",credential="access_token",reason="initial"} 1"#,
+            r#"wxgate_http_requests_total{route="/x",status="999"} 1"#,
+            "# HELP wxgate_upstream_calls_total WeChat API calls by account, endpoint and outcome.",
+        ] {
+            assert!(page.contains(line), "{line} not in {page}");
+        }
+        assert_eq!(a.upstream_counts("main")["cgi-bin/token"]["ok"], 1);
+        assert!(b.upstream_counts("main").is_empty());
+        assert!(!b.render(&[]).contains("wxgate_upstream_calls_total{"));
+    }
+
+    /// Gauges are shown as offered at each render, and only then.
+    #[test]
+    fn gauges_are_rendered_as_offered() {
+        let metrics = Metrics::new();
+        let gauge = |account: &str, value: f64| Gauge {
+            name: "wxgate_credential_expires_in_seconds",
+            help: "Seconds until WeChat's expiry of each cached credential.",
+            labels: vec![
+                ("account", account.to_owned()),
+                ("credential", "access_token".to_owned()),
+            ],
+            value,
+        };
+        let page = metrics.render(&[gauge("a", 7199.0), gauge("b", 12.5)]);
+        assert!(page.contains("# TYPE wxgate_credential_expires_in_seconds gauge\n"));
+        assert!(page.contains(
+            "wxgate_credential_expires_in_seconds{account=\"a\",credential=\"access_token\"} 7199\n"
+        ));
+        assert!(page.contains(
+            "wxgate_credential_expires_in_seconds{account=\"b\",credential=\"access_token\"} 12.5\n"
+        ));
+        let page = metrics.render(&[gauge("b", 11.0)]);
+        assert!(!page.contains("account=\"a\""), "{page}");
+        assert!(!metrics.render(&[]).contains("expires_in"));
     }
 }

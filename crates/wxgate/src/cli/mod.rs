@@ -141,12 +141,12 @@ async fn run(command: Command) -> Result<(), String> {
         } => sandbox::run(listen, mock_listen).await,
         Command::Simulate(args) => simulate::run(args).await,
         Command::MockWechat { listen, accounts } => {
-            let mut config = crate::mock::MockConfig::default();
+            let mut config = wxgate_mock::MockConfig::default();
             for a in &accounts {
                 let (appid, secret) = a
                     .split_once(':')
                     .ok_or_else(|| format!("--account {a:?}: expected APPID:SECRET"))?;
-                config.accounts.push(crate::mock::MockAccount {
+                config.accounts.push(wxgate_mock::MockAccount {
                     appid: appid.to_owned(),
                     secret: secret.to_owned(),
                 });
@@ -156,7 +156,7 @@ async fn run(command: Command) -> Result<(), String> {
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
             println!("mock WeChat API listening on http://{addr}");
-            crate::mock::MockWechat::new(config)
+            wxgate_mock::MockWechat::new(config)
                 .serve(listener, shutdown_signal())
                 .await
                 .map_err(|e| e.to_string())

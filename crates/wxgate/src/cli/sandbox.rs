@@ -11,8 +11,8 @@ use rand::Rng;
 use secrecy::ExposeSecret;
 
 use crate::config::Settings;
-use crate::mock::{MockAccount, MockConfig, MockWechat};
 use crate::startup::{shutdown_signal, Application};
+use wxgate_mock::{MockAccount, MockConfig, MockWechat};
 
 pub const DEMO_ACCOUNT: &str = "demo";
 pub const DEMO_APPID: &str = "wxdemo000000000001";

@@ -12,17 +12,9 @@ use super::Credential;
 use crate::domain::{unix_now, CredentialKind};
 use crate::upstream::UpstreamError;
 
-/// The last upstream failure of a credential.
-#[derive(Debug, Clone, Serialize)]
-pub struct ErrorRecord {
-    pub at: i64,
-    pub message: String,
-    pub hint: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub wechat_errcode: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub wechat_rid: Option<String>,
-}
+/// The last upstream failure of a credential (a plain value of [`crate::domain`], re-exported
+/// here where it always was).
+pub use crate::domain::ErrorRecord;
 
 #[derive(Debug, Clone, Default)]
 pub(super) struct SlotStatus {

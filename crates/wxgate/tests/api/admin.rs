@@ -28,9 +28,9 @@ fn admin_tail(master_key: &str) -> String {
 }
 
 /// A mock that knows the shop account too, and a config with the admin API on.
-async fn setup() -> (wxgate::mock::MockWechat, GatewayConfig) {
+async fn setup() -> (wxgate_mock::MockWechat, GatewayConfig) {
     let (mock, addr) = start_mock_with(|c| {
-        c.accounts.push(wxgate::mock::MockAccount {
+        c.accounts.push(wxgate_mock::MockAccount {
             appid: SHOP_APPID.into(),
             secret: SHOP_SECRET.into(),
         })

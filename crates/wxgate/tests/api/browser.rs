@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::helpers::{start_mock, GatewayConfig, APPID};
 use crate::web_support::{spawn_web_app, spawn_web_app_with, WebApp, WebCalls};
-use wxgate::mock::MockWechat;
+use wxgate_mock::MockWechat;
 
 /// `WXGATE_TEST_CHROMIUM`, or `None` after printing why the test skips.
 fn chromium(test: &str) -> Option<String> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use serde_json::{json, Value};
-use wxgate::mock::Fault;
+use wxgate_mock::Fault;
 
 use crate::helpers::*;
 

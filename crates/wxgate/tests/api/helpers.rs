@@ -11,8 +11,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 use wxgate::config::Settings;
 use wxgate::http::AppState;
-use wxgate::mock::{MockAccount, MockConfig, MockWechat};
 use wxgate::startup::Application;
+use wxgate_mock::{MockAccount, MockConfig, MockWechat};
 
 pub const APPID: &str = "wx1234567890abcdef";
 pub const SECRET: &str = "the-app-secret-0123456789abcdef";

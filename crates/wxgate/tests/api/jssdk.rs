@@ -8,7 +8,7 @@ use crate::helpers::{start_mock, start_mock_with, GatewayConfig};
 use crate::web_support::{spawn_web_app, WebApp, WebCalls};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::Value;
-use wxgate::mock::MockAccount;
+use wxgate_mock::MockAccount;
 use wxgate_proto::jssdk::sign;
 
 const OTHER_APPID: &str = "wxabcdefabcdef0002";

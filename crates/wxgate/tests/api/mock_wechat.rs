@@ -10,8 +10,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use wxgate::domain::{TicketKind, TokenApi};
 use wxgate::metrics::Metrics;
-use wxgate::mock::{Fault, MockAccount, MockConfig, MockWechat};
 use wxgate::upstream::{ClientOptions, RetryPolicy, UpstreamError, WechatClient};
+use wxgate_mock::{Fault, MockAccount, MockConfig, MockWechat};
 
 const APPID: &str = "wx0000000000mock01";
 const SECRET: &str = "mock-secret-0123456789abcdef0123";

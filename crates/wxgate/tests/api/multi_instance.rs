@@ -208,7 +208,7 @@ async fn a_refresh_that_outlives_one_lease_ttl_stays_the_only_one(storage_url: S
     assert_eq!(mock.calls("cgi-bin/stable_token"), 1);
 
     // Normal mode hands back the same token and WeChat rejects it in the probe: force path.
-    mock.inject_fault("cgi-bin/getcallbackip", wxgate::mock::Fault::Errcode(40001));
+    mock.inject_fault("cgi-bin/getcallbackip", wxgate_mock::Fault::Errcode(40001));
     mock.set_latency(Duration::from_secs(2));
     let report = |url: String| {
         let http = http.clone();
@@ -322,7 +322,7 @@ async fn a_lease_shorter_than_the_refresh_is_renewed_so_a_second_instance_waits_
     let first = a.get("main", token).await.unwrap();
     assert_eq!(b.get("main", token).await.unwrap().value, first.value);
 
-    mock.inject_fault("cgi-bin/getcallbackip", wxgate::mock::Fault::Errcode(40001));
+    mock.inject_fault("cgi-bin/getcallbackip", wxgate_mock::Fault::Errcode(40001));
     mock.set_latency(Duration::from_millis(600));
     let stale = first.value.clone();
     let on_a = tokio::spawn({
@@ -362,7 +362,7 @@ async fn a_force_refreshed_token_wins_over_one_fetched_during_its_refresh() {
     let token = wxgate::domain::CredentialKind::AccessToken;
     let first = a.get("main", token).await.unwrap();
 
-    mock.inject_fault("cgi-bin/getcallbackip", wxgate::mock::Fault::Errcode(40001));
+    mock.inject_fault("cgi-bin/getcallbackip", wxgate_mock::Fault::Errcode(40001));
     mock.set_latency(Duration::from_millis(400));
     let stale = first.value.clone();
     let on_a = tokio::spawn({

@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::helpers::{start_mock, start_mock_with, GatewayConfig, APPID};
 use crate::web_support::{authorize, hit, query_param, spawn_web_app, WebApp, WebCalls};
 use serde_json::Value;
-use wxgate::mock::{MockAccount, MockWechat};
 use wxgate::users::LoginProfile;
+use wxgate_mock::{MockAccount, MockWechat};
 
 const REDIRECT: &str = "https://h5.example.com/app/";
 const OTHER_APPID: &str = "wxabcdefabcdef0002";

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wxgate::mock::{media_byte, Fault};
+use wxgate_mock::{media_byte, Fault};
 
 use crate::helpers::{
     http_client, spawn_app, spawn_app_with, start_mock, GatewayConfig, TestApp, API_KEY, APPID,

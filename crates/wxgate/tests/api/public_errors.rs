@@ -6,7 +6,7 @@
 use crate::helpers::{start_mock, GatewayConfig};
 use crate::web_support::{authorize, hit, spawn_web_app, WebCalls};
 use serde_json::Value;
-use wxgate::mock::Fault;
+use wxgate_mock::Fault;
 
 /// The egress IP the mock names in its 40164 errmsg.
 const IP: &str = "203.0.113.7";

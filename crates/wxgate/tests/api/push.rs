@@ -994,7 +994,7 @@ async fn webhook_answers_without_a_reply_and_webhook_failures_give_success() {
 }
 
 /// The first customer-service message the mock WeChat API received, waiting up to 15 s.
-async fn first_custom_message(mock: &wxgate::mock::MockWechat) -> Value {
+async fn first_custom_message(mock: &wxgate_mock::MockWechat) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Some(m) = mock.custom_messages().first() {

@@ -559,5 +559,5 @@ async fn oauth_exchange_is_not_retried_after_reaching_wechat() {
 fn client_and_mock_handles_are_shareable() {
     fn assert_shareable<T: Clone + Send + Sync + 'static>() {}
     assert_shareable::<WechatClient>();
-    assert_shareable::<wxgate::mock::MockWechat>();
+    assert_shareable::<wxgate_mock::MockWechat>();
 }

@@ -19,7 +19,7 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::state::{random_rid, WxErr};
+use super::wire::{random_rid, WxErr};
 use super::{Fault, Shared};
 
 type St = State<Arc<Shared>>;

@@ -19,7 +19,7 @@ use futures::StreamExt;
 use serde_json::json;
 use sha1::{Digest, Sha1};
 
-use super::state::{random_token, WxErr};
+use super::wire::{random_token, WxErr};
 use super::Shared;
 
 /// Largest download the mock generates (`mock_size`).

@@ -1,8 +1,10 @@
-//! A built-in mock of the WeChat API, faithful to the official answer shapes.
+//! A mock of the WeChat API, faithful to the official answer shapes.
 //!
 //! It exists so that wxgate can be developed, demonstrated (`wxgate sandbox`) and tested —
 //! in-process or from other processes (`wxgate mock-wechat --listen ADDR`) — without a WeChat
-//! account. It implements the token semantics a central server has to get right: classic
+//! account. It is a crate of its own and depends on nothing of wxgate: it speaks WeChat's wire
+//! format, not the gateway's types, so a test of the gateway cannot pass by sharing a mistake
+//! with it. It implements the token semantics a central server has to get right: classic
 //! tokens rotate on every call with a grace period for the previous one, stable tokens are
 //! idempotent and re-issued in their last 300 s, `force_refresh` is rate limited; tickets,
 //! OAuth codes (single use, 5 minutes), web tokens, `sns/userinfo`, the customer-service
@@ -15,11 +17,12 @@
 mod media;
 mod routes;
 mod state;
+mod wire;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -111,8 +114,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The mock's state. A handler that panicked mid-update leaves it usable: the mock keeps
+    /// answering (a test then fails on what it asserts, not on a poisoned lock).
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
-        crate::domain::lock(&self.inner)
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -257,11 +262,11 @@ impl MockWechat {
     /// The openid the mock gives the user chosen with `mock_openid=user` on `appid`
     /// (28 characters starting with `o`, like a real one).
     pub fn openid_for(appid: &str, user: &str) -> String {
-        state::openid_for(appid, user)
+        wire::openid_for(appid, user)
     }
 
     /// The unionid of the user chosen with `mock_openid=user`.
     pub fn unionid_for(user: &str) -> String {
-        state::unionid_for(user)
+        wire::unionid_for(user)
     }
 }

@@ -9,13 +9,19 @@
 pub mod api;
 pub mod auth;
 pub mod body;
+pub mod cors;
 pub mod deadline;
+pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod front;
 pub mod json;
+pub mod jssdk;
+pub mod oauth;
 pub mod ops;
+pub mod params;
 pub mod request_meta;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -59,7 +65,7 @@ pub fn service(state: AppState, extra: Option<Router<AppState>>) -> front::Front
 /// front of it by [`front`] (same handler, same request-id, metrics and deadline bookkeeping),
 /// because axum's per-route matching and boxing were the largest cost left on that route (see
 /// docs/performance.md). A new route needs nothing there; a change to the config route's path
-/// changes `jssdk::CONFIG_ROUTE`, which both follow.
+/// changes [`jssdk::CONFIG_ROUTE`], which both follow.
 fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     let server = &state.settings.server;
     let mut routes = Router::new()
@@ -70,8 +76,8 @@ fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     }
     routes
         .merge(crate::push::router())
-        .merge(crate::jssdk::router())
-        .merge(crate::oauth::router())
+        .merge(jssdk::router())
+        .merge(oauth::router())
         .merge(crate::proxy::router())
         .merge(api::router(state.clone()))
         .route_layer(request_meta::RequestMetaLayer::new(

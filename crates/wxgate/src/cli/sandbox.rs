@@ -100,7 +100,7 @@ reply = {{ type = "text", content = "Try: hello" }}
     let app = Application::build(settings)
         .await
         .map_err(|e| e.to_string())?
-        .with_routes(crate::oauth::demo::router());
+        .with_routes(crate::http::demo::router());
     let base = format!("http://{}", app.local_addr());
     let api = format!("{base}/api/v1/accounts/{DEMO_ACCOUNT}");
     // The config on disk, so that `wxgate simulate` can sign and encrypt pushes for the demo.

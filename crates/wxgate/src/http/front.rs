@@ -23,15 +23,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::Method;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower::Service;
 
+use super::extract::AccountPath;
+use super::jssdk::CONFIG_ROUTE;
 use super::request_meta::{callers_id, RequestMetaFuture};
-use super::AppState;
-use crate::jssdk::CONFIG_ROUTE;
+use super::{ApiError, AppState};
 use crate::metrics::RouteMetrics;
 
 /// The router plus the config route in front of it; cheap to clone (two `Arc`s and the
@@ -100,12 +101,19 @@ impl Service<Request> for Front {
 
     fn call(&mut self, request: Request) -> FrontFuture {
         if request.method() == Method::GET {
-            if let Some(account) = config_account(request.uri().path()) {
-                let account = account.to_owned();
+            if let Some(name) = config_account(request.uri().path()) {
+                // What the router's `AccountPath` extractor does: the account, or 404.
+                let account = match self.state.account(name) {
+                    Some(account) => Ok(AccountPath(account)),
+                    None => Err(ApiError::UnknownAccount(name.to_owned())),
+                };
                 let state = self.state.clone();
                 let callers_id = callers_id(request.headers());
                 let answer: Answer = Box::pin(async move {
-                    Ok(crate::jssdk::config(State(state), Path(account), request).await)
+                    Ok(match account {
+                        Ok(account) => super::jssdk::config(State(state), account, request).await,
+                        Err(unknown) => unknown.into_response(),
+                    })
                 });
                 return FrontFuture::Config {
                     answer: RequestMetaFuture::around(

@@ -10,15 +10,21 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod body;
+pub mod cors;
 pub mod deadline;
+pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod front;
 pub mod json;
+pub mod jssdk;
+pub mod oauth;
 pub mod ops;
+pub mod params;
 pub mod proxy;
 pub mod push;
 pub mod request_meta;
+pub mod users;
 pub mod verify_files;
 
 use std::sync::Arc;
@@ -63,7 +69,7 @@ pub fn service(state: AppState, extra: Option<Router<AppState>>) -> front::Front
 /// front of it by [`front`] (same handler, same request-id, metrics and deadline bookkeeping),
 /// because axum's per-route matching and boxing were the largest cost left on that route (see
 /// docs/performance.md). A new route needs nothing there; a change to the config route's path
-/// changes `jssdk::CONFIG_ROUTE`, which both follow.
+/// changes [`jssdk::CONFIG_ROUTE`], which both follow.
 fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     let server = &state.settings.server;
     let mut routes = Router::new()
@@ -74,8 +80,8 @@ fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     }
     routes
         .merge(push::router())
-        .merge(crate::jssdk::router())
-        .merge(crate::oauth::router())
+        .merge(jssdk::router())
+        .merge(oauth::router())
         .merge(verify_files::router())
         .merge(api::router(state.clone()))
         .merge(admin::router(state.clone()))

@@ -23,23 +23,23 @@
 //! identities) are not written to the user database; their login record says
 //! `"snapshot": true` and carries no user.
 
+use std::future::Future;
 use std::time::Duration;
 
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use wxgate_proto::oauth::Scope;
 
 use super::redirect;
 use super::state_token::{self, Login, Refusal, MAX_REDIRECT_LEN};
+use super::{OauthError, StateProblem};
 use crate::config::Account;
 use crate::domain::unix_now;
-use crate::http::{ApiError, ApiResult, AppState};
-use crate::users::LoginProfile;
+use crate::gateway::Gateway;
+use crate::users::{LoginProfile, UserRecord};
 
 /// How long a started login may take to come back (SPEC: 10 minutes).
 pub const STATE_TTL: Duration = Duration::from_secs(state_token::STATE_TTL_SECS.unsigned_abs());
@@ -82,7 +82,9 @@ fn login_key(account: &str, code: &str) -> String {
     format!("oauth:login:{account}:{}", digest("code", code))
 }
 
-/// What the first callback of a state answered; repeated callbacks answer the same.
+/// What the first callback of a state answered; repeated callbacks answer the same. Kept in
+/// the store as JSON, so it is plain data: where to send the browser, or the error answer as the
+/// HTTP layer wrote it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Outcome {
@@ -90,6 +92,27 @@ pub enum Outcome {
     Redirect { location: String },
     /// This error answer (status and JSON body).
     Failed { status: u16, body: Value },
+}
+
+/// A started login: where to send the browser, and the login cookie to set (a `Set-Cookie`
+/// value).
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub authorize: String,
+    pub set_cookie: String,
+}
+
+/// A redeemed `wxgate_code`: the login record with the user as stored now (`None` for snapshot
+/// users).
+#[derive(Debug, Clone, Serialize)]
+pub struct Redeemed {
+    pub openid: String,
+    pub unionid: Option<String>,
+    pub scope: Scope,
+    pub snapshot: bool,
+    pub logged_in_at: i64,
+    pub account: String,
+    pub user: Option<UserRecord>,
 }
 
 /// A login record behind a `wxgate_code`.
@@ -103,44 +126,33 @@ pub struct LoginRecord {
     pub logged_in_at: i64,
 }
 
-fn invalid_state(message: &str) -> ApiError {
-    ApiError::bad_request("invalid_state", format!("{message}; start the login again"))
-}
-
 /// Whether the login cookie is `__Host-` and `Secure`: when browsers reach the gateway by https.
-fn secure_cookies(state: &AppState) -> bool {
-    let url = state.settings.server.public_url.as_bytes();
+fn secure_cookies(gateway: &Gateway) -> bool {
+    let url = gateway.settings.server.public_url.as_bytes();
     url.len() >= 8 && url[..8].eq_ignore_ascii_case(b"https://")
 }
 
-/// Checks the redirect and answers WeChat's authorize URL and the login cookie (a
-/// `Set-Cookie` value). Writes nothing to the store.
+/// Checks the redirect and answers WeChat's authorize URL and the login cookie. Writes nothing
+/// to the store.
 pub async fn start(
-    state: &AppState,
+    gateway: &Gateway,
     account: &Account,
     redirect_to: &str,
     scope: Scope,
-) -> ApiResult<(String, String)> {
+) -> Result<Started, OauthError> {
     if redirect_to.len() > MAX_REDIRECT_LEN {
-        return Err(ApiError::bad_request(
-            "redirect_too_long",
-            format!(
-                "the redirect is {} bytes long; at most {MAX_REDIRECT_LEN} are accepted",
-                redirect_to.len()
-            ),
-        ));
+        return Err(OauthError::RedirectTooLong {
+            len: redirect_to.len(),
+        });
     }
     if !redirect::allowed(&account.oauth_redirects, redirect_to) {
-        return Err(ApiError::bad_request(
-            "redirect_not_allowed",
-            format!(
-                "{redirect_to:?} does not start with any of the oauth_redirects of account {:?}",
-                account.name
-            ),
-        ));
+        return Err(OauthError::RedirectNotAllowed {
+            redirect: redirect_to.to_owned(),
+            account: account.name.clone(),
+        });
     }
-    let key = state.oauth_keys.key(state.store.as_ref()).await?;
-    let secure = secure_cookies(state);
+    let key = gateway.oauth_keys.key(gateway.store.as_ref()).await?;
+    let secure = secure_cookies(gateway);
     let login = Login {
         account: account.name.clone(),
         redirect: redirect_to.to_owned(),
@@ -150,57 +162,57 @@ pub async fn start(
     let issued = state_token::issue(&key, &login, secure);
     let redirect_uri = format!(
         "{}/oauth/{}/callback",
-        state.settings.server.public_url, account.name
+        gateway.settings.server.public_url, account.name
     );
     let authorize = wxgate_proto::oauth::authorize_url(
-        &state.settings.upstream.open_base,
+        &gateway.settings.upstream.open_base,
         &account.appid,
         &redirect_uri,
         scope,
         &issued.state,
     );
-    Ok((authorize, issued.set_cookie(secure)))
+    Ok(Started {
+        authorize,
+        set_cookie: issued.set_cookie(secure),
+    })
 }
 
 /// Handles WeChat's redirect back: see the module documentation. `code` is `None` when the
 /// user refused; the browser then goes back with `wxgate_error=access_denied`.
-/// `cookie_headers` are the request's `Cookie` header values.
-pub async fn callback(
-    state: &AppState,
+/// `cookie_headers` are the request's `Cookie` header values. When the first callback of a
+/// state fails, `answer_failure` (the HTTP layer's) writes the error answer, which is kept for
+/// the callbacks that repeat it.
+pub async fn callback<F, A>(
+    gateway: &Gateway,
     account: &Account,
     code: Option<&str>,
     login_state: Option<&str>,
     cookie_headers: &[&str],
-) -> ApiResult<Outcome> {
-    let malformed = || invalid_state("the `state` parameter is missing or malformed");
+    answer_failure: F,
+) -> Result<Outcome, OauthError>
+where
+    F: FnOnce(OauthError) -> A,
+    A: Future<Output = Outcome>,
+{
+    let invalid = OauthError::InvalidState;
     let login_state = login_state
         .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .ok_or_else(malformed)?;
-    let key = state.oauth_keys.key(state.store.as_ref()).await?;
-    let login = match state_token::open(
+        .ok_or(invalid(StateProblem::Malformed))?;
+    let key = gateway.oauth_keys.key(gateway.store.as_ref()).await?;
+    let login = state_token::open(
         &key,
         &account.name,
         login_state,
         cookie_headers,
-        secure_cookies(state),
-    ) {
-        Ok(login) => login,
-        Err(Refusal::Malformed) => return Err(malformed()),
-        Err(Refusal::NoCookie) => {
-            return Err(invalid_state(
-                "this login must be finished in the browser that started it, and that \
-                 browser's login cookie is missing (another browser or app, cookies blocked, \
-                 or more than 10 minutes)",
-            ))
-        }
-        Err(Refusal::Mismatch) => {
-            return Err(invalid_state(
-                "this login state is not valid here: it was altered, issued for another \
-                 account, or the login was started in another browser (it must be finished \
-                 in the browser that started it)",
-            ))
-        }
-    };
+        secure_cookies(gateway),
+    )
+    .map_err(|refusal| {
+        invalid(match refusal {
+            Refusal::Malformed => StateProblem::Malformed,
+            Refusal::NoCookie => StateProblem::NoCookie,
+            Refusal::Mismatch => StateProblem::Mismatch,
+        })
+    })?;
     let code = code.filter(|c| !c.is_empty());
     let claim = format!(
         "{}|{}",
@@ -210,80 +222,59 @@ pub async fn callback(
     // An expired state may only replay the answer its first callback got (`follow`).
     if login.expires_at > unix_now() {
         if !redirect::allowed(&account.oauth_redirects, &login.redirect) {
-            return Err(ApiError::bad_request(
-                "redirect_not_allowed",
-                "this login's redirect is no longer in the account's oauth_redirects",
-            ));
+            return Err(OauthError::RedirectNoLongerAllowed);
         }
-        let won = state
+        let won = gateway
             .store
             .put_if_absent(&claim_key(login_state), claim.as_bytes(), Some(STATE_TTL))
             .await?;
         if won {
-            let outcome = match complete(state, account, &login, code).await {
+            let outcome = match complete(gateway, account, &login, code).await {
                 Ok(location) => Outcome::Redirect { location },
-                Err(e) => failed(e.for_public()).await,
+                Err(e) => answer_failure(e).await,
             };
             let bytes =
-                serde_json::to_vec(&outcome).map_err(|e| ApiError::Internal(e.to_string()))?;
-            state
+                serde_json::to_vec(&outcome).map_err(|e| OauthError::Internal(e.to_string()))?;
+            gateway
                 .store
                 .put(&done_key(login_state), &bytes, Some(STATE_TTL))
                 .await?;
             return Ok(outcome);
         }
     }
-    follow(state, login_state, &claim).await
+    follow(gateway, login_state, &claim).await
 }
 
 /// A callback that is not the first for its state: the same answer as the first, when it
 /// carried the same code.
-async fn follow(state: &AppState, login_state: &str, claim: &str) -> ApiResult<Outcome> {
-    let Some(claimed) = state.store.get(&claim_key(login_state)).await? else {
-        return Err(invalid_state(
-            "this login state is unknown or expired (logins must complete within 10 minutes)",
-        ));
+async fn follow(gateway: &Gateway, login_state: &str, claim: &str) -> Result<Outcome, OauthError> {
+    let Some(claimed) = gateway.store.get(&claim_key(login_state)).await? else {
+        return Err(OauthError::InvalidState(StateProblem::Unknown));
     };
     if claimed != claim.as_bytes() {
-        return Err(invalid_state("this login state was already used"));
+        return Err(OauthError::InvalidState(StateProblem::AlreadyUsed));
     }
     let deadline = tokio::time::Instant::now() + FOLLOW_WAIT;
     loop {
-        if let Some(bytes) = state.store.get(&done_key(login_state)).await? {
+        if let Some(bytes) = gateway.store.get(&done_key(login_state)).await? {
             return serde_json::from_slice(&bytes)
-                .map_err(|e| ApiError::Internal(format!("unreadable login outcome: {e}")));
+                .map_err(|e| OauthError::Internal(format!("unreadable login outcome: {e}")));
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(ApiError::client(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "login_in_progress",
-                "another request is still completing this login; reload the page in a moment",
-            ));
+            return Err(OauthError::LoginInProgress);
         }
         tokio::time::sleep(FOLLOW_POLL).await;
     }
 }
 
-/// The error answer of `e`, kept so a repeated callback answers it again.
-async fn failed(e: ApiError) -> Outcome {
-    let response = e.into_response();
-    let status = response.status().as_u16();
-    let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
-        .await
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_else(|| json!({"error": {"code": "internal", "message": "login failed"}}));
-    Outcome::Failed { status, body }
-}
-
 /// The first callback's work: exchange the code, learn the profile, record the user, issue a
 /// `wxgate_code`. Answers where to send the browser.
 async fn complete(
-    state: &AppState,
+    gateway: &Gateway,
     account: &Account,
     pending: &Login,
     code: Option<&str>,
-) -> ApiResult<String> {
+) -> Result<String, OauthError> {
     let Some(code) = code else {
         return Ok(redirect::with_param(
             &pending.redirect,
@@ -291,11 +282,11 @@ async fn complete(
             "access_denied",
         ));
     };
-    let token = state
+    let token = gateway
         .client
         .oauth_exchange_code(&account.name, &account.appid, &account.secret, code)
         .await
-        .map_err(ApiError::Upstream)?;
+        .map_err(OauthError::Upstream)?;
     let scope = if token.scope.contains("snsapi_userinfo") {
         Scope::UserInfo
     } else if token.scope.contains("snsapi_base") {
@@ -312,21 +303,20 @@ async fn complete(
     };
     if !token.is_snapshotuser {
         if scope == Scope::UserInfo {
-            let info = state
+            let info = gateway
                 .client
                 .oauth_userinfo(&account.name, &token.access_token, &token.openid)
                 .await
-                .map_err(ApiError::Upstream)?;
+                .map_err(OauthError::Upstream)?;
             profile.unionid = info.unionid.or(profile.unionid);
             profile.nickname = Some(info.nickname).filter(|n| !n.is_empty());
             profile.headimgurl = Some(info.headimgurl).filter(|h| !h.is_empty());
         }
-        state
+        gateway
             .users
             .for_account(&account.name)
             .record_login(&profile, now)
-            .await
-            .map_err(|e| ApiError::Unavailable(format!("user database: {e}")))?;
+            .await?;
     }
     let record = LoginRecord {
         account: account.name.clone(),
@@ -336,10 +326,10 @@ async fn complete(
         snapshot: token.is_snapshotuser,
         logged_in_at: now,
     };
-    let bytes = serde_json::to_vec(&record).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let bytes = serde_json::to_vec(&record).map_err(|e| OauthError::Internal(e.to_string()))?;
     let login_code = loop {
         let candidate = random_secret();
-        if state
+        if gateway
             .store
             .put_if_absent(
                 &login_key(&account.name, &candidate),
@@ -358,41 +348,38 @@ async fn complete(
     ))
 }
 
-/// Redeems a `wxgate_code` once: the login record with the user as stored now (`null` for
-/// snapshot users).
-pub async fn redeem(state: &AppState, account: &Account, code: &str) -> ApiResult<Value> {
-    let invalid = || {
-        ApiError::not_found(
-            "invalid_code",
-            "this login code is unknown, expired (5 minutes) or already used",
-        )
-    };
+/// Redeems a `wxgate_code` once: the login record with the user as stored now.
+pub async fn redeem(
+    gateway: &Gateway,
+    account: &Account,
+    code: &str,
+) -> Result<Redeemed, OauthError> {
     if code.is_empty() || code.len() > 128 {
-        return Err(invalid());
+        return Err(OauthError::InvalidCode);
     }
-    let bytes = state
+    let bytes = gateway
         .store
         .take(&login_key(&account.name, code))
         .await?
-        .ok_or_else(invalid)?;
-    let record: LoginRecord = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+        .ok_or(OauthError::InvalidCode)?;
+    let record: LoginRecord =
+        serde_json::from_slice(&bytes).map_err(|_| OauthError::InvalidCode)?;
     let user = if record.snapshot {
         None
     } else {
-        state
+        gateway
             .users
             .for_account(&account.name)
             .get(&record.openid)
-            .await
-            .map_err(|e| ApiError::Unavailable(format!("user database: {e}")))?
+            .await?
     };
-    Ok(json!({
-        "openid": record.openid,
-        "unionid": record.unionid,
-        "scope": record.scope,
-        "snapshot": record.snapshot,
-        "logged_in_at": record.logged_in_at,
-        "account": record.account,
-        "user": user,
-    }))
+    Ok(Redeemed {
+        openid: record.openid,
+        unionid: record.unionid,
+        scope: record.scope,
+        snapshot: record.snapshot,
+        logged_in_at: record.logged_in_at,
+        account: record.account,
+        user,
+    })
 }

@@ -21,6 +21,7 @@
 //! - [`UserDb::list`] pages in byte order of the openid on every backend;
 //! - error messages never contain the password of a database URL.
 
+mod page;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use self::page::{page, UserPage, DEFAULT_LIST_LIMIT};
 pub use self::postgres::PostgresUserDb;
 pub use self::sql::{Dialect, SqlUserDb};
 pub use self::sqlite::SqliteUserDb;

@@ -90,7 +90,7 @@ async fn demo_app(js_domains: &str) -> (MockWechat, WebApp) {
     config.account_extra = format!("js_domains = {js_domains}\n");
     let app = spawn_web_app_with(
         &config,
-        Some(wxgate::oauth::demo::router()),
+        Some(wxgate::http::demo::router()),
         |settings, base| settings.accounts[0].oauth_redirects = vec![format!("{base}/demo")],
     )
     .await;

@@ -1,11 +1,12 @@
-//! CORS for the browser-facing JS-SDK routes.
+//! CORS for the browser-facing JS-SDK routes (`config`, `diagnose`; [`super::jssdk`]).
 //!
 //! A page on one of the account's `js_domains` may call `config` and `diagnose` from its own
 //! origin; any other origin gets no `Access-Control-Allow-Origin`, so its browser keeps the
 //! answer from the page. When `js_domains` is empty every origin is allowed (matching "empty =
 //! any page may be signed"). The origin is echoed, never `*`, and every answer carries
 //! `Vary: Origin` so caches keep the answers per origin apart. Error answers are decorated too,
-//! so a page on an allowed origin can read why its request failed.
+//! so a page on an allowed origin can read why its request failed. Origins are read by the same
+//! rules as page URLs (`jssdk::page`).
 
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -14,9 +15,9 @@ use axum::http::header::{
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::page::{domain_allowed, host_and_port};
+use super::ApiError;
 use crate::config::DomainPattern;
-use crate::http::ApiError;
+use crate::jssdk::page::{domain_allowed, host_and_port};
 
 /// The request's `Origin` when it is allowed by `js_domains`.
 pub fn allowed_origin<'h>(

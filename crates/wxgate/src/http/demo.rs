@@ -17,11 +17,11 @@ use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::flow;
+use super::{ApiError, ApiResult, AppState};
 use crate::config::Account;
-use crate::http::{ApiError, ApiResult, AppState};
+use crate::oauth::flow::{self, Redeemed};
 use crate::query;
 
 const PAGE: &str = include_str!("demo.html");
@@ -70,7 +70,7 @@ async fn page(State(state): State<AppState>) -> ApiResult<Response> {
 async fn login_result(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Redeemed>> {
     let account = demo_account(&state)?;
     let code = match query::param(raw.as_deref(), "code") {
         Some(Ok(c)) if !c.is_empty() => c,

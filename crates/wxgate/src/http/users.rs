@@ -1,0 +1,71 @@
+//! The users API (`/api/v1/accounts/{account}/users…`, Bearer keys applied by [`super::api`]):
+//! `users/{openid}` and `users?after=&limit=` read the user database (`users`). That database
+//! has no account column: users of every account of this gateway share it (openids differ per
+//! account anyway), so any account's path lists all of them.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+
+use super::extract::AccountPath;
+use super::params::optional;
+use super::{ApiError, ApiResult, AppState};
+use crate::users::{UserDbError, UserPage, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
+
+/// `accounts/{account}/users` and `accounts/{account}/users/{openid}`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/accounts/{account}/users", get(list_users))
+        .route("/api/v1/accounts/{account}/users/{openid}", get(get_user))
+}
+
+impl From<UserDbError> for ApiError {
+    fn from(e: UserDbError) -> Self {
+        ApiError::Unavailable(format!("user database: {e}"))
+    }
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    account: AccountPath,
+    Path((_, openid)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let users = state.users.for_account(&account.name);
+    let user = users.get(&openid).await?.ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_user",
+            format!("no user with openid {openid:?} is stored"),
+        )
+    })?;
+    Ok(Json(user).into_response())
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    account: AccountPath,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<UserPage>> {
+    let raw = raw.as_deref();
+    let after = optional(raw, "after")?;
+    let limit = match optional(raw, "limit")? {
+        None => DEFAULT_LIST_LIMIT,
+        Some(l) => match l.trim().parse::<u64>() {
+            Ok(n) if n >= 1 => {
+                u32::try_from(n.min(u64::from(MAX_LIST_LIMIT))).unwrap_or(MAX_LIST_LIMIT)
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_parameter",
+                    format!(
+                        "limit must be a whole number from 1 to {MAX_LIST_LIMIT} (larger values \
+                         are capped), got {l:?}"
+                    ),
+                ))
+            }
+        },
+    };
+    let users = state.users.for_account(&account.name);
+    let page = crate::users::page(users.as_ref(), after.as_deref(), limit).await?;
+    Ok(Json(page))
+}

@@ -1,29 +1,17 @@
 //! wxgate: a self-hosted gateway for WeChat Official Accounts.
 //!
-//! The service around the pure protocol crate [`wxgate_proto`]: configuration, the shared
-//! store, the WeChat API client, the credential manager, the HTTP routes and the
-//! command line. `main.rs` only calls [`cli::main`].
+//! The HTTP layer and the command line around the core ([`wxgate_core`]: config, registry,
+//! store, credentials and the services) and the pure protocol crate ([`wxgate_proto`]):
+//! the routes and their error mapping ([`http`]), the connections ([`server`]), start-up
+//! ([`startup`]) and the commands ([`cli`]). `main.rs` only calls [`cli::main`]. The core's
+//! modules are re-exported under their own names, so `wxgate::config` is `wxgate_core::config`.
 
-pub mod admin;
-pub mod api_keys;
+pub use wxgate_core::{
+    admin, api_keys, config, credentials, domain, gateway, jssdk, metrics, oauth, proxy, push,
+    query, registry, scrub, store, tasks, upstream, users, vault,
+};
+
 pub mod cli;
-pub mod config;
-pub mod credentials;
-pub mod domain;
-pub mod gateway;
 pub mod http;
-pub mod jssdk;
-pub mod metrics;
-pub mod oauth;
-pub mod proxy;
-pub mod push;
-pub mod query;
-pub mod registry;
-pub mod scrub;
 pub mod server;
 pub mod startup;
-pub mod store;
-pub mod tasks;
-pub mod upstream;
-pub mod users;
-pub mod vault;

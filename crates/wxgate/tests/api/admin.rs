@@ -713,10 +713,12 @@ async fn user_rows_from_before_accounts_are_adopted_by_the_only_account() {
     )
     .await
     .unwrap();
-    sqlx::raw_sql(include_str!("../../migrations/sqlite/0001_users.sql"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    sqlx::raw_sql(include_str!(
+        "../../../wxgate-core/migrations/sqlite/0001_users.sql"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
     sqlx::raw_sql(
         "CREATE TABLE wxgate_schema_migrations (version INTEGER PRIMARY KEY NOT NULL,
             description TEXT NOT NULL, applied_at INTEGER NOT NULL);

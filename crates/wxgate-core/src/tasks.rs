@@ -5,7 +5,7 @@
 //! runtime — after WeChat had been told the push was handled, so the reply was lost for good.
 //! Every such task is started with [`BackgroundTasks::spawn`] instead. Guarantees: on shutdown
 //! the server waits for every task spawned here (also those spawned while it drains) up to
-//! `server.shutdown_grace_s` (see [`crate::server`]); at that deadline the tasks still running
+//! `server.shutdown_grace_s` (see the `wxgate` crate's `server`); at that deadline the tasks still running
 //! are cancelled at their next await point, and their handles yield `None`.
 
 use std::future::Future;

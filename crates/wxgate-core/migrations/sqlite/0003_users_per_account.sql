@@ -1,5 +1,5 @@
 -- User records belong to one account (SQLite). Rows written before this migration keep
--- account = '' and are adopted at start (src/users: adopt_legacy_users) by the one
+-- account = '' and are adopted at start (src/gateway.rs: adopt_legacy_users) by the one
 -- configured account, or by database.legacy_users_account.
 CREATE TABLE wxgate_users_by_account (
     account TEXT NOT NULL,

@@ -111,12 +111,13 @@ async fn config_answer(
     Ok(json::answer(&answer, answer_capacity(&answer)))
 }
 
-/// Room for a config answer with nothing to escape (page URLs reach wxgate percent-encoded): the
-/// keys, the appid, the time, the nonce and the signature take 155 bytes; the page URL and the
-/// api names are as long as they are.
+/// The length of a config answer with nothing to escape (the usual case: page URLs reach
+/// wxgate percent-encoded), so that the body takes the buffer as it is: the keys, the appid, a
+/// ten-digit time, the nonce and the signature take 162 bytes, each api name its length, its
+/// quotes and a comma between, the page URL its length.
 fn answer_capacity(answer: &ConfigAnswer<'_>) -> usize {
     let apis: usize = answer.js_api_list.iter().map(|a| a.len() + 3).sum();
-    160 + answer.url.len() + apis
+    162 + apis.saturating_sub(1) + answer.url.len()
 }
 
 async fn diagnose(
@@ -176,4 +177,31 @@ async fn script(_: AccountPath) -> Response {
         SCRIPT,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wxgate_proto::jssdk::{nonce_str, sign};
+
+    #[test]
+    fn the_buffer_of_a_usual_answer_is_its_length() {
+        let url = "https://h5.example.com/a?b=%E4%B8%AD&c=中";
+        for apis in [
+            vec![],
+            vec!["scanQRCode"],
+            vec!["scanQRCode", "chooseImage"],
+        ] {
+            let answer = ConfigAnswer {
+                app_id: "wx1234567890abcdef",
+                timestamp: 1_700_000_000,
+                nonce_str: nonce_str(),
+                signature: sign("ticket", "nonce", 1, url),
+                js_api_list: apis.iter().map(|a| (*a).to_owned()).collect(),
+                url,
+            };
+            let json = serde_json::to_vec(&answer).unwrap();
+            assert_eq!(answer_capacity(&answer), json.len(), "{apis:?}");
+        }
+    }
 }

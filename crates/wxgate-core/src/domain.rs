@@ -127,7 +127,7 @@ pub fn sqlite_file_path<'a>(url: &'a str, in_memory: &str) -> Result<&'a str, St
 
 /// The last failure of an upstream call, as the status API shows it (per credential, and per
 /// endpoint in `last_upstream_errors`). Here, beside the other plain values, because both the
-/// credential manager and [`crate::metrics`] keep them and neither should import the other.
+/// credential manager and the metrics keep them and neither should import the other.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ErrorRecord {
     pub at: i64,

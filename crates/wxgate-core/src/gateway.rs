@@ -1,5 +1,5 @@
 //! The gateway's core state: the validated accounts and every service built around them (the
-//! store, the user database, the WeChat client, the credential manager, the push runtime, the
+//! store, the user database, the WeChat client, the credential manager, the webhook client, the
 //! web-login keys, the background tasks), built once at start by [`Gateway::build`].
 //!
 //! This is what every service function takes; it knows nothing of HTTP. The HTTP layer wraps it
@@ -10,8 +10,8 @@ use std::sync::Arc;
 use crate::api_keys::ApiKeys;
 use crate::config::{Account, Accounts, Settings};
 use crate::credentials::{CredentialManager, ManagerOptions};
+use crate::login_keys::StateKeys;
 use crate::metrics::Metrics;
-use crate::oauth::state_token::StateKeys;
 use crate::registry::Registry;
 use crate::scrub::{redact_url, scrub};
 use crate::store::{self, Store};
@@ -54,9 +54,9 @@ pub struct Gateway {
     pub admin_keys: ApiKeys,
     /// User records (`[database]`).
     pub users: Arc<dyn crate::users::UserDb>,
-    /// The webhook client.
-    pub push: crate::push::PushRuntime,
-    /// The key of web-login states, computed once ([`crate::oauth::state_token`]).
+    /// The client that calls webhooks.
+    pub webhooks: crate::upstream::WebhookClient,
+    /// The key of web-login states, computed once ([`crate::login_keys`]).
     pub oauth_keys: StateKeys,
     /// Work that outlives its request (webhook calls, late replies); shutdown waits for it.
     pub tasks: BackgroundTasks,
@@ -72,7 +72,7 @@ impl Gateway {
                 url: redact_url(&settings.storage.url),
                 reason: scrub(e.to_string(), &settings.storage.url),
             })?;
-        let database = crate::users::connect_database(&settings.database.url)
+        let database = crate::database::connect(&settings.database.url)
             .await
             .map_err(|e| StartupError::Database {
                 url: redact_url(&settings.database.url),
@@ -89,7 +89,7 @@ impl Gateway {
         .map_err(|e| StartupError::Registry(scrub(e.to_string(), &settings.database.url)))?;
         let users = database.users;
         adopt_legacy_users(users.as_ref(), &settings).await;
-        let push = crate::push::PushRuntime::new().map_err(StartupError::Push)?;
+        let webhooks = crate::upstream::WebhookClient::new().map_err(StartupError::Push)?;
         let metrics = Arc::new(Metrics::new());
         let retry = RetryPolicy::default();
         let attempts = retry.attempts;
@@ -120,7 +120,7 @@ impl Gateway {
             client,
             admin_keys,
             users,
-            push,
+            webhooks,
             oauth_keys,
             tasks: BackgroundTasks::new(),
         })

@@ -30,27 +30,19 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use secrecy::{ExposeSecret, SecretString};
+use hmac::Mac;
 use sha2::{Digest, Sha256};
-use std::time::Duration;
 
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 use wxgate_proto::oauth::Scope;
-
-use crate::store::{Store, StoreError};
 
 /// A redirect longer than this is refused at login (400 `redirect_too_long`); it has to fit in
 /// the cookie (browsers keep about 4 KB per cookie).
 pub const MAX_REDIRECT_LEN: usize = 2048;
-/// Where the generated secret lives when `server.state_secret` is not set.
-pub const SECRET_STORE_KEY: &str = "oauth:state-secret";
+pub use crate::login_keys::SECRET_STORE_KEY;
 /// How long a started login is valid, and the cookie's `Max-Age` (SPEC: 10 minutes).
 pub const STATE_TTL_SECS: i64 = 600;
 
 const VERSION: u8 = 1;
-const KEY_LABEL: &[u8] = b"wxgate oauth state key v1";
 const NONCE_LEN: usize = 12;
 const BINDING_LEN: usize = 16;
 const MAC_LEN: usize = 32;
@@ -63,92 +55,8 @@ const _: () = assert!(STATE_LEN <= 128, "WeChat echoes at most 128 bytes of stat
 const SECURE_PREFIX: &str = "__Host-wxgate_login_";
 const PLAIN_PREFIX: &str = "wxgate_login_";
 
-type HmacSha256 = Hmac<Sha256>;
-
-/// The MAC key of states. Its `Debug` never shows the bytes.
-#[derive(Clone)]
-pub struct StateKey([u8; 32]);
-
-impl std::fmt::Debug for StateKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StateKey(redacted)")
-    }
-}
-
-impl StateKey {
-    /// The key derived from a secret (the configured `state_secret`, or the stored one).
-    pub fn derive(secret: &[u8]) -> Self {
-        let mut mac = hmac_with(secret);
-        mac.update(KEY_LABEL);
-        StateKey(mac.finalize().into_bytes().into())
-    }
-
-    fn mac(&self) -> HmacSha256 {
-        hmac_with(&self.0)
-    }
-}
-
-fn hmac_with(key: &[u8]) -> HmacSha256 {
-    match HmacSha256::new_from_slice(key) {
-        Ok(mac) => mac,
-        // HMAC takes keys of any length (longer ones are hashed first).
-        Err(_) => unreachable!("HMAC-SHA256 refused a key"),
-    }
-}
-
-/// How long a key derived from the stored secret is used before the store is read again.
-pub const STORED_KEY_REREAD: Duration = Duration::from_secs(60);
-
-/// The process's state key ([`StateKeys::key`]).
-pub struct StateKeys {
-    /// Derived from `server.state_secret`, when configured.
-    configured: Option<StateKey>,
-    /// Derived from the stored secret, and when it was read.
-    stored: Mutex<Option<(StateKey, Instant)>>,
-}
-
-impl StateKeys {
-    /// `configured` is `server.state_secret`.
-    pub fn new(configured: Option<SecretString>) -> Self {
-        StateKeys {
-            configured: configured.map(|s| StateKey::derive(s.expose_secret().as_bytes())),
-            stored: Mutex::new(None),
-        }
-    }
-
-    /// The key: from `server.state_secret`, or from the secret shared through `store` (created
-    /// there when absent, read again every [`STORED_KEY_REREAD`]). Only a store failure fails,
-    /// and the next call tries again.
-    pub async fn key(&self, store: &dyn Store) -> Result<StateKey, StoreError> {
-        if let Some(key) = &self.configured {
-            return Ok(key.clone());
-        }
-        let mut stored = self.stored.lock().await;
-        if let Some((key, read_at)) = stored.as_ref() {
-            if read_at.elapsed() < STORED_KEY_REREAD {
-                return Ok(key.clone());
-            }
-        }
-        let key = read_or_create(store).await?;
-        *stored = Some((key.clone(), Instant::now()));
-        Ok(key)
-    }
-}
-
-/// The key derived from the store's secret, which is written first when absent.
-async fn read_or_create(store: &dyn Store) -> Result<StateKey, StoreError> {
-    let fresh: [u8; 32] = rand::random();
-    store.put_if_absent(SECRET_STORE_KEY, &fresh, None).await?;
-    match store.get(SECRET_STORE_KEY).await? {
-        Some(kept) if kept.len() >= 32 => Ok(StateKey::derive(&kept)),
-        Some(_) => Err(StoreError::Backend(format!(
-            "the stored {SECRET_STORE_KEY} is shorter than 32 bytes; delete it"
-        ))),
-        None => Err(StoreError::Backend(format!(
-            "{SECRET_STORE_KEY} vanished right after it was written"
-        ))),
-    }
-}
+use crate::login_keys::HmacSha256;
+pub use crate::login_keys::{StateKey, StateKeys, STORED_KEY_REREAD};
 
 /// What a login needs back at its callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,6 +216,7 @@ pub fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::SecretString;
 
     #[tokio::test(start_paused = true)]
     async fn instances_follow_a_lost_stored_secret_within_the_reread_time() {

@@ -120,8 +120,8 @@ pub async fn ask(
 async fn call(gateway: &Gateway, account: &str, target: &WebhookTarget, body: Vec<u8>) -> Outcome {
     let signature = sign(target.secret.expose_secret().as_bytes(), &body);
     let request = gateway
-        .push
-        .webhook_http
+        .webhooks
+        .http
         .post(&target.url)
         .timeout(LATE_LIMIT)
         .header(reqwest::header::CONTENT_TYPE, "application/json")

@@ -8,8 +8,10 @@
 
 mod client;
 mod error;
+mod webhook_client;
 
 pub use self::client::{
     ClientOptions, IssuedCredential, OAuthToken, RetryPolicy, UserInfo, WechatClient,
 };
 pub use self::error::{is_token_invalid_errcode, UpstreamError};
+pub use self::webhook_client::WebhookClient;

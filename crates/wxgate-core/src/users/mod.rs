@@ -142,40 +142,21 @@ pub trait UserDb: Send + Sync + 'static {
 ///   unreachable server fails here, promptly, with [`UserDbError::Unavailable`]. The usual libpq
 ///   URL parameters work, e.g. `?options=-csearch_path%3Dmyschema` to use another schema.
 pub async fn connect(url: &str) -> Result<Arc<dyn UserDb>, UserDbError> {
-    Ok(connect_database(url).await?.users)
-}
-
-/// [`connect`], for both services on the database ([`Database`]).
-pub async fn connect_database(url: &str) -> Result<Database, UserDbError> {
     if url.starts_with("sqlite:") {
-        Ok(Database::over(Arc::new(SqliteUserDb::open(url).await?)))
+        Ok(Arc::new(SqliteUserDb::open(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Database::over(Arc::new(
-            PostgresUserDb::connect(url).await?,
-        )))
+        Ok(Arc::new(PostgresUserDb::connect(url).await?))
     } else {
-        Err(UserDbError::InvalidUrl(format!(
-            "{:?}: expected sqlite://PATH or postgres://USER@HOST/DB",
-            crate::scrub::redact_url(url)
-        )))
+        Err(invalid_url(url))
     }
 }
 
-/// The database of `database.url`, as the two services that use it see it: the user records
-/// and the runtime registry ([`crate::registry`]), on one pool.
-#[derive(Clone)]
-pub struct Database {
-    pub users: Arc<dyn UserDb>,
-    pub registry: Arc<dyn crate::registry::RegistryDb>,
-}
-
-impl Database {
-    fn over<T: UserDb + crate::registry::RegistryDb>(db: Arc<T>) -> Database {
-        Database {
-            users: db.clone(),
-            registry: db,
-        }
-    }
+/// The error for a `database.url` that names no supported backend.
+pub(crate) fn invalid_url(url: &str) -> UserDbError {
+    UserDbError::InvalidUrl(format!(
+        "{:?}: expected sqlite://PATH or postgres://USER@HOST/DB",
+        crate::scrub::redact_url(url)
+    ))
 }
 
 /// Clamps a requested page size to `1..=MAX_LIST_LIMIT`.

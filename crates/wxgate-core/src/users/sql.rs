@@ -160,7 +160,7 @@ impl<DB: Dialect> SqlUserDb<DB> {
 }
 
 impl<DB: Database> SqlUserDb<DB> {
-    /// The pool, for the registry's queries on the same database (`crate::registry`).
+    /// The pool, for the registry's queries on the same database.
     pub(crate) fn pool(&self) -> &Pool<DB> {
         &self.pool
     }

@@ -30,10 +30,14 @@ impl ApiKeys {
 
     /// Constant-time check of a presented key against every configured key.
     pub fn accepts(&self, presented: &str) -> bool {
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.accepts_digest(&Sha256::digest(presented.as_bytes()).into())
+    }
+
+    /// [`ApiKeys::accepts`] for a key already hashed (SHA-256).
+    pub fn accepts_digest(&self, digest: &[u8; 32]) -> bool {
         self.0
             .iter()
-            .fold(subtle::Choice::from(0), |acc, k| acc | k.ct_eq(&digest))
+            .fold(subtle::Choice::from(0), |acc, k| acc | k.ct_eq(digest))
             .into()
     }
 }

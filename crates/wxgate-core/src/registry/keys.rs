@@ -88,6 +88,15 @@ impl Grant {
     }
 }
 
+/// What a presented key may do.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// A key of `api.keys`: every account, every scope.
+    Full,
+    /// A key made with the admin API.
+    Scoped(Arc<Grant>),
+}
+
 /// A key as listed (never the key itself).
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyView {
@@ -167,13 +176,22 @@ impl KeyTable {
         self.by_digest.is_empty() && self.file.as_ref().is_none_or(ApiKeys::is_empty)
     }
 
-    /// What `presented` may do, if it is a key.
-    pub fn grant(&self, presented: &str) -> Option<Arc<Grant>> {
-        if self.file.as_ref().is_some_and(|f| f.accepts(presented)) {
-            return Some(Arc::new(Grant::full()));
-        }
+    /// What `presented` may do, if it is a key: everything (a key of the config file), or what
+    /// its [`Grant`] holds. The key is hashed once for both lookups.
+    pub fn access(&self, presented: &str) -> Option<Access> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        self.by_digest.get(&digest).cloned()
+        if self.file.as_ref().is_some_and(|f| f.accepts_digest(&digest)) {
+            return Some(Access::Full);
+        }
+        self.by_digest.get(&digest).cloned().map(Access::Scoped)
+    }
+
+    /// [`KeyTable::access`] as a grant (tests and tools; requests use `access`).
+    pub fn grant(&self, presented: &str) -> Option<Arc<Grant>> {
+        self.access(presented).map(|access| match access {
+            Access::Full => Arc::new(Grant::full()),
+            Access::Scoped(grant) => grant,
+        })
     }
 }
 

@@ -15,7 +15,7 @@ use tower::{Layer, Service};
 
 use super::{ApiError, AppState};
 pub use crate::api_keys::ApiKeys;
-pub use crate::registry::keys::{Grant, Scope};
+pub use crate::registry::keys::{Access, Grant, Scope};
 
 /// 403 `forbidden`: a valid key used beyond its accounts or scopes.
 pub fn forbidden(message: &str) -> ApiError {
@@ -23,8 +23,9 @@ pub fn forbidden(message: &str) -> ApiError {
 }
 
 /// Refuses `account` when the request's key (its [`Grant`], put there by
-/// [`RequireApiKeyLayer`]) does not reach it. Routes outside the business API carry no grant
-/// and pass.
+/// [`RequireApiKeyLayer`] for keys made with the admin API) does not reach it. A request with
+/// no grant passed the layer with a key of `api.keys` (every account) or is outside the
+/// business API, and passes.
 pub fn check_account(extensions: &axum::http::Extensions, account: &str) -> Result<(), ApiError> {
     check_grant(
         extensions.get::<std::sync::Arc<Grant>>().map(|g| &**g),
@@ -115,13 +116,17 @@ where
         let refusal = if keys.is_empty() {
             ApiError::ApiDisabled
         } else {
-            match presented_key(&req).and_then(|key| keys.grant(key)) {
+            match presented_key(&req).and_then(|key| keys.access(key)) {
                 None => ApiError::Unauthorized,
-                Some(grant) if !grant.allows_scope(self.scope) => forbidden(&format!(
-                    "this API key does not hold the scope {:?}",
-                    self.scope.as_str()
-                )),
-                Some(grant) => {
+                // No grant in the extensions means no restriction (see `check_account`).
+                Some(Access::Full) => return Either::Right(self.inner.call(req)),
+                Some(Access::Scoped(grant)) if !grant.allows_scope(self.scope) => {
+                    forbidden(&format!(
+                        "this API key does not hold the scope {:?}",
+                        self.scope.as_str()
+                    ))
+                }
+                Some(Access::Scoped(grant)) => {
                     req.extensions_mut().insert(grant);
                     return Either::Right(self.inner.call(req));
                 }

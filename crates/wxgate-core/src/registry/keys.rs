@@ -180,7 +180,11 @@ impl KeyTable {
     /// its [`Grant`] holds. The key is hashed once for both lookups.
     pub fn access(&self, presented: &str) -> Option<Access> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        if self.file.as_ref().is_some_and(|f| f.accepts_digest(&digest)) {
+        if self
+            .file
+            .as_ref()
+            .is_some_and(|f| f.accepts_digest(&digest))
+        {
             return Some(Access::Full);
         }
         self.by_digest.get(&digest).cloned().map(Access::Scoped)

@@ -131,16 +131,7 @@ where
 
     async fn write_account(&self, w: AccountWrite<'_>) -> Result<WriteOutcome, UserDbError> {
         let what = "writing an account";
-        let mut tx = self
-            .pool()
-            .begin()
-            .await
-            .map_err(|e| fail::<DB>(what, &e))?;
-        let seq: i64 = sqlx::query(BUMP)
-            .fetch_one(&mut *tx)
-            .await
-            .and_then(|row| row.try_get::<i64, _>(0usize))
-            .map_err(|e| fail::<DB>(what, &e))?;
+        let (mut tx, seq) = self.begin_stamped(what).await?;
         let done = match w.expected_seq {
             None => sqlx::query(
                 "INSERT INTO wxgate_accounts
@@ -190,16 +181,7 @@ where
 
     async fn insert_key(&self, key: &StoredKey) -> Result<i64, UserDbError> {
         let what = "creating a key";
-        let mut tx = self
-            .pool()
-            .begin()
-            .await
-            .map_err(|e| fail::<DB>(what, &e))?;
-        let seq: i64 = sqlx::query(BUMP)
-            .fetch_one(&mut *tx)
-            .await
-            .and_then(|row| row.try_get::<i64, _>(0usize))
-            .map_err(|e| fail::<DB>(what, &e))?;
+        let (mut tx, seq) = self.begin_stamped(what).await?;
         sqlx::query(&format!(
             "INSERT INTO wxgate_api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, FALSE, $6, $7)"
         ))
@@ -237,15 +219,12 @@ where
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
-    /// Runs `sql` (binding the new stamp as `$1`, `name` as `$2` and `now`, when given, as
-    /// `$3`) in a transaction that takes the next stamp; rolls back when it changed no row.
-    async fn stamped(
+    /// A transaction holding the counter's next stamp: every registry write starts here, and
+    /// the counter's lock is held until the transaction ends (see `registry/db.rs`).
+    async fn begin_stamped(
         &self,
         what: &str,
-        sql: &str,
-        name: &str,
-        now: Option<i64>,
-    ) -> Result<bool, UserDbError> {
+    ) -> Result<(sqlx::Transaction<'static, DB>, i64), UserDbError> {
         let mut tx = self
             .pool()
             .begin()
@@ -256,6 +235,19 @@ where
             .await
             .and_then(|row| row.try_get::<i64, _>(0usize))
             .map_err(|e| fail::<DB>(what, &e))?;
+        Ok((tx, seq))
+    }
+
+    /// Runs `sql` (binding the new stamp as `$1`, `name` as `$2` and `now`, when given, as
+    /// `$3`) in a transaction that takes the next stamp; rolls back when it changed no row.
+    async fn stamped(
+        &self,
+        what: &str,
+        sql: &str,
+        name: &str,
+        now: Option<i64>,
+    ) -> Result<bool, UserDbError> {
+        let (mut tx, seq) = self.begin_stamped(what).await?;
         let mut query = sqlx::query(sql).bind(seq).bind(name);
         if let Some(now) = now {
             query = query.bind(now);

@@ -332,8 +332,31 @@ async fn a_rotated_aes_key_still_opens_pushes_sealed_with_the_old_one() {
 }
 
 #[tokio::test]
-async fn scoped_keys_reach_their_accounts_and_scopes_only_and_die_everywhere() {
+async fn scoped_keys_reach_their_accounts_and_scopes_only_and_die_everywhere_on_sqlite() {
     let (_mock, config) = setup().await;
+    scoped_keys_reach_their_accounts_and_scopes_only_and_die_everywhere(config).await;
+}
+
+#[tokio::test]
+async fn scoped_keys_reach_their_accounts_and_scopes_only_and_die_everywhere_on_postgresql() {
+    let Some(schema) = PgSchema::create("admin_keys").await else {
+        return;
+    };
+    let (_mock, mut config) = setup().await;
+    config.database_url = schema.url.clone();
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+        scoped_keys_reach_their_accounts_and_scopes_only_and_die_everywhere(config),
+    ))
+    .await;
+    schema.drop().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn scoped_keys_reach_their_accounts_and_scopes_only_and_die_everywhere(
+    config: GatewayConfig,
+) {
     let first = spawn_app(&config).await;
     let second = spawn_app(&config).await;
     assert_eq!(
@@ -792,5 +815,51 @@ async fn the_accounts_command_drives_the_admin_api() {
         status_of(&app, app.api("shop/access_token"), API_KEY).await,
         404
     );
+    app.stop().await;
+}
+
+/// Rotating `admin.master_key`: with the old key as `master_key_previous` the stored accounts
+/// still open and are re-sealed with the new key, so the old key can then be dropped.
+#[tokio::test]
+async fn a_master_key_rotation_reseals_the_stored_secrets() {
+    let (_mock, mut config) = setup().await;
+    let old = MasterKey::random().to_base64();
+    let new = MasterKey::random().to_base64();
+    config.tail = admin_tail(old.expose_secret());
+    let app = spawn_app(&config).await;
+    assert_eq!(
+        admin(
+            &app,
+            reqwest::Method::PUT,
+            "accounts/shop",
+            Some(shop_body(json!({})))
+        )
+        .await
+        .0,
+        201
+    );
+    app.stop().await;
+
+    config.tail = format!(
+        "{}master_key_previous = \"{}\"\n",
+        admin_tail(new.expose_secret()),
+        old.expose_secret()
+    );
+    let app = spawn_app(&config).await;
+    assert_eq!(
+        status_of(&app, app.api("shop/access_token"), API_KEY).await,
+        200
+    );
+    app.stop().await;
+
+    // The previous key is no longer needed: the row was re-sealed with the new one.
+    config.tail = admin_tail(new.expose_secret());
+    let app = spawn_app(&config).await;
+    assert_eq!(
+        status_of(&app, app.api("shop/access_token"), API_KEY).await,
+        200
+    );
+    let (status, view) = admin(&app, reqwest::Method::GET, "accounts/shop", None).await;
+    assert_eq!((status, view["has_token"].as_bool()), (200, Some(true)));
     app.stop().await;
 }

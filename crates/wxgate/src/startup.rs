@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::config::Settings;
+use crate::config::{Accounts, Settings};
 use crate::gateway::Gateway;
 pub use crate::gateway::StartupError;
 use crate::http::{self, AppState};
@@ -32,23 +32,40 @@ pub struct Application {
 impl Application {
     /// Binds `server.listen` and builds everything.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let accounts = settings.validate()?;
+        Self::build_validated(settings, accounts).await
+    }
+
+    /// [`Application::build`] with the accounts already built from exactly these settings
+    /// ([`Settings::load_validated`]), so they are built once.
+    pub async fn build_validated(
+        settings: Settings,
+        accounts: Accounts,
+    ) -> Result<Self, StartupError> {
         let listener = TcpListener::bind(&settings.server.listen)
             .await
             .map_err(|e| StartupError::Bind {
                 addr: settings.server.listen.clone(),
                 reason: e.to_string(),
             })?;
-        Self::build_with_listener(settings, listener).await
+        Self::serve_on(settings, accounts, listener).await
     }
 
-    /// Builds everything around a listener the caller already bound.
+    /// Builds everything around a listener the caller already bound. The accounts are built
+    /// from the settings actually served (callers may adjust loaded settings).
     pub async fn build_with_listener(
         settings: Settings,
         listener: TcpListener,
     ) -> Result<Self, StartupError> {
-        // The accounts are built from the settings actually served (callers may adjust loaded
-        // settings), once; every service uses them from here on.
         let accounts = settings.validate()?;
+        Self::serve_on(settings, accounts, listener).await
+    }
+
+    async fn serve_on(
+        settings: Settings,
+        accounts: Accounts,
+        listener: TcpListener,
+    ) -> Result<Self, StartupError> {
         let addr = listener.local_addr().map_err(|e| StartupError::Bind {
             addr: settings.server.listen.clone(),
             reason: e.to_string(),

@@ -5,18 +5,24 @@
 
 use std::path::Path;
 
-use super::{invalid, ConfigError, Settings};
+use super::{invalid, Accounts, ConfigError, Settings};
 
 const ENV_PREFIX: &str = "WXGATE__";
 
 impl Settings {
     /// Reads `path`, applies the process environment, validates.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Ok(Self::load_validated(path)?.0)
+    }
+
+    /// [`Settings::load`], keeping the accounts the validation built, so that a gateway started
+    /// from them builds its accounts (rules, key rings, domain patterns) once.
+    pub fn load_validated(path: &Path) -> Result<(Self, Accounts), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        Self::from_toml_and_env(&text, std::env::vars())
+        Self::from_toml_and_env_validated(&text, std::env::vars())
     }
 
     /// Parses `text`, applies the `WXGATE__…` variables among `env`, validates.
@@ -24,6 +30,14 @@ impl Settings {
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        Ok(Self::from_toml_and_env_validated(text, env)?.0)
+    }
+
+    /// [`Settings::from_toml_and_env`], keeping the accounts the validation built.
+    pub fn from_toml_and_env_validated(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Self, Accounts), ConfigError> {
         let mut table: toml::Table =
             toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         apply_env(&mut table, env)?;
@@ -39,8 +53,8 @@ impl Settings {
                     e.into_inner().to_string(),
                 )
             })?;
-        settings.validate()?;
-        Ok(settings)
+        let accounts = settings.validate()?;
+        Ok((settings, accounts))
     }
 }
 

@@ -98,8 +98,9 @@ async fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Accounts(args) => accounts::run(args).await,
         Command::Serve { config } => {
-            let settings = Settings::load(&config).map_err(|e| e.to_string())?;
-            let app = Application::build(settings)
+            let (settings, accounts) =
+                Settings::load_validated(&config).map_err(|e| e.to_string())?;
+            let app = Application::build_validated(settings, accounts)
                 .await
                 .map_err(|e| e.to_string())?;
             // One machine-readable line, so scripts and tests can use port 0.

@@ -95,9 +95,9 @@ keyword = "help"
 reply = {{ type = "text", content = "Try: hello" }}
 "#
     );
-    let settings = Settings::from_toml_and_env(&config, std::iter::empty())
+    let (settings, accounts) = Settings::from_toml_and_env_validated(&config, std::iter::empty())
         .map_err(|e| format!("sandbox config: {e}"))?;
-    let app = Application::build(settings)
+    let app = Application::build_validated(settings, accounts)
         .await
         .map_err(|e| e.to_string())?
         .with_routes(crate::http::demo::router());

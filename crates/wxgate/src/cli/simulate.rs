@@ -53,8 +53,7 @@ pub struct SimulateArgs {
 const SIMULATED_TO_USER: &str = "gh_wxgate_simulate";
 
 pub async fn run(args: SimulateArgs) -> Result<(), String> {
-    let settings = Settings::load(&args.config).map_err(|e| e.to_string())?;
-    let accounts = settings.validate().map_err(|e| e.to_string())?;
+    let (settings, accounts) = Settings::load_validated(&args.config).map_err(|e| e.to_string())?;
     let account = accounts.get(&args.account).ok_or_else(|| {
         format!(
             "no account named {:?} in {}",

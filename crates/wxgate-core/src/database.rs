@@ -5,19 +5,14 @@
 use std::sync::Arc;
 
 use crate::registry::RegistryDb;
-use crate::users::{PostgresUserDb, SqliteUserDb, UserDb, UserDbError};
+use crate::users::{self, Opened, UserDb, UserDbError};
 
 /// Opens `database.url` like [`crate::users::connect`], for both services on it.
 pub async fn connect(url: &str) -> Result<Database, UserDbError> {
-    if url.starts_with("sqlite:") {
-        Ok(Database::over(Arc::new(SqliteUserDb::open(url).await?)))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Database::over(Arc::new(
-            PostgresUserDb::connect(url).await?,
-        )))
-    } else {
-        Err(crate::users::invalid_url(url))
-    }
+    Ok(match users::open(url).await? {
+        Opened::Sqlite(db) => Database::over(Arc::new(db)),
+        Opened::Postgres(db) => Database::over(Arc::new(db)),
+    })
 }
 
 /// The database of `database.url`, as the two services that use it see it: the user records

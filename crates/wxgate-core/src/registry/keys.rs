@@ -68,14 +68,6 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// Everything: the config file's keys.
-    pub fn full() -> Grant {
-        Grant {
-            accounts: AccountSet::All,
-            scopes: Scope::ALL.into_iter().collect(),
-        }
-    }
-
     pub fn allows_scope(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
     }
@@ -189,14 +181,6 @@ impl KeyTable {
         }
         self.by_digest.get(&digest).cloned().map(Access::Scoped)
     }
-
-    /// [`KeyTable::access`] as a grant (tests and tools; requests use `access`).
-    pub fn grant(&self, presented: &str) -> Option<Arc<Grant>> {
-        self.access(presented).map(|access| match access {
-            Access::Full => Arc::new(Grant::full()),
-            Access::Scoped(grant) => grant,
-        })
-    }
 }
 
 /// A new key: `wxk_` and 40 random letters and digits (~238 bits).
@@ -242,12 +226,14 @@ mod tests {
         let key = new_key();
         let entry = KeyEntry::from_row(&row(&key, r#"["main"]"#, r#"["credentials"]"#, false));
         let table = KeyTable::new(ApiKeys::new(&[SecretString::from("file-key")]), entry);
-        let grant = table.grant(&key).unwrap();
+        let Some(Access::Scoped(grant)) = table.access(&key) else {
+            panic!("a stored key is scoped");
+        };
         assert!(grant.allows_account("main") && !grant.allows_account("other"));
         assert!(grant.allows_scope(Scope::Credentials) && !grant.allows_scope(Scope::Proxy));
-        assert_eq!(*table.grant("file-key").unwrap(), Grant::full());
-        assert!(table.grant("wxk_nope").is_none());
-        assert!(table.grant(&key[..key.len() - 1]).is_none());
+        assert!(matches!(table.access("file-key"), Some(Access::Full)));
+        assert!(table.access("wxk_nope").is_none());
+        assert!(table.access(&key[..key.len() - 1]).is_none());
     }
 
     #[test]

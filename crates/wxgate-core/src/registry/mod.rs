@@ -38,8 +38,6 @@ pub struct Entry {
     pub source: Source,
     /// Created and updated (unix seconds) for database accounts.
     pub times: Option<(i64, i64)>,
-    /// The row's stamp, for conditional writes (database accounts).
-    pub seq: Option<i64>,
 }
 
 /// Everything served at one moment; requests read it lock-free.
@@ -101,7 +99,6 @@ impl Registry {
                     settings: Arc::new(s.clone()),
                     source: Source::Config,
                     times: None,
-                    seq: None,
                 })
             })
             .collect();
@@ -197,30 +194,20 @@ impl Registry {
                 return Ok(None);
             }
         };
-        let mut seq = row.seq;
         if opened.sealed_with_previous {
-            seq = self
-                .reseal(row, &opened.settings, vault)
-                .await
-                .unwrap_or(seq);
+            self.reseal(row, &opened.settings, vault).await;
         }
         Ok(Some(Entry {
             account: Arc::new(account),
             settings: Arc::new(opened.settings),
             source: Source::Database,
             times: Some((row.created_at, row.updated_at)),
-            seq: Some(seq),
         }))
     }
 
     /// Re-seals a row opened with `master_key_previous`; another instance may do it at the
     /// same moment, so a conflict is fine.
-    async fn reseal(
-        &self,
-        row: &StoredAccount,
-        settings: &AccountSettings,
-        vault: &Vault,
-    ) -> Option<i64> {
+    async fn reseal(&self, row: &StoredAccount, settings: &AccountSettings, vault: &Vault) {
         let (public, secrets) = record::seal(settings, vault);
         let write = AccountWrite {
             name: &row.name,
@@ -230,14 +217,12 @@ impl Registry {
             now: row.updated_at,
         };
         match self.db.write_account(write).await {
-            Ok(WriteOutcome::Written { seq }) => {
+            Ok(WriteOutcome::Written { .. }) => {
                 tracing::info!(account = %row.name, "re-sealed the account's secrets with admin.master_key");
-                Some(seq)
             }
-            Ok(WriteOutcome::Conflict) => None,
+            Ok(WriteOutcome::Conflict) => {}
             Err(e) => {
                 tracing::warn!(account = %row.name, error = %e, "cannot re-seal the account's secrets yet");
-                None
             }
         }
     }

@@ -209,31 +209,25 @@ fn keep_stored_secrets(object: &mut Map<String, Value>, stored: &AccountSettings
     if let (false, Some(token)) = (object.contains_key("token"), &stored.token) {
         object.insert("token".into(), text(token));
     }
-    let new_key = object.get("encoding_aes_key").cloned();
-    match (&new_key, &stored.encoding_aes_key) {
+    // The key: kept when left out. Its previous one, when left out: the old key if the key
+    // changed (a rotation), else the stored previous one.
+    let rotated = match (object.get("encoding_aes_key"), &stored.encoding_aes_key) {
         (None, Some(old)) => {
             object.insert("encoding_aes_key".into(), text(old));
-            if let (false, Some(previous)) = (
-                object.contains_key("encoding_aes_key_previous"),
-                &stored.encoding_aes_key_previous,
-            ) {
-                object.insert("encoding_aes_key_previous".into(), text(previous));
-            }
+            false
         }
-        (Some(Value::String(new)), Some(old))
-            if new != old.expose_secret() && !object.contains_key("encoding_aes_key_previous") =>
-        {
-            object.insert("encoding_aes_key_previous".into(), text(old));
+        (Some(Value::String(new)), Some(old)) => new != old.expose_secret(),
+        _ => false,
+    };
+    if !object.contains_key("encoding_aes_key_previous") {
+        let previous = if rotated {
+            stored.encoding_aes_key.as_ref()
+        } else {
+            stored.encoding_aes_key_previous.as_ref()
+        };
+        if let Some(previous) = previous {
+            object.insert("encoding_aes_key_previous".into(), text(previous));
         }
-        (Some(Value::String(_)), Some(_)) => {
-            if let (false, Some(previous)) = (
-                object.contains_key("encoding_aes_key_previous"),
-                &stored.encoding_aes_key_previous,
-            ) {
-                object.insert("encoding_aes_key_previous".into(), text(previous));
-            }
-        }
-        _ => {}
     }
     if let (Some(Value::Object(webhook)), Some(stored_hook)) =
         (object.get_mut("webhook"), &stored.webhook)

@@ -142,27 +142,66 @@ pub trait UserDb: Send + Sync + 'static {
 ///   unreachable server fails here, promptly, with [`UserDbError::Unavailable`]. The usual libpq
 ///   URL parameters work, e.g. `?options=-csearch_path%3Dmyschema` to use another schema.
 pub async fn connect(url: &str) -> Result<Arc<dyn UserDb>, UserDbError> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteUserDb::open(url).await?))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresUserDb::connect(url).await?))
-    } else {
-        Err(invalid_url(url))
-    }
+    Ok(match open(url).await? {
+        Opened::Sqlite(db) => Arc::new(db),
+        Opened::Postgres(db) => Arc::new(db),
+    })
 }
 
-/// The error for a `database.url` that names no supported backend.
-pub(crate) fn invalid_url(url: &str) -> UserDbError {
-    UserDbError::InvalidUrl(format!(
-        "{:?}: expected sqlite://PATH or postgres://USER@HOST/DB",
-        crate::scrub::redact_url(url)
-    ))
+/// A database opened from its URL, by backend ([`connect`]; `crate::database` shares it with
+/// the registry).
+pub(crate) enum Opened {
+    Sqlite(SqliteUserDb),
+    Postgres(PostgresUserDb),
+}
+
+/// Picks the backend from the URL, opens it and applies pending migrations.
+pub(crate) async fn open(url: &str) -> Result<Opened, UserDbError> {
+    if url.starts_with("sqlite:") {
+        Ok(Opened::Sqlite(SqliteUserDb::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Opened::Postgres(PostgresUserDb::connect(url).await?))
+    } else {
+        Err(UserDbError::InvalidUrl(format!(
+            "{:?}: expected sqlite://PATH or postgres://USER@HOST/DB",
+            crate::scrub::redact_url(url)
+        )))
+    }
 }
 
 /// Clamps a requested page size to `1..=MAX_LIST_LIMIT`.
 pub(crate) fn clamp_limit(limit: u32) -> i64 {
     i64::from(limit.clamp(1, MAX_LIST_LIMIT))
 }
+
+/// The embedded migrations of one backend, from `migrations/<backend>/`: every backend has the
+/// same versions, so the list is written once.
+macro_rules! migrations {
+    ($backend:literal) => {
+        [
+            Migration {
+                version: 1,
+                description: "users",
+                sql: include_str!(concat!("../../migrations/", $backend, "/0001_users.sql")),
+            },
+            Migration {
+                version: 2,
+                description: "registry",
+                sql: include_str!(concat!("../../migrations/", $backend, "/0002_registry.sql")),
+            },
+            Migration {
+                version: 3,
+                description: "users per account",
+                sql: include_str!(concat!(
+                    "../../migrations/",
+                    $backend,
+                    "/0003_users_per_account.sql"
+                )),
+            },
+        ]
+    };
+}
+pub(crate) use migrations;
 
 /// One embedded schema migration. Versions are applied in ascending order, each exactly once per
 /// database, recorded in `wxgate_schema_migrations`.

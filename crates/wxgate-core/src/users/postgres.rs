@@ -36,23 +36,7 @@ const MAX_CONNECTIONS: u32 = 10;
 /// Key of the advisory lock serialising migrations ("wxgate" in ASCII, then 1).
 const MIGRATION_LOCK_KEY: i64 = 0x7778_6761_7465_0001;
 
-const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        description: "users",
-        sql: include_str!("../../migrations/postgres/0001_users.sql"),
-    },
-    Migration {
-        version: 2,
-        description: "registry",
-        sql: include_str!("../../migrations/postgres/0002_registry.sql"),
-    },
-    Migration {
-        version: 3,
-        description: "users per account",
-        sql: include_str!("../../migrations/postgres/0003_users_per_account.sql"),
-    },
-];
+const MIGRATIONS: &[Migration] = &crate::users::migrations!("postgres");
 
 /// PostgreSQL user database; see the module documentation.
 pub type PostgresUserDb = SqlUserDb<Postgres>;

@@ -30,23 +30,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections per process; SQLite serialises writers anyway, this mostly serves readers.
 const MAX_CONNECTIONS: u32 = 8;
 
-const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        description: "users",
-        sql: include_str!("../../migrations/sqlite/0001_users.sql"),
-    },
-    Migration {
-        version: 2,
-        description: "registry",
-        sql: include_str!("../../migrations/sqlite/0002_registry.sql"),
-    },
-    Migration {
-        version: 3,
-        description: "users per account",
-        sql: include_str!("../../migrations/sqlite/0003_users_per_account.sql"),
-    },
-];
+const MIGRATIONS: &[Migration] = &crate::users::migrations!("sqlite");
 
 /// SQLite-file user database; see the module documentation.
 pub type SqliteUserDb = SqlUserDb<Sqlite>;

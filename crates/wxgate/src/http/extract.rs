@@ -40,6 +40,14 @@ impl FromRequestParts<AppState> for AccountPath {
             .find_map(|(key, value)| (key == "account").then_some(value))
             .ok_or_else(|| ApiError::Internal("the route has no {account} segment".into()))?;
         super::auth::check_account(&parts.extensions, name)?;
+        AccountPath::find(state, name)
+    }
+}
+
+impl AccountPath {
+    /// The account called `name` as served now, or 404 `unknown_account`: the extractor's
+    /// lookup, also used by the front service (`super::front`) for the route it answers itself.
+    pub fn find(state: &AppState, name: &str) -> Result<Self, ApiError> {
         state
             .account(name)
             .map(AccountPath)

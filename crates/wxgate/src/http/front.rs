@@ -32,7 +32,7 @@ use tower::Service;
 use super::extract::AccountPath;
 use super::jssdk::CONFIG_ROUTE;
 use super::request_meta::{callers_id, RequestMetaFuture};
-use super::{ApiError, AppState};
+use super::AppState;
 use crate::metrics::RouteMetrics;
 
 /// The router plus the config route in front of it; cheap to clone (two `Arc`s and the
@@ -103,10 +103,7 @@ impl Service<Request> for Front {
         if request.method() == Method::GET {
             if let Some(name) = config_account(request.uri().path()) {
                 // What the router's `AccountPath` extractor does: the account, or 404.
-                let account = match self.state.account(name) {
-                    Some(account) => Ok(AccountPath(account)),
-                    None => Err(ApiError::UnknownAccount(name.to_owned())),
-                };
+                let account = AccountPath::find(&self.state, name);
                 let state = self.state.clone();
                 let callers_id = callers_id(request.headers());
                 let answer: Answer = Box::pin(async move {

@@ -34,7 +34,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 pub use self::error::{ApiError, ApiResult};
-use crate::config::Account;
 pub use crate::gateway::Gateway;
 
 /// Everything a handler may need: the core [`Gateway`]; cheap to clone.
@@ -45,14 +44,6 @@ impl std::ops::Deref for AppState {
     type Target = Gateway;
     fn deref(&self) -> &Gateway {
         &self.0
-    }
-}
-
-impl AppState {
-    /// Fails with `unknown_account` for names that are not configured.
-    pub fn require_account(&self, name: &str) -> ApiResult<Arc<Account>> {
-        self.account(name)
-            .ok_or_else(|| ApiError::UnknownAccount(name.to_owned()))
     }
 }
 

@@ -103,29 +103,7 @@ async fn status_of(app: &TestApp, url: String, key: &str) -> u16 {
 
 /// A plaintext text push to `/wx/{account}` signed with `token`.
 async fn plain_push(app: &TestApp, account: &str, token: &str) -> (u16, String) {
-    let ts = wxgate::domain::unix_now().to_string();
-    let nonce = rand::random::<u32>().to_string();
-    let sig = signature(token, &ts, &nonce);
-    let xml = format!(
-        "<xml><ToUserName><![CDATA[gh_shop]]></ToUserName><FromUserName><![CDATA[oUser]]></FromUserName>\
-         <CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hi]]></Content>\
-         <MsgId>{}</MsgId></xml>",
-        rand::random::<u32>()
-    );
-    let resp = app
-        .http
-        .post(format!(
-            "{}/wx/{account}?signature={sig}&timestamp={ts}&nonce={nonce}&openid=oUser",
-            app.base
-        ))
-        .body(xml)
-        .send()
-        .await
-        .unwrap();
-    (
-        resp.status().as_u16(),
-        resp.text().await.unwrap_or_default(),
-    )
+    send_plain_push_to(&app.base, account, token, "oUser", "hi").await
 }
 
 /// A safe-mode push sealed with `key`.
@@ -241,60 +219,12 @@ async fn a_runtime_account_reaches_a_second_instance_on_sqlite() {
 
 #[tokio::test]
 async fn a_runtime_account_reaches_a_second_instance_on_postgresql() {
-    let Some(schema) = PgSchema::create("admin_follow").await else {
-        return;
-    };
     let (_mock, mut config) = setup().await;
-    config.database_url = schema.url.clone();
-    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
-        a_runtime_account_reaches_a_second_instance(config),
-    ))
+    in_fresh_pg_schema("admin_follow", |url| async move {
+        config.database_url = url;
+        a_runtime_account_reaches_a_second_instance(config).await;
+    })
     .await;
-    schema.drop().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-/// A fresh PostgreSQL schema for one test, or `None` (printed) when no server is configured.
-struct PgSchema {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgSchema {
-    async fn create(test: &str) -> Option<PgSchema> {
-        let Ok(admin_url) = std::env::var("WXGATE_TEST_POSTGRES_URL") else {
-            eprintln!(
-                "skipping the PostgreSQL case of {test}: WXGATE_TEST_POSTGRES_URL is not set"
-            );
-            return None;
-        };
-        let name = format!("wxgate_{test}_{:016x}", rand::random::<u64>());
-        let mut conn = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("WXGATE_TEST_POSTGRES_URL is set but unreachable: {e}"));
-        sqlx::raw_sql(&format!("CREATE SCHEMA {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let sep = if admin_url.contains('?') { '&' } else { '?' };
-        let url = format!("{admin_url}{sep}options=-csearch_path%3D{name}");
-        Some(PgSchema {
-            admin_url,
-            name,
-            url,
-        })
-    }
-
-    async fn drop(self) {
-        let mut conn = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
-        sqlx::raw_sql(&format!("DROP SCHEMA {} CASCADE", self.name))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
 }
 
 #[tokio::test]
@@ -339,19 +269,12 @@ async fn scoped_keys_reach_their_accounts_and_scopes_only_and_die_everywhere_on_
 
 #[tokio::test]
 async fn scoped_keys_reach_their_accounts_and_scopes_only_and_die_everywhere_on_postgresql() {
-    let Some(schema) = PgSchema::create("admin_keys").await else {
-        return;
-    };
     let (_mock, mut config) = setup().await;
-    config.database_url = schema.url.clone();
-    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
-        scoped_keys_reach_their_accounts_and_scopes_only_and_die_everywhere(config),
-    ))
+    in_fresh_pg_schema("admin_keys", |url| async move {
+        config.database_url = url;
+        scoped_keys_reach_their_accounts_and_scopes_only_and_die_everywhere(config).await;
+    })
     .await;
-    schema.drop().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 async fn scoped_keys_reach_their_accounts_and_scopes_only_and_die_everywhere(

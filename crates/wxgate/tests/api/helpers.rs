@@ -464,13 +464,24 @@ pub fn webhook_account_extra(url: &str, timeout_ms: u64) -> String {
 /// Sends what WeChat sends for a plaintext text message from `openid` to the account `main`
 /// (signed with [`TOKEN`]); the answer's status and body.
 pub async fn send_plain_push(base: &str, openid: &str, content: &str) -> (u16, String) {
+    send_plain_push_to(base, "main", TOKEN, openid, content).await
+}
+
+/// A plaintext text push to `/wx/{account}`, signed with `token`.
+pub async fn send_plain_push_to(
+    base: &str,
+    account: &str,
+    token: &str,
+    openid: &str,
+    content: &str,
+) -> (u16, String) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
     let nonce = rand::random::<u32>().to_string();
     let ts = now.to_string();
-    let sig = wxgate_proto::signature::signature(TOKEN, &ts, &nonce);
+    let sig = wxgate_proto::signature::signature(token, &ts, &nonce);
     let xml = format!(
         "<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>\
          <CreateTime>{now}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content>\
@@ -479,7 +490,7 @@ pub async fn send_plain_push(base: &str, openid: &str, content: &str) -> (u16, S
     );
     let resp = http_client()
         .post(format!(
-            "{base}/wx/main?signature={sig}&timestamp={ts}&nonce={nonce}&openid={openid}"
+            "{base}/wx/{account}?signature={sig}&timestamp={ts}&nonce={nonce}&openid={openid}"
         ))
         .header("content-type", "text/xml")
         .body(xml)
@@ -488,4 +499,37 @@ pub async fn send_plain_push(base: &str, openid: &str, content: &str) -> (u16, S
         .unwrap();
     let status = resp.status().as_u16();
     (status, resp.text().await.unwrap_or_default())
+}
+
+/// Runs `body` with the URL of a fresh PostgreSQL schema, dropped afterwards even when `body`
+/// panics. Without `WXGATE_TEST_POSTGRES_URL` it prints that `test` is skipped and returns; with
+/// it set but unreachable it fails.
+pub async fn in_fresh_pg_schema<F, Fut>(test: &str, body: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use sqlx::Connection as _;
+    let Ok(admin_url) = std::env::var("WXGATE_TEST_POSTGRES_URL") else {
+        eprintln!("skipping {test}: WXGATE_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let schema = format!("wxgate_{test}_{:016x}", rand::random::<u64>());
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("WXGATE_TEST_POSTGRES_URL is set but unreachable: {e}"));
+    sqlx::raw_sql(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let sep = if admin_url.contains('?') { '&' } else { '?' };
+    let url = format!("{admin_url}{sep}options=-csearch_path%3D{schema}");
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(body(url))).await;
+    sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }

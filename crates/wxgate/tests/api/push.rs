@@ -18,13 +18,14 @@ use axum::response::IntoResponse;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use sqlx::Connection as _;
 use wxgate_proto::crypto::{seal_reply, AesKey, KeyRing};
 use wxgate_proto::signature::{msg_signature, signature};
 use wxgate_proto::xml::Fields;
 use wxgate_proto::{ParsedReply, Reply};
 
-use crate::helpers::{spawn_app, start_mock, GatewayConfig, TestApp, AES_KEY, APPID, TOKEN};
+use crate::helpers::{
+    in_fresh_pg_schema, spawn_app, start_mock, GatewayConfig, TestApp, AES_KEY, APPID, TOKEN,
+};
 
 const OLD_AES_KEY: &str = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut";
 const OTHER_APPID: &str = "wx9999999999999999";
@@ -1275,31 +1276,11 @@ async fn follower_records_are_kept_in_sqlite() {
 
 #[tokio::test]
 async fn follower_records_are_kept_in_postgresql() {
-    let Ok(admin_url) = std::env::var("WXGATE_TEST_POSTGRES_URL") else {
-        eprintln!(
-            "skipping follower_records_are_kept_in_postgresql: WXGATE_TEST_POSTGRES_URL is not set"
-        );
-        return;
-    };
-    let schema = format!("wxgate_push_test_{:016x}", rand::random::<u64>());
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::raw_sql(&format!("CREATE SCHEMA {schema}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let sep = if admin_url.contains('?') { '&' } else { '?' };
-    let url = format!("{admin_url}{sep}options=-csearch_path%3D{schema}");
-    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
-        follower_records_follow_subscribe_and_unsubscribe_events(url),
-    ))
+    in_fresh_pg_schema(
+        "push_follower_records",
+        follower_records_follow_subscribe_and_unsubscribe_events,
+    )
     .await;
-    sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

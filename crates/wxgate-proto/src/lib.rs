@@ -14,7 +14,9 @@
 //! * [`reply`] — passive replies, from webhook JSON to WeChat's XML and back;
 //! * [`jssdk`] — `wx.config` and `card_ext` signatures (the signature and nonce held inline,
 //!   [`inline_ascii`]);
-//! * [`oauth`] — the web-authorization redirect URL.
+//! * [`oauth`] — the web-authorization redirect URL;
+//! * [`component`] — the third-party platform: authorization events ([`AuthEvent`]) and the
+//!   authorization links.
 //!
 //! A typical safe-mode push: [`open_push`] → [`Message::parse`] → choose a [`Reply`] →
 //! [`Reply::to_xml`] → [`seal_reply`] with `keyring.key(opened.key_used)` →
@@ -46,6 +48,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod component;
 pub mod crypto;
 pub mod inline_ascii;
 pub mod jssdk;
@@ -55,11 +58,12 @@ pub mod reply;
 pub mod signature;
 pub mod xml;
 
+pub use component::{component_login_url, component_mobile_url, AuthEvent, AuthInfo, Grant};
 pub use crypto::{
     decrypt, encrypt, open_push, seal_reply, seal_reply_derived, AesKey, CryptoError, Decrypted,
     EncryptedReply, KeyRing, KeyUsed, OpenedPush,
 };
 pub use message::{Envelope, Event, Message, MessageKind};
-pub use oauth::{authorize_url, Scope};
+pub use oauth::{authorize_url, component_authorize_url, Scope};
 pub use reply::{Article, ParsedReply, Reply, ReplyError};
 pub use xml::{FieldValue, Fields, ParseError};

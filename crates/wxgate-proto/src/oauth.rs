@@ -4,7 +4,8 @@
 //! page; WeChat sends the browser back to `redirect_uri` with a `code`. Building that URL
 //! is pure string work, but easy to get wrong: the `redirect_uri` must be percent-encoded
 //! as one query value, and the URL must end with `#wechat_redirect`. The code exchange
-//! itself is an HTTP call and lives in the service.
+//! itself is an HTTP call and lives in the service. An account authorized to a third-party
+//! platform logs users in through the platform: [`component_authorize_url`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -82,14 +83,55 @@ pub fn authorize_url(
     scope: Scope,
     state: &str,
 ) -> String {
-    format!(
-        "{}/connect/oauth2/authorize?appid={}&redirect_uri={}&response_type=code&scope={}&state={}#wechat_redirect",
+    authorize_url_with(open_base, appid, redirect_uri, scope, state, None)
+}
+
+/// The authorize URL of an account authorized to a third-party platform, whose web login
+/// goes through the platform: [`authorize_url`] with `&component_appid=..` after `state`
+/// (WeChat's documented order), still ending with `#wechat_redirect`.
+///
+/// The code the browser brings back is exchanged with `sns/oauth2/component/access_token`,
+/// not `sns/oauth2/access_token`.
+pub fn component_authorize_url(
+    open_base: &str,
+    appid: &str,
+    redirect_uri: &str,
+    scope: Scope,
+    state: &str,
+    component_appid: &str,
+) -> String {
+    authorize_url_with(
+        open_base,
+        appid,
+        redirect_uri,
+        scope,
+        state,
+        Some(component_appid),
+    )
+}
+
+fn authorize_url_with(
+    open_base: &str,
+    appid: &str,
+    redirect_uri: &str,
+    scope: Scope,
+    state: &str,
+    component_appid: Option<&str>,
+) -> String {
+    let mut url = format!(
+        "{}/connect/oauth2/authorize?appid={}&redirect_uri={}&response_type=code&scope={}&state={}",
         open_base.trim_end_matches('/'),
         encode_query_value(appid),
         encode_query_value(redirect_uri),
         scope.as_str(),
         encode_query_value(state),
-    )
+    );
+    if let Some(component_appid) = component_appid {
+        url.push_str("&component_appid=");
+        url.push_str(&encode_query_value(component_appid));
+    }
+    url.push_str("#wechat_redirect");
+    url
 }
 
 #[cfg(test)]
@@ -115,6 +157,34 @@ mod tests {
         assert!(base.contains("&scope=snsapi_base&"));
         assert!(base.starts_with("http://mock/connect/oauth2/authorize?appid=a&"));
         assert!(base.ends_with("#wechat_redirect"));
+    }
+
+    #[test]
+    fn component_authorize_url_adds_the_component_appid_before_the_fragment() {
+        let url = component_authorize_url(
+            "https://open.weixin.qq.com/",
+            "wxauthorizer00001",
+            "https://saas.example.com/cb?a=1",
+            Scope::Base,
+            "st 1",
+            "wxcomponent00001",
+        );
+        assert_eq!(
+            url,
+            "https://open.weixin.qq.com/connect/oauth2/authorize?appid=wxauthorizer00001\
+             &redirect_uri=https%3A%2F%2Fsaas.example.com%2Fcb%3Fa%3D1\
+             &response_type=code&scope=snsapi_base&state=st%201\
+             &component_appid=wxcomponent00001#wechat_redirect"
+        );
+        // Without the component part it is exactly the plain authorize URL.
+        let plain = authorize_url(
+            "https://open.weixin.qq.com",
+            "wxauthorizer00001",
+            "https://saas.example.com/cb?a=1",
+            Scope::Base,
+            "st 1",
+        );
+        assert_eq!(url.replace("&component_appid=wxcomponent00001", ""), plain);
     }
 
     #[test]

@@ -4,8 +4,10 @@
 use proptest::prelude::*;
 use wxgate_proto::crypto::{self, pkcs7_pad, pkcs7_unpad};
 use wxgate_proto::reply::Article;
+use wxgate_proto::xml::{push_cdata_element, push_plain_element};
 use wxgate_proto::{
-    open_push, seal_reply, AesKey, Envelope, Fields, KeyRing, KeyUsed, Message, Reply,
+    component_authorize_url, component_login_url, component_mobile_url, open_push, seal_reply,
+    AesKey, AuthEvent, AuthInfo, Envelope, Fields, Grant, KeyRing, KeyUsed, Message, Reply, Scope,
 };
 
 const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
@@ -97,8 +99,252 @@ fn any_reply() -> impl Strategy<Value = Reply> {
     ]
 }
 
+/// A field value the authorization-event parser accepts: not blank once trimmed.
+fn present_string() -> impl Strategy<Value = String> {
+    tricky_string().prop_filter("blank", |s| !s.trim().is_empty())
+}
+
+/// What an authorization event's fields hold, before they are written as XML.
+#[derive(Debug, Clone)]
+enum EventInput {
+    Ticket(String),
+    Grant {
+        update: bool,
+        authorizer: String,
+        code: String,
+        expires: i64,
+        pre_auth: Option<String>,
+    },
+    Revoked(String),
+    Other(String),
+}
+
+fn event_input() -> impl Strategy<Value = EventInput> {
+    prop_oneof![
+        present_string().prop_map(EventInput::Ticket),
+        (
+            any::<bool>(),
+            present_string(),
+            present_string(),
+            any::<i64>(),
+            prop::option::of(tricky_string()),
+        )
+            .prop_map(|(update, authorizer, code, expires, pre_auth)| {
+                EventInput::Grant {
+                    update,
+                    authorizer,
+                    code,
+                    expires,
+                    pre_auth,
+                }
+            }),
+        present_string().prop_map(EventInput::Revoked),
+        present_string()
+            .prop_filter("a known InfoType", |t| {
+                let t = t.trim();
+                ![
+                    "component_verify_ticket",
+                    "authorized",
+                    "updateauthorized",
+                    "unauthorized",
+                ]
+                .iter()
+                .any(|known| t.eq_ignore_ascii_case(known))
+            })
+            .prop_map(EventInput::Other),
+    ]
+}
+
+/// Byte soup biased towards the authorization events' own fields.
+fn auth_eventish_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(
+        prop_oneof![
+            Just(b"<xml>".to_vec()),
+            Just(b"</xml>".to_vec()),
+            Just(b"<AppId>wx1</AppId>".to_vec()),
+            Just(b"<CreateTime>".to_vec()),
+            Just(b"</CreateTime>".to_vec()),
+            Just(b"<InfoType>".to_vec()),
+            Just(b"</InfoType>".to_vec()),
+            Just(b"component_verify_ticket".to_vec()),
+            Just(b"authorized".to_vec()),
+            Just(b"unauthorized".to_vec()),
+            Just(b"<ComponentVerifyTicket>t</ComponentVerifyTicket>".to_vec()),
+            Just(b"<AuthorizerAppid>wx2</AuthorizerAppid>".to_vec()),
+            Just(b"<AuthorizationCode>".to_vec()),
+            Just(b"</AuthorizationCode>".to_vec()),
+            Just(b"<PreAuthCode/>".to_vec()),
+            Just(b"<![CDATA[".to_vec()),
+            Just(b"]]>".to_vec()),
+            Just(b"<!DOCTYPE x [<!ENTITY a \"b\">]>".to_vec()),
+            prop::collection::vec(any::<u8>(), 0..8),
+        ],
+        0..40,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+/// `url`'s query parameters (the part before `#`), in order, values percent-decoded.
+fn query(url: &str) -> Vec<(String, String)> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    query
+        .split('&')
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_encoding::percent_decode_str(value)
+                .decode_utf8()
+                .unwrap();
+            (key.to_owned(), value.into_owned())
+        })
+        .collect()
+}
+
+fn query_names(url: &str) -> Vec<String> {
+    query(url).into_iter().map(|(key, _)| key).collect()
+}
+
+fn query_value(url: &str, name: &str) -> Option<String> {
+    query(url)
+        .into_iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn auth_event_parse_never_panics(
+        data in prop_oneof![prop::collection::vec(any::<u8>(), 0..512), auth_eventish_bytes()],
+    ) {
+        if let Ok(event) = AuthEvent::parse(&data) {
+            // Whatever parses has its required fields and renders again.
+            prop_assert!(!event.component_appid.is_empty());
+            let _ = format!("{event:?}");
+            prop_assert_eq!(AuthEvent::parse(event.to_xml().as_bytes()), Ok(event));
+        }
+    }
+
+    #[test]
+    fn an_auth_event_of_any_field_values_round_trips(
+        component in present_string(),
+        create_time in any::<i64>(),
+        input in event_input(),
+    ) {
+        let mut xml = String::from("<xml>");
+        push_cdata_element(&mut xml, "AppId", &component);
+        push_plain_element(&mut xml, "CreateTime", create_time);
+        let expected = match &input {
+            EventInput::Ticket(ticket) => {
+                push_cdata_element(&mut xml, "InfoType", "component_verify_ticket");
+                push_cdata_element(&mut xml, "ComponentVerifyTicket", ticket);
+                AuthInfo::VerifyTicket { ticket: ticket.trim().to_owned() }
+            }
+            EventInput::Grant { update, authorizer, code, expires, pre_auth } => {
+                let info_type = if *update { "updateauthorized" } else { "authorized" };
+                push_cdata_element(&mut xml, "InfoType", info_type);
+                push_cdata_element(&mut xml, "AuthorizerAppid", authorizer);
+                push_cdata_element(&mut xml, "AuthorizationCode", code);
+                push_plain_element(&mut xml, "AuthorizationCodeExpiredTime", expires);
+                if let Some(pre_auth) = pre_auth {
+                    push_cdata_element(&mut xml, "PreAuthCode", pre_auth);
+                }
+                let grant = Grant {
+                    authorizer_appid: authorizer.trim().to_owned(),
+                    authorization_code: code.trim().to_owned(),
+                    code_expires_at: *expires,
+                    pre_auth_code: pre_auth
+                        .as_deref()
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned),
+                };
+                if *update { AuthInfo::UpdateAuthorized(grant) } else { AuthInfo::Authorized(grant) }
+            }
+            EventInput::Revoked(authorizer) => {
+                push_cdata_element(&mut xml, "InfoType", "unauthorized");
+                push_cdata_element(&mut xml, "AuthorizerAppid", authorizer);
+                AuthInfo::Unauthorized { authorizer_appid: authorizer.trim().to_owned() }
+            }
+            EventInput::Other(info_type) => {
+                push_cdata_element(&mut xml, "InfoType", info_type);
+                AuthInfo::Other { info_type: info_type.trim().to_owned() }
+            }
+        };
+        xml.push_str("</xml>");
+        let event = AuthEvent::parse(xml.as_bytes()).unwrap();
+        prop_assert_eq!(&event.component_appid, component.trim());
+        prop_assert_eq!(event.create_time, create_time);
+        prop_assert_eq!(&event.info, &expected);
+        // The crate's own writer gives an event that reads back the same.
+        prop_assert_eq!(AuthEvent::parse(event.to_xml().as_bytes()), Ok(event));
+    }
+
+    #[test]
+    fn authorization_links_carry_every_value_intact(
+        base in "https?://[a-z.]{1,20}/{0,2}",
+        component in "\\PC{0,20}",
+        pre_auth in "\\PC{0,40}",
+        redirect in tricky_string(),
+        auth_type in prop::option::of(any::<u8>()),
+    ) {
+        let trimmed_base = base.trim_end_matches('/');
+        for (url, path, prefix, suffix) in [
+            (
+                component_login_url(&base, &component, &pre_auth, &redirect, auth_type),
+                "/cgi-bin/componentloginpage?",
+                &[][..],
+                "",
+            ),
+            (
+                component_mobile_url(&base, &component, &pre_auth, &redirect, auth_type),
+                "/safe/bindcomponent?",
+                &["action", "no_scan"][..],
+                "#wechat_redirect",
+            ),
+        ] {
+            prop_assert!(url.starts_with(&format!("{trimmed_base}{path}")), "{}", url);
+            prop_assert!(url.ends_with(suffix), "{}", url);
+            prop_assert_eq!(url.matches('#').count(), suffix.matches('#').count());
+            let mut names: Vec<&str> = prefix.to_vec();
+            names.extend(["component_appid", "pre_auth_code", "redirect_uri"]);
+            if auth_type.is_some() {
+                names.push("auth_type");
+            }
+            prop_assert_eq!(query_names(&url), names);
+            prop_assert_eq!(query_value(&url, "component_appid"), Some(component.clone()));
+            prop_assert_eq!(query_value(&url, "pre_auth_code"), Some(pre_auth.clone()));
+            prop_assert_eq!(query_value(&url, "redirect_uri"), Some(redirect.clone()));
+            prop_assert_eq!(query_value(&url, "auth_type"), auth_type.map(|t| t.to_string()));
+        }
+    }
+
+    #[test]
+    fn the_component_authorize_url_carries_every_value_intact(
+        appid in "\\PC{0,20}",
+        redirect in tricky_string(),
+        state in "\\PC{0,20}",
+        component in "\\PC{0,20}",
+        userinfo in any::<bool>(),
+    ) {
+        let scope = if userinfo { Scope::UserInfo } else { Scope::Base };
+        let url = component_authorize_url(
+            "https://open.weixin.qq.com/", &appid, &redirect, scope, &state, &component,
+        );
+        prop_assert!(url.starts_with("https://open.weixin.qq.com/connect/oauth2/authorize?"));
+        prop_assert!(url.ends_with("#wechat_redirect"));
+        prop_assert_eq!(url.matches('#').count(), 1);
+        prop_assert_eq!(
+            query_names(&url),
+            ["appid", "redirect_uri", "response_type", "scope", "state", "component_appid"]
+        );
+        prop_assert_eq!(query_value(&url, "appid"), Some(appid));
+        prop_assert_eq!(query_value(&url, "redirect_uri"), Some(redirect));
+        prop_assert_eq!(query_value(&url, "scope"), Some(scope.as_str().to_owned()));
+        prop_assert_eq!(query_value(&url, "state"), Some(state));
+        prop_assert_eq!(query_value(&url, "component_appid"), Some(component));
+    }
 
     #[test]
     fn encrypt_then_decrypt_returns_the_message(

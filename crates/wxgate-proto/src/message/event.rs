@@ -150,7 +150,7 @@ pub enum Event {
         /// `ErrorCount`.
         error_count: Option<u64>,
     },
-    /// Any other event (or a known one missing a field it needs); see [`Message::fields`].
+    /// Any other event (or a known one missing a field it needs); see [`Message::fields`](crate::Message::fields).
     Unknown {
         /// The `Event` value as sent.
         event: String,

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::domain::unix_now;
 use crate::gateway::Gateway;
 use crate::registry::keys::{self, KeyView, Scope};
-use crate::registry::record::{self, InvalidAccount, Source};
+use crate::registry::record::{self, InvalidAccount};
 use crate::registry::{AccountWrite, Entry, RegistryError, StoredKey, WriteOutcome};
 use crate::users::UserDbError;
 
@@ -78,7 +78,7 @@ pub async fn put_account(
     name: &str,
     body: &[u8],
 ) -> Result<(bool, Entry), AdminError> {
-    if is_config_account(gateway, name) {
+    if is_read_only_account(gateway, name) {
         return Err(AdminError::ReadOnly(name.to_owned()));
     }
     let vault = gateway.registry.vault().ok_or(AdminError::NoMasterKey)?;
@@ -121,7 +121,7 @@ impl From<record::RecordError> for AdminError {
 /// `DELETE accounts/{name}`: the account stops being served; its credentials are dropped, its
 /// users stay.
 pub async fn delete_account(gateway: &Gateway, name: &str) -> Result<(), AdminError> {
-    if is_config_account(gateway, name) {
+    if is_read_only_account(gateway, name) {
         return Err(AdminError::ReadOnly(name.to_owned()));
     }
     if !gateway
@@ -137,13 +137,13 @@ pub async fn delete_account(gateway: &Gateway, name: &str) -> Result<(), AdminEr
     Ok(())
 }
 
-fn is_config_account(gateway: &Gateway, name: &str) -> bool {
+fn is_read_only_account(gateway: &Gateway, name: &str) -> bool {
     gateway
         .registry
         .snapshot()
         .entries
         .get(name)
-        .is_some_and(|e| e.source == Source::Config)
+        .is_some_and(|e| e.source.is_read_only())
 }
 
 async fn forget_credentials(gateway: &Gateway, name: &str) {

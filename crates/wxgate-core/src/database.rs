@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::registry::RegistryDb;
+use crate::registry::{AuthorizerDb, RegistryDb};
 use crate::users::{self, Opened, UserDb, UserDbError};
 
 /// Opens `database.url` like [`crate::users::connect`], for both services on it.
@@ -21,13 +21,16 @@ pub async fn connect(url: &str) -> Result<Database, UserDbError> {
 pub struct Database {
     pub users: Arc<dyn UserDb>,
     pub registry: Arc<dyn RegistryDb>,
+    /// The authorizers of third-party platforms (beside the registry's tables).
+    pub authorizers: Arc<dyn AuthorizerDb>,
 }
 
 impl Database {
-    fn over<T: UserDb + RegistryDb>(db: Arc<T>) -> Database {
+    fn over<T: UserDb + RegistryDb + AuthorizerDb>(db: Arc<T>) -> Database {
         Database {
             users: db.clone(),
-            registry: db,
+            registry: db.clone(),
+            authorizers: db,
         }
     }
 }

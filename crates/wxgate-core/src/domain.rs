@@ -79,6 +79,39 @@ impl fmt::Display for CredentialKind {
     }
 }
 
+/// Where an authorizer of a third-party platform stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AuthorizerStatus {
+    /// Authorized: its tokens are fetched with its refresh token.
+    Authorized,
+    /// The merchant withdrew the authorization (`unauthorized`): not served any more.
+    Revoked,
+    /// WeChat refused its refresh token (61023): the merchant must authorize again.
+    RefreshTokenInvalid,
+}
+
+impl AuthorizerStatus {
+    pub const ALL: [AuthorizerStatus; 3] = [
+        AuthorizerStatus::Authorized,
+        AuthorizerStatus::Revoked,
+        AuthorizerStatus::RefreshTokenInvalid,
+    ];
+
+    /// The name stored and answered.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthorizerStatus::Authorized => "authorized",
+            AuthorizerStatus::Revoked => "revoked",
+            AuthorizerStatus::RefreshTokenInvalid => "refresh_token_invalid",
+        }
+    }
+
+    /// The status named `s`, if it is one.
+    pub fn parse(s: &str) -> Option<AuthorizerStatus> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
 /// Seconds since the Unix epoch, the unit of every time wxgate stores or answers.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::api_keys::ApiKeys;
-use crate::config::{Account, Accounts, Settings};
+use crate::config::{Account, Settings, Validated};
 use crate::credentials::{CredentialManager, ManagerOptions};
 use crate::login_keys::StateKeys;
 use crate::metrics::Metrics;
@@ -54,6 +54,8 @@ pub struct Gateway {
     pub admin_keys: ApiKeys,
     /// User records (`[database]`).
     pub users: Arc<dyn crate::users::UserDb>,
+    /// The authorizers of third-party platforms (`[database]`).
+    pub authorizers: Arc<dyn crate::registry::AuthorizerDb>,
     /// The client that calls webhooks.
     pub webhooks: crate::upstream::WebhookClient,
     /// The key of web-login states, computed once ([`crate::login_keys`]).
@@ -65,7 +67,7 @@ pub struct Gateway {
 impl Gateway {
     /// Connects the store and the user database and builds the services around `accounts`
     /// (validated from `settings` by the caller). Errors name URLs without their passwords.
-    pub async fn build(settings: Settings, accounts: Accounts) -> Result<Self, StartupError> {
+    pub async fn build(settings: Settings, validated: Validated) -> Result<Self, StartupError> {
         let store = store::connect(&settings.storage.url, &settings.storage.key_prefix)
             .await
             .map_err(|e| StartupError::Store {
@@ -82,12 +84,14 @@ impl Gateway {
             database.registry,
             settings.admin.vault()?,
             &settings.accounts,
-            &accounts,
+            &validated.accounts,
+            validated.components.clone(),
             settings.api.keys.clone(),
         )
         .await
         .map_err(|e| StartupError::Registry(scrub(e.to_string(), &settings.database.url)))?;
         let users = database.users;
+        let authorizers = database.authorizers;
         adopt_legacy_users(users.as_ref(), &settings).await;
         let webhooks = crate::upstream::WebhookClient::new().map_err(StartupError::Push)?;
         let metrics = Arc::new(Metrics::new());
@@ -104,11 +108,18 @@ impl Gateway {
         .map_err(|e| StartupError::Client(e.to_string()))?;
         let creds = Arc::new(CredentialManager::new(
             &registry.snapshot().accounts,
+            &validated.components,
             store.clone(),
             client.clone(),
             metrics.clone(),
             ManagerOptions::for_upstream(settings.upstream.timeout(), attempts),
         ));
+        if let Some(vault) = registry.vault() {
+            creds.set_refresh_tokens(Arc::new(crate::platform::SealedRefreshTokens::new(
+                Arc::clone(&authorizers),
+                Arc::clone(vault),
+            )));
+        }
         let admin_keys = ApiKeys::new(&settings.admin.keys);
         let oauth_keys = StateKeys::new(settings.server.state_secret.clone());
         Ok(Gateway {
@@ -120,6 +131,7 @@ impl Gateway {
             client,
             admin_keys,
             users,
+            authorizers,
             webhooks,
             oauth_keys,
             tasks: BackgroundTasks::new(),
@@ -137,7 +149,8 @@ impl Gateway {
     pub async fn follow_registry(&self) -> Result<bool, crate::registry::RegistryError> {
         let changed = self.registry.reload().await?;
         if changed {
-            self.creds.sync(&self.registry.snapshot().accounts);
+            let snapshot = self.registry.snapshot();
+            self.creds.sync(&snapshot.accounts, &snapshot.components);
         }
         Ok(changed)
     }

@@ -27,6 +27,7 @@ use crate::domain::{lock, ErrorRecord};
 
 const UPSTREAM_CALLS: &str = "wxgate_upstream_calls_total";
 const REFRESHES: &str = "wxgate_credential_refreshes_total";
+const COMPONENT_REFRESH_ERRORS: &str = "wxgate_component_refresh_errors_total";
 const HTTP_REQUESTS: &str = "wxgate_http_requests_total";
 const HTTP_LATENCY: &str = "wxgate_http_request_duration_seconds";
 
@@ -193,6 +194,17 @@ impl Metrics {
             }
         }
         out
+    }
+
+    /// An authorizer token fetch of platform `component` failed (`cause`:
+    /// `refresh_token_invalid`, `upstream`).
+    pub fn component_refresh_error(&self, component: &str, cause: &str) {
+        metrics::with_local_recorder(self.recorder.as_ref(), || {
+            metrics::counter!(COMPONENT_REFRESH_ERRORS,
+                "component" => component.to_owned(),
+                "cause" => cause.to_owned())
+            .increment(1);
+        });
     }
 
     /// A credential fetched from WeChat (`reason`: `initial`, `ahead`, `forced`, `token_invalid`).

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::config::{Accounts, Settings};
+use crate::config::{Settings, Validated};
 use crate::gateway::Gateway;
 pub use crate::gateway::StartupError;
 use crate::http::{self, AppState};
@@ -32,15 +32,15 @@ pub struct Application {
 impl Application {
     /// Binds `server.listen` and builds everything.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let accounts = settings.validate()?;
-        Self::build_validated(settings, accounts).await
+        let validated = settings.validate()?;
+        Self::build_validated(settings, validated).await
     }
 
-    /// [`Application::build`] with the accounts already built from exactly these settings
-    /// ([`Settings::load_validated`]), so they are built once.
+    /// [`Application::build`] with the accounts and platforms already built from exactly these
+    /// settings ([`Settings::load_validated`]), so they are built once.
     pub async fn build_validated(
         settings: Settings,
-        accounts: Accounts,
+        validated: Validated,
     ) -> Result<Self, StartupError> {
         let listener = TcpListener::bind(&settings.server.listen)
             .await
@@ -48,7 +48,7 @@ impl Application {
                 addr: settings.server.listen.clone(),
                 reason: e.to_string(),
             })?;
-        Self::serve_on(settings, accounts, listener).await
+        Self::serve_on(settings, validated, listener).await
     }
 
     /// Builds everything around a listener the caller already bound. The accounts are built
@@ -57,13 +57,13 @@ impl Application {
         settings: Settings,
         listener: TcpListener,
     ) -> Result<Self, StartupError> {
-        let accounts = settings.validate()?;
-        Self::serve_on(settings, accounts, listener).await
+        let validated = settings.validate()?;
+        Self::serve_on(settings, validated, listener).await
     }
 
     async fn serve_on(
         settings: Settings,
-        accounts: Accounts,
+        validated: Validated,
         listener: TcpListener,
     ) -> Result<Self, StartupError> {
         let addr = listener.local_addr().map_err(|e| StartupError::Bind {
@@ -82,7 +82,7 @@ impl Application {
             }
             None => None,
         };
-        let gateway = Gateway::build(settings, accounts).await?;
+        let gateway = Gateway::build(settings, validated).await?;
         let state = AppState(Arc::new(gateway));
         Ok(Self {
             listener,

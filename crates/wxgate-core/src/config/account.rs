@@ -16,9 +16,10 @@ use wxgate_proto::KeyRing;
 
 use super::rule::Rule;
 use super::{AccountSettings, ConfigError, DomainPattern};
-use crate::domain::TokenApi;
+use crate::domain::{AuthorizerStatus, TokenApi};
 
 /// Where an account's webhook lives and how it is signed.
+#[derive(Clone)]
 pub struct WebhookTarget {
     pub url: String,
     pub secret: SecretString,
@@ -26,7 +27,26 @@ pub struct WebhookTarget {
     pub timeout: Duration,
 }
 
+/// How an account's access token is obtained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// With the AppSecret (`cgi-bin/stable_token` or `cgi-bin/token`, see `token_api`).
+    AppSecret,
+    /// The component_access_token of the third-party platform `component`
+    /// (`cgi-bin/component/api_component_token`, needs a component_verify_ticket). Only the
+    /// credential manager sees such an account; it is never served under `/api/v1/accounts`.
+    Component { component: String },
+    /// An account that authorized the platform `component`: its token comes from
+    /// `cgi-bin/component/api_authorizer_token` with its refresh token.
+    Authorizer {
+        component: String,
+        component_appid: String,
+        status: AuthorizerStatus,
+    },
+}
+
 /// One Official Account, validated (see the module documentation).
+#[derive(Clone)]
 pub struct Account {
     pub name: String,
     pub appid: String,
@@ -42,10 +62,33 @@ pub struct Account {
     pub webhook: Option<WebhookTarget>,
     pub proxy_allow: Vec<String>,
     pub verify_files: BTreeMap<String, String>,
-    /// Passive-reply rules in configuration order.
-    pub rules: Vec<Rule>,
+    /// Passive-reply rules in configuration order (shared by a platform's authorizers).
+    pub rules: Arc<[Rule]>,
     /// With a key: plaintext pushes are still accepted.
     pub accept_plaintext: bool,
+    pub token_source: TokenSource,
+}
+
+impl Account {
+    /// The appid a WXBizMsgCrypt ciphertext for this account names: its own, or for an
+    /// authorizer of a third-party platform, the platform's (WeChat encrypts with the
+    /// platform's key).
+    pub fn receive_id(&self) -> &str {
+        match &self.token_source {
+            TokenSource::Authorizer {
+                component_appid, ..
+            } => component_appid,
+            _ => &self.appid,
+        }
+    }
+
+    /// For an authorizer: its platform's name.
+    pub fn component(&self) -> Option<&str> {
+        match &self.token_source {
+            TokenSource::Authorizer { component, .. } => Some(component),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Debug for Account {

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{invalid, Accounts, ConfigError, Settings};
+use super::{invalid, ConfigError, Settings, Validated};
 
 const ENV_PREFIX: &str = "WXGATE__";
 
@@ -17,7 +17,7 @@ impl Settings {
 
     /// [`Settings::load`], keeping the accounts the validation built, so that a gateway started
     /// from them builds its accounts (rules, key rings, domain patterns) once.
-    pub fn load_validated(path: &Path) -> Result<(Self, Accounts), ConfigError> {
+    pub fn load_validated(path: &Path) -> Result<(Self, Validated), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.display().to_string(),
             reason: e.to_string(),
@@ -33,11 +33,11 @@ impl Settings {
         Ok(Self::from_toml_and_env_validated(text, env)?.0)
     }
 
-    /// [`Settings::from_toml_and_env`], keeping the accounts the validation built.
+    /// [`Settings::from_toml_and_env`], keeping the accounts and platforms the validation built.
     pub fn from_toml_and_env_validated(
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<(Self, Accounts), ConfigError> {
+    ) -> Result<(Self, Validated), ConfigError> {
         let mut table: toml::Table =
             toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         apply_env(&mut table, env)?;
@@ -79,17 +79,22 @@ fn apply_env(
             return Err(invalid(name, "malformed variable name"));
         }
         let value = env_value(&value);
-        if parts[0] == "accounts" {
+        if parts[0] == "accounts" || parts[0] == "components" {
+            let list = parts[0].as_str();
+            let shape = format!(
+                "expected WXGATE__{}__<NAME>__<KEY>",
+                list.to_ascii_uppercase()
+            );
             let [_, account, key @ ..] = parts.as_slice() else {
-                return Err(invalid(name, "expected WXGATE__ACCOUNTS__<NAME>__<KEY>"));
+                return Err(invalid(name, shape));
             };
             if key.is_empty() {
-                return Err(invalid(name, "expected WXGATE__ACCOUNTS__<NAME>__<KEY>"));
+                return Err(invalid(name, shape));
             }
             let accounts = table
-                .get_mut("accounts")
+                .get_mut(list)
                 .and_then(toml::Value::as_array_mut)
-                .ok_or_else(|| invalid(&name, "no [[accounts]] in the config file"))?;
+                .ok_or_else(|| invalid(&name, format!("no [[{list}]] in the config file")))?;
             let entry = accounts
                 .iter_mut()
                 .filter_map(toml::Value::as_table_mut)
@@ -101,7 +106,7 @@ fn apply_env(
                 .ok_or_else(|| {
                     invalid(
                         &name,
-                        format!("no account named {account:?} in the config file"),
+                        format!("no entry of [[{list}]] is named {account:?} in the config file"),
                     )
                 })?;
             set_path(entry, key, value);

@@ -15,6 +15,7 @@
 //! [`DomainPattern`]s). Nothing downstream parses configuration again.
 
 mod account;
+mod component;
 pub mod domain_pattern;
 mod load;
 pub mod rule;
@@ -28,7 +29,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::domain::TokenApi;
 
-pub use self::account::{Account, Accounts, WebhookTarget};
+pub use self::account::{Account, Accounts, TokenSource, WebhookTarget};
+pub use self::component::{Component, Validated};
 pub use self::domain_pattern::DomainPattern;
 
 /// Why a configuration was rejected. `key` is the dotted path of the offending value.
@@ -81,6 +83,9 @@ pub struct Settings {
     pub admin: AdminSettings,
     #[serde(default)]
     pub accounts: Vec<AccountSettings>,
+    /// Third-party platforms (开放平台 第三方平台) whose authorized accounts wxgate serves.
+    #[serde(default)]
+    pub components: Vec<ComponentSettings>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -163,6 +168,9 @@ pub struct UpstreamSettings {
     pub api_base: String,
     #[serde(default = "default_open_base")]
     pub open_base: String,
+    /// Where the third-party platform's authorization pages are (`componentloginpage`).
+    #[serde(default = "default_mp_base")]
+    pub mp_base: String,
     /// Bound of each upstream attempt.
     #[serde(default = "default_timeout_ms", deserialize_with = "de_u64")]
     pub timeout_ms: u64,
@@ -275,6 +283,37 @@ pub struct AccountSettings {
     pub accept_plaintext: bool,
 }
 
+/// One third-party platform (`[[components]]`): its own credentials, where merchants may be sent
+/// after authorizing, and the settings every authorized account inherits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentSettings {
+    pub name: String,
+    /// The component_appid.
+    pub appid: String,
+    /// The component_appsecret.
+    pub secret: SecretString,
+    /// The message verification Token of the platform.
+    pub token: SecretString,
+    /// The platform's EncodingAESKey: its messages are always encrypted.
+    pub encoding_aes_key: SecretString,
+    #[serde(default)]
+    pub encoding_aes_key_previous: Option<SecretString>,
+    /// Allowed prefixes of the page a merchant is sent to after authorizing.
+    #[serde(default, deserialize_with = "de_string_list")]
+    pub auth_redirects: Vec<String>,
+    #[serde(default, deserialize_with = "de_string_list")]
+    pub js_domains: Vec<String>,
+    #[serde(default, deserialize_with = "de_string_list")]
+    pub oauth_redirects: Vec<String>,
+    #[serde(default)]
+    pub webhook: Option<WebhookSettings>,
+    #[serde(default, deserialize_with = "de_string_list")]
+    pub proxy_allow: Vec<String>,
+    #[serde(default)]
+    pub rules: Vec<RuleSettings>,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
@@ -344,6 +383,9 @@ fn default_api_base() -> String {
 fn default_open_base() -> String {
     "https://open.weixin.qq.com".into()
 }
+fn default_mp_base() -> String {
+    "https://mp.weixin.qq.com".into()
+}
 fn default_timeout_ms() -> u64 {
     5000
 }
@@ -396,6 +438,7 @@ impl Default for UpstreamSettings {
         Self {
             api_base: default_api_base(),
             open_base: default_open_base(),
+            mp_base: default_mp_base(),
             timeout_ms: default_timeout_ms(),
         }
     }

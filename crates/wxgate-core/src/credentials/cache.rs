@@ -52,6 +52,12 @@ impl CachedCredential {
         }
     }
 
+    /// Forgets the view.
+    pub(super) fn clear(&self) {
+        let _write = lock(&self.write);
+        self.current.store(None);
+    }
+
     /// Forgets the view when it is no longer valid at `now`.
     pub(super) fn clear_if_invalid(&self, now: i64) {
         let _write = lock(&self.write);

@@ -16,6 +16,7 @@ use super::{
     history, AccountCreds, Again, Credential, CredentialError, CredentialManager, Fresh, Lease,
     NotRetried, Slot, FORCED_REFRESH_GUARD, WAIT_POLL,
 };
+use crate::config::TokenSource;
 use crate::domain::{lock, redact, unix_now, unix_now_ms, CredentialKind, TokenApi};
 use crate::store::StoreError;
 use crate::upstream::{IssuedCredential, UpstreamError};
@@ -82,7 +83,13 @@ impl CredentialManager {
         let account = acct.settings.name.as_str();
         let started_ms = unix_now_ms();
         let issued = match slot.kind.ticket() {
-            None => self.fetch_access_token(acct, reported_invalid).await,
+            None => match &acct.settings.token_source {
+                TokenSource::AppSecret => self.fetch_access_token(acct, reported_invalid).await,
+                TokenSource::Component { component } => {
+                    self.fetch_component_token(acct, component).await?
+                }
+                TokenSource::Authorizer { .. } => self.fetch_authorizer_token(acct).await?,
+            },
             Some(ticket) => {
                 let client = &self.client;
                 let fetch = |token: SecretString| async move {
@@ -223,6 +230,7 @@ impl CredentialManager {
         invalid_token: Option<&str>,
     ) -> Result<Arc<Credential>, CredentialError> {
         let acct = self.account(account)?;
+        Self::refuse_lost_authorization(&acct)?;
         let slot = acct.slot(CredentialKind::AccessToken);
         let deadline = self.wait_deadline();
         let queued_at = slot.failures.generation();

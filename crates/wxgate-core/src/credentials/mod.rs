@@ -43,6 +43,7 @@ mod failures;
 mod fetch;
 mod history;
 mod lease;
+mod platform;
 mod refresh;
 mod retry;
 mod status;
@@ -59,10 +60,13 @@ use serde::{Deserialize, Serialize};
 use self::cache::CachedCredential;
 use self::failures::FailureMemory;
 use self::lease::Lease;
+pub use self::platform::{
+    CurrentRefreshToken, RefreshTokens, StoredTicket, REFRESH_TOKEN_INVALID, TICKET_MAX_AGE_S,
+};
 pub use self::retry::{Again, Fresh, NotRetried};
 pub use self::status::{CredentialStatus, ErrorRecord};
-use crate::config::{Account, Accounts};
-use crate::domain::{lock, redact, unix_now, CredentialKind};
+use crate::config::{Account, Accounts, Component, TokenSource};
+use crate::domain::{lock, redact, unix_now, AuthorizerStatus, CredentialKind};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use crate::upstream::{UpstreamError, WechatClient};
@@ -182,6 +186,16 @@ pub enum CredentialError {
     Store(#[from] StoreError),
     #[error("timed out waiting for another caller or instance to fetch the credential")]
     WaitTimeout,
+    /// A platform's token cannot be fetched: no component_verify_ticket younger than 12 h.
+    #[error("no component_verify_ticket younger than 12 h has reached wxgate for platform {component:?}: check that the platform's authorization event URL in the WeChat Open Platform console is <public_url>/wx/component/{component} with this platform's Token and key (WeChat pushes a ticket every 10 minutes; wxgate has asked WeChat to push one now)")]
+    TicketMissing { component: String },
+    /// WeChat refused the authorizer's refresh token (61023): its tokens are gone until the
+    /// merchant authorizes again.
+    #[error("WeChat refused the refresh token of authorizer {appid:?} (61023): the authorization is gone; the merchant must authorize platform {component:?} again")]
+    AuthorizationLost { appid: String, component: String },
+    /// The database of refresh tokens failed.
+    #[error("refresh tokens: {0}")]
+    Records(String),
 }
 
 /// Tunables, derived from the upstream settings.
@@ -255,17 +269,23 @@ pub struct CredentialManager {
     instance_id: String,
     /// Makes each lease owner string unique.
     leases_taken: AtomicU64,
+    /// Where authorizers' refresh tokens are kept ([`RefreshTokens`]); set once at start.
+    refresh_tokens: std::sync::OnceLock<Arc<dyn RefreshTokens>>,
 }
 
 impl CredentialManager {
+    /// A manager for `accounts` and the platforms `components` (whose tokens it fetches as
+    /// the accounts `component:<name>`).
     pub fn new(
         accounts: &Accounts,
+        components: &[Arc<Component>],
         store: Arc<dyn Store>,
         client: WechatClient,
         metrics: Arc<Metrics>,
         options: ManagerOptions,
     ) -> Self {
-        let accounts = ArcSwap::from_pointee(Self::account_map(accounts, &AccountMap::new()));
+        let accounts =
+            ArcSwap::from_pointee(Self::account_map(accounts, components, &AccountMap::new()));
         let instance_id: String = rand::thread_rng()
             .sample_iter(rand::distributions::Alphanumeric)
             .take(16)
@@ -279,18 +299,27 @@ impl CredentialManager {
             options,
             instance_id,
             leases_taken: AtomicU64::new(0),
+            refresh_tokens: std::sync::OnceLock::new(),
         }
     }
 
-    /// The slots of `accounts`, keeping those of `old` for every account whose AppID and token
-    /// API are unchanged (its cached credentials stay valid); the others start empty.
-    fn account_map(accounts: &Accounts, old: &AccountMap) -> AccountMap {
+    /// The slots of `accounts` and of the platforms' credential accounts, keeping those of `old`
+    /// for every account whose AppID, token API and token source are unchanged (its cached
+    /// credentials stay valid); the others start empty.
+    fn account_map(
+        accounts: &Accounts,
+        components: &[Arc<Component>],
+        old: &AccountMap,
+    ) -> AccountMap {
         accounts
             .iter()
+            .chain(components.iter().map(|c| &c.credentials))
             .map(|a| {
                 let slots = match old.get(&a.name) {
                     Some(o)
-                        if o.settings.appid == a.appid && o.settings.token_api == a.token_api =>
+                        if o.settings.appid == a.appid
+                            && o.settings.token_api == a.token_api
+                            && o.settings.token_source == a.token_source =>
                     {
                         Arc::clone(&o.slots)
                     }
@@ -317,10 +346,10 @@ impl CredentialManager {
     /// Follows a change of the registry: accounts added get empty slots, removed ones are
     /// dropped, replaced ones keep their credentials unless their AppID or token API changed.
     /// Requests already holding an account's slots finish with them.
-    pub fn sync(&self, accounts: &Accounts) {
+    pub fn sync(&self, accounts: &Accounts, components: &[Arc<Component>]) {
         let old = self.accounts.load_full();
         self.accounts
-            .store(Arc::new(Self::account_map(accounts, &old)));
+            .store(Arc::new(Self::account_map(accounts, components, &old)));
     }
 
     /// Forgets the stored credentials of `account` (deleted, or its AppID changed), so no
@@ -411,6 +440,7 @@ impl CredentialManager {
         if let Some(e) = slot.failures.in_backoff(tokio::time::Instant::now()) {
             return Err(e);
         }
+        Self::refuse_lost_authorization(acct)?;
         let deadline = self.wait_deadline();
         let queued_at = slot.failures.generation();
         let _flight = self.lock_flight(slot, deadline).await?;
@@ -420,6 +450,22 @@ impl CredentialManager {
         }
         self.obtain_remembered(acct, slot, queued_at, deadline)
             .await
+    }
+
+    /// An authorizer whose refresh token WeChat refused gets no token, not even one fetched
+    /// before (the authorization is gone; that token does not work any more).
+    fn refuse_lost_authorization(acct: &AccountCreds) -> Result<(), CredentialError> {
+        match &acct.settings.token_source {
+            TokenSource::Authorizer {
+                component,
+                status: AuthorizerStatus::RefreshTokenInvalid,
+                ..
+            } => Err(CredentialError::AuthorizationLost {
+                appid: acct.settings.appid.clone(),
+                component: component.clone(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Until when a caller arriving now may wait for others' fetches, all waiting included

@@ -33,6 +33,9 @@ pub enum OauthError {
     /// WeChat refused or failed the code exchange or the profile.
     #[error(transparent)]
     Upstream(UpstreamError),
+    /// The platform's token for an authorizer's login could not be had.
+    #[error(transparent)]
+    Credential(Box<crate::credentials::CredentialError>),
     /// The user database failed.
     #[error("user database: {0}")]
     UserDb(#[from] UserDbError),

@@ -36,9 +36,12 @@ use wxgate_proto::oauth::Scope;
 use super::redirect;
 use super::state_token::{self, Login, Refusal, MAX_REDIRECT_LEN};
 use super::{OauthError, StateProblem};
-use crate::config::Account;
-use crate::domain::unix_now;
+use secrecy::SecretString;
+
+use crate::config::{Account, Component, TokenSource};
+use crate::domain::{unix_now, CredentialKind};
 use crate::gateway::Gateway;
+use crate::upstream::OAuthToken;
 use crate::users::{LoginProfile, UserRecord};
 
 /// How long a started login may take to come back (SPEC: 10 minutes).
@@ -127,7 +130,7 @@ pub struct LoginRecord {
 }
 
 /// Whether the login cookie is `__Host-` and `Secure`: when browsers reach the gateway by https.
-fn secure_cookies(gateway: &Gateway) -> bool {
+pub fn secure_cookies(gateway: &Gateway) -> bool {
     let url = gateway.settings.server.public_url.as_bytes();
     url.len() >= 8 && url[..8].eq_ignore_ascii_case(b"https://")
 }
@@ -164,13 +167,27 @@ pub async fn start(
         "{}/oauth/{}/callback",
         gateway.settings.server.public_url, account.name
     );
-    let authorize = wxgate_proto::oauth::authorize_url(
-        &gateway.settings.upstream.open_base,
-        &account.appid,
-        &redirect_uri,
-        scope,
-        &issued.state,
-    );
+    let open_base = &gateway.settings.upstream.open_base;
+    let authorize = match &account.token_source {
+        // An authorizer's users log in through its platform.
+        TokenSource::Authorizer {
+            component_appid, ..
+        } => wxgate_proto::oauth::component_authorize_url(
+            open_base,
+            &account.appid,
+            &redirect_uri,
+            scope,
+            &issued.state,
+            component_appid,
+        ),
+        _ => wxgate_proto::oauth::authorize_url(
+            open_base,
+            &account.appid,
+            &redirect_uri,
+            scope,
+            &issued.state,
+        ),
+    };
     Ok(Started {
         authorize,
         set_cookie: issued.set_cookie(secure),
@@ -194,16 +211,62 @@ where
     F: FnOnce(OauthError) -> A,
     A: Future<Output = Outcome>,
 {
+    let returned = Returned {
+        owner: &account.name,
+        redirects: &account.oauth_redirects,
+        code,
+        state: login_state,
+        cookie_headers,
+    };
+    once_per_state(
+        gateway,
+        returned,
+        |login, code| async move { complete(gateway, account, &login, code.as_deref()).await },
+        answer_failure,
+    )
+    .await
+}
+
+/// A browser sent back to a callback with a state this gateway issued for `owner` (an account's
+/// name for web login; the platform's credential name for a platform's authorization).
+pub struct Returned<'a> {
+    pub owner: &'a str,
+    /// The allowlist the state's redirect must still be under.
+    pub redirects: &'a [String],
+    /// The code WeChat added (`None`: the user refused).
+    pub code: Option<&'a str>,
+    pub state: Option<&'a str>,
+    pub cookie_headers: &'a [&'a str],
+}
+
+/// The callback discipline shared by web login and a platform's authorization: the state is
+/// opened against the browser's cookie, the first callback of a state runs `work` (exactly
+/// once across instances, claimed in the store) and its outcome — the redirect, or the error
+/// answer `answer_failure` writes — is kept, so a repeated callback with the same state and code
+/// gets the same answer without running `work` again.
+pub async fn once_per_state<W, WF, E, F, A>(
+    gateway: &Gateway,
+    returned: Returned<'_>,
+    work: W,
+    answer_failure: F,
+) -> Result<Outcome, OauthError>
+where
+    W: FnOnce(Login, Option<String>) -> WF,
+    WF: Future<Output = Result<String, E>>,
+    F: FnOnce(E) -> A,
+    A: Future<Output = Outcome>,
+{
     let invalid = OauthError::InvalidState;
-    let login_state = login_state
+    let login_state = returned
+        .state
         .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric()))
         .ok_or(invalid(StateProblem::Malformed))?;
     let key = gateway.oauth_keys.key(gateway.store.as_ref()).await?;
     let login = state_token::open(
         &key,
-        &account.name,
+        returned.owner,
         login_state,
-        cookie_headers,
+        returned.cookie_headers,
         secure_cookies(gateway),
     )
     .map_err(|refusal| {
@@ -213,15 +276,15 @@ where
             Refusal::Mismatch => StateProblem::Mismatch,
         })
     })?;
-    let code = code.filter(|c| !c.is_empty());
+    let code = returned.code.filter(|c| !c.is_empty());
     let claim = format!(
         "{}|{}",
-        account.name,
+        returned.owner,
         code.map_or_else(|| "denied".to_owned(), |c| digest("code", c))
     );
     // An expired state may only replay the answer its first callback got (`follow`).
     if login.expires_at > unix_now() {
-        if !redirect::allowed(&account.oauth_redirects, &login.redirect) {
+        if !redirect::allowed(returned.redirects, &login.redirect) {
             return Err(OauthError::RedirectNoLongerAllowed);
         }
         let won = gateway
@@ -229,7 +292,7 @@ where
             .put_if_absent(&claim_key(login_state), claim.as_bytes(), Some(STATE_TTL))
             .await?;
         if won {
-            let outcome = match complete(gateway, account, &login, code).await {
+            let outcome = match work(login, code.map(str::to_owned)).await {
                 Ok(location) => Outcome::Redirect { location },
                 Err(e) => answer_failure(e).await,
             };
@@ -282,11 +345,7 @@ async fn complete(
             "access_denied",
         ));
     };
-    let token = gateway
-        .client
-        .oauth_exchange_code(&account.name, &account.appid, &account.secret, code)
-        .await
-        .map_err(OauthError::Upstream)?;
+    let token = exchange_code(gateway, account, code).await?;
     let scope = if token.scope.contains("snsapi_userinfo") {
         Scope::UserInfo
     } else if token.scope.contains("snsapi_base") {
@@ -346,6 +405,46 @@ async fn complete(
         "wxgate_code",
         &login_code,
     ))
+}
+
+/// Exchanges a web-login code: with the AppSecret, or for an authorizer of a third-party
+/// platform through the platform (`sns/oauth2/component/access_token`, with the
+/// component_access_token).
+async fn exchange_code(
+    gateway: &Gateway,
+    account: &Account,
+    code: &str,
+) -> Result<OAuthToken, OauthError> {
+    let client = &gateway.client;
+    let TokenSource::Authorizer {
+        component,
+        component_appid,
+        ..
+    } = &account.token_source
+    else {
+        return client
+            .oauth_exchange_code(&account.name, &account.appid, &account.secret, code)
+            .await
+            .map_err(OauthError::Upstream);
+    };
+    let token = gateway
+        .creds
+        .get(
+            &Component::credential_name(component),
+            CredentialKind::AccessToken,
+        )
+        .await
+        .map_err(|e| OauthError::Credential(Box::new(e)))?;
+    client
+        .oauth_exchange_code_component(
+            &account.name,
+            &account.appid,
+            code,
+            component_appid,
+            &SecretString::from(token.value.clone()),
+        )
+        .await
+        .map_err(OauthError::Upstream)
 }
 
 /// Redeems a `wxgate_code` once: the login record with the user as stored now.

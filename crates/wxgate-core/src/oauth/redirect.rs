@@ -75,7 +75,9 @@ pub fn with_param(redirect: &str, name: &str, value: &str) -> String {
             let kept: Vec<&str> = q
                 .split('&')
                 .filter(|p| {
-                    !query::is_named(p, "wxgate_code") && !query::is_named(p, "wxgate_error")
+                    !query::is_named(p, "wxgate_code")
+                        && !query::is_named(p, "wxgate_error")
+                        && !query::is_named(p, name)
                 })
                 .collect();
             let kept = kept.join("&");

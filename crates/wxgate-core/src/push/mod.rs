@@ -29,6 +29,7 @@ pub mod webhook;
 
 pub use self::dedup::Answer;
 pub use self::error::PushError;
+pub use self::inbound::{check_fresh, open_sealed, PushQuery};
 pub use self::service::{check, receive, verify_url, Checked, ANSWER_BUDGET};
 
 /// The content type of a URL verification's echostr (and of `success`).

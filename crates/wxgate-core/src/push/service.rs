@@ -279,14 +279,19 @@ fn render(account: &Account, inbound: &Inbound, reply: Option<&Reply>, stamp: St
                 Stamp::Fresh(now) => seal_reply(
                     key,
                     token,
-                    &account.appid,
+                    account.receive_id(),
                     &xml,
                     u64::try_from(now).ok(),
                     None,
                 ),
-                Stamp::Derived { time, push } => {
-                    seal_reply_derived(key, token, &account.appid, &xml, time, push.as_bytes())
-                }
+                Stamp::Derived { time, push } => seal_reply_derived(
+                    key,
+                    token,
+                    account.receive_id(),
+                    &xml,
+                    time,
+                    push.as_bytes(),
+                ),
             };
             Answer::Sealed(sealed)
         }

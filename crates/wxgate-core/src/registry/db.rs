@@ -43,6 +43,22 @@ pub struct StoredKey {
     pub created_at: i64,
 }
 
+/// An authorizer of a third-party platform as stored (without its sealed refresh token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAuthorizer {
+    pub component: String,
+    pub appid: String,
+    /// `authorized`, `revoked` or `refresh_token_invalid`.
+    pub status: String,
+    pub nick_name: String,
+    pub principal_name: String,
+    /// WeChat's `func_info` list, JSON.
+    pub func_info: String,
+    pub seq: i64,
+    pub authorized_at: i64,
+    pub updated_at: i64,
+}
+
 /// What changed after a counter value.
 #[derive(Debug, Default)]
 pub struct Changes {
@@ -50,6 +66,38 @@ pub struct Changes {
     pub seq: i64,
     pub accounts: Vec<StoredAccount>,
     pub keys: Vec<StoredKey>,
+    pub authorizers: Vec<StoredAuthorizer>,
+}
+
+/// An authorization to record: the authorizer becomes `authorized` with this refresh token.
+#[derive(Debug, Clone)]
+pub struct AuthorizerGrant<'a> {
+    pub component: &'a str,
+    pub appid: &'a str,
+    /// The profile, when known (`None` keeps what is stored).
+    pub profile: Option<AuthorizerProfile<'a>>,
+    /// WeChat's `func_info` list, JSON.
+    pub func_info: &'a str,
+    /// The refresh token sealed with `admin.master_key`.
+    pub refresh_token: &'a str,
+    /// When WeChat says the authorization happened (the event's CreateTime, or now).
+    pub event_at: i64,
+    pub now: i64,
+}
+
+/// What `api_get_authorizer_info` says of an authorizer.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthorizerProfile<'a> {
+    pub nick_name: &'a str,
+    pub principal_name: &'a str,
+}
+
+/// The sealed refresh token of an authorizer and its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedRefreshToken {
+    pub sealed: String,
+    pub version: i64,
+    pub status: String,
 }
 
 /// An account write: the row's new content.
@@ -98,4 +146,72 @@ pub trait RegistryDb: Send + Sync + 'static {
 
     /// Turns the live key `id` into a tombstone; `false` when there was none.
     async fn delete_key(&self, id: &str) -> Result<bool, UserDbError>;
+}
+
+/// The authorizers of third-party platforms (migration 0004), beside the registry's tables:
+/// status and profile changes are stamped like accounts, so [`RegistryDb::changes_since`]
+/// carries them to every instance; refresh tokens are versioned on their own.
+#[async_trait]
+pub trait AuthorizerDb: Send + Sync + 'static {
+    /// Records an authorization (a new row, or any earlier status replaced), unless an event
+    /// later than `event_at` already set the status; `false` then.
+    async fn grant_authorizer(&self, grant: AuthorizerGrant<'_>) -> Result<bool, UserDbError>;
+
+    /// Replaces the profile of an existing authorizer; `false` when there is none.
+    async fn set_authorizer_profile(
+        &self,
+        component: &str,
+        appid: &str,
+        profile: AuthorizerProfile<'_>,
+        now: i64,
+    ) -> Result<bool, UserDbError>;
+
+    /// Marks an authorizer `revoked` (its refresh token is erased), unless an event later than
+    /// `event_at` set its status; `true` when the row changed.
+    async fn revoke_authorizer(
+        &self,
+        component: &str,
+        appid: &str,
+        event_at: i64,
+        now: i64,
+    ) -> Result<bool, UserDbError>;
+
+    /// Marks an authorizer `refresh_token_invalid` when its refresh token is still the one of
+    /// `version` (the one WeChat refused); `true` when the row changed.
+    async fn mark_refresh_token_invalid(
+        &self,
+        component: &str,
+        appid: &str,
+        version: i64,
+        now: i64,
+    ) -> Result<bool, UserDbError>;
+
+    /// The sealed refresh token of an authorizer, with its version and status.
+    async fn refresh_token(
+        &self,
+        component: &str,
+        appid: &str,
+    ) -> Result<Option<SealedRefreshToken>, UserDbError>;
+
+    /// Replaces the refresh token when its version is still `expected` and the authorizer is
+    /// still authorized; `false` otherwise.
+    async fn replace_refresh_token(
+        &self,
+        component: &str,
+        appid: &str,
+        sealed: &str,
+        expected: i64,
+        now: i64,
+    ) -> Result<bool, UserDbError>;
+
+    /// One page of a platform's authorizers, every status, ordered by appid, after `after`.
+    async fn list_authorizers(
+        &self,
+        component: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<StoredAuthorizer>, UserDbError>;
+
+    /// How many authorizers a platform has, by status.
+    async fn count_authorizers(&self, component: &str) -> Result<Vec<(String, i64)>, UserDbError>;
 }

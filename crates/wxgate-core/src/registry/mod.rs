@@ -10,6 +10,7 @@
 //! Stored secrets are sealed with `admin.master_key` ([`crate::vault`]); a row sealed with
 //! `master_key_previous` is re-sealed with the current key when it is read.
 
+mod authorizer_sql;
 pub mod db;
 pub mod keys;
 pub mod record;
@@ -21,11 +22,15 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use secrecy::SecretString;
 
-pub use self::db::{AccountWrite, Changes, RegistryDb, StoredAccount, StoredKey, WriteOutcome};
+pub use self::db::{
+    AccountWrite, AuthorizerDb, AuthorizerGrant, AuthorizerProfile, Changes, RegistryDb,
+    SealedRefreshToken, StoredAccount, StoredAuthorizer, StoredKey, WriteOutcome,
+};
 use self::keys::{KeyEntry, KeyTable};
 use self::record::{RecordError, Source};
 use crate::api_keys::ApiKeys;
-use crate::config::{Account, AccountSettings, Accounts};
+use crate::config::{Account, AccountSettings, Accounts, Component};
+use crate::domain::AuthorizerStatus;
 use crate::users::UserDbError;
 use crate::vault::Vault;
 
@@ -49,6 +54,23 @@ pub struct Snapshot {
     pub keys: KeyTable,
     /// The live stored keys by id, for `GET /admin/api/v1/keys`.
     pub stored_keys: BTreeMap<String, KeyEntry>,
+    /// The third-party platforms of the config file.
+    pub components: Vec<Arc<Component>>,
+}
+
+impl Snapshot {
+    /// The platform called `name`.
+    pub fn component(&self, name: &str) -> Option<&Arc<Component>> {
+        self.components.iter().find(|c| c.name == name)
+    }
+
+    /// The authorizer `appid` of the platform `component` when it is served (authorized, or
+    /// with a refresh token WeChat refused), as an account.
+    pub fn authorizer(&self, component: &str, appid: &str) -> Option<&Arc<Account>> {
+        self.accounts
+            .get(appid)
+            .filter(|a| a.component() == Some(component))
+    }
 }
 
 /// Why the registry cannot be read.
@@ -68,13 +90,16 @@ struct Applied {
     seq: i64,
     accounts: BTreeMap<String, Entry>,
     keys: BTreeMap<String, KeyEntry>,
+    /// Served authorizers by appid (revoked ones are not served).
+    authorizers: BTreeMap<String, Entry>,
 }
 
 /// See the module documentation.
 pub struct Registry {
     db: Arc<dyn RegistryDb>,
-    vault: Option<Vault>,
+    vault: Option<Arc<Vault>>,
     config: Vec<Entry>,
+    components: Vec<Arc<Component>>,
     file_keys: Vec<SecretString>,
     current: ArcSwap<Snapshot>,
     applied: tokio::sync::Mutex<Applied>,
@@ -88,6 +113,7 @@ impl Registry {
         vault: Option<Vault>,
         config: &[AccountSettings],
         config_accounts: &Accounts,
+        components: Vec<Arc<Component>>,
         file_keys: Vec<SecretString>,
     ) -> Result<Registry, RegistryError> {
         let config = config
@@ -104,8 +130,9 @@ impl Registry {
             .collect();
         let registry = Registry {
             db,
-            vault,
+            vault: vault.map(Arc::new),
             config,
+            components,
             file_keys,
             current: ArcSwap::from_pointee(Snapshot::default()),
             applied: tokio::sync::Mutex::new(Applied::default()),
@@ -126,7 +153,7 @@ impl Registry {
     }
 
     /// The vault, or `None` when `admin.master_key` is not set.
-    pub fn vault(&self) -> Option<&Vault> {
+    pub fn vault(&self) -> Option<&Arc<Vault>> {
         self.vault.as_ref()
     }
 
@@ -149,6 +176,7 @@ impl Registry {
             seq: changes.seq,
             accounts: applied.accounts.clone(),
             keys: applied.keys.clone(),
+            authorizers: applied.authorizers.clone(),
         };
         for row in &changes.accounts {
             next.accounts.remove(&row.name);
@@ -172,9 +200,46 @@ impl Registry {
                 next.keys.insert(row.id.clone(), entry);
             }
         }
+        for row in &changes.authorizers {
+            self.apply_authorizer(&mut next.authorizers, row);
+        }
         self.publish(&next);
         *applied = next;
         Ok(true)
+    }
+
+    /// One changed authorizer row: served (as an account named by its appid, with its
+    /// platform's settings) unless revoked or its platform is not configured here.
+    fn apply_authorizer(&self, served: &mut BTreeMap<String, Entry>, row: &StoredAuthorizer) {
+        let source = Source::Component(row.component.clone());
+        if let Some(held) = served.get(&row.appid) {
+            if held.source != source {
+                tracing::warn!(appid = %row.appid, component = %row.component,
+                    "an account authorized two platforms of this gateway; the first one serves it");
+                return;
+            }
+            served.remove(&row.appid);
+        }
+        let Some(component) = self.components.iter().find(|c| c.name == row.component) else {
+            return;
+        };
+        let status = match AuthorizerStatus::parse(&row.status) {
+            Some(AuthorizerStatus::Revoked) => return,
+            Some(status) => status,
+            None => {
+                tracing::error!(appid = %row.appid, status = %row.status, "an authorizer has an unknown status and is not served");
+                return;
+            }
+        };
+        served.insert(
+            row.appid.clone(),
+            Entry {
+                account: Arc::new(component.authorizer(&row.appid, status)),
+                settings: Arc::new(component.authorizer_settings(&row.appid)),
+                source,
+                times: Some((row.authorized_at, row.updated_at)),
+            },
+        );
     }
 
     /// One stored account, opened and validated; `None` (logged) when it cannot be served.
@@ -235,7 +300,7 @@ impl Registry {
             .collect();
         let mut in_order: Vec<Arc<Account>> =
             self.config.iter().map(|e| Arc::clone(&e.account)).collect();
-        for (name, entry) in &applied.accounts {
+        for (name, entry) in applied.accounts.iter().chain(&applied.authorizers) {
             if !entries.contains_key(name) {
                 in_order.push(Arc::clone(&entry.account));
                 entries.insert(name.clone(), entry.clone());
@@ -250,6 +315,7 @@ impl Registry {
             entries,
             keys,
             stored_keys: applied.keys.clone(),
+            components: self.components.clone(),
         }));
     }
 }

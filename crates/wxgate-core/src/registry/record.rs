@@ -238,12 +238,30 @@ fn keep_stored_secrets(object: &mut Map<String, Value>, stored: &AccountSettings
     }
 }
 
-/// Where an account comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// Where an account comes from: answered as `config`, `database` or `component:<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Config,
     Database,
+    /// An authorizer of the third-party platform of this name.
+    Component(String),
+}
+
+impl Source {
+    /// Only database accounts are managed with the admin API.
+    pub fn is_read_only(&self) -> bool {
+        !matches!(self, Source::Database)
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Source::Config => serializer.serialize_str("config"),
+            Source::Database => serializer.serialize_str("database"),
+            Source::Component(name) => serializer.collect_str(&format_args!("component:{name}")),
+        }
+    }
 }
 
 /// The webhook as answered: no secret.
@@ -283,7 +301,7 @@ impl<'a> AccountView<'a> {
         AccountView {
             name: &s.name,
             appid: &s.appid,
-            kind: "official_account",
+            kind: "official",
             source,
             token_api: s.token_api,
             js_domains: &s.js_domains,

@@ -11,7 +11,7 @@ const BUMP: &str = "UPDATE wxgate_registry_seq SET seq = seq + 1 WHERE id = 1 RE
 const ACCOUNT_COLUMNS: &str = "name, settings, secrets, deleted, seq, created_at, updated_at";
 const KEY_COLUMNS: &str = "id, name, digest, accounts, scopes, deleted, seq, created_at";
 
-fn fail<DB: Dialect>(what: &str, e: &sqlx::Error) -> UserDbError {
+pub(super) fn fail<DB: Dialect>(what: &str, e: &sqlx::Error) -> UserDbError {
     UserDbError::Backend(format!("{}: registry {what}: {e}", DB::LABEL))
 }
 
@@ -109,10 +109,12 @@ where
             .map(key_from_row)
             .collect::<Result<_, _>>()
             .map_err(|e| fail::<DB>("reading changed keys", &e))?;
+        let authorizers = self.changed_authorizers(after, seq).await?;
         Ok(Changes {
             seq,
             accounts,
             keys,
+            authorizers,
         })
     }
 
@@ -221,7 +223,7 @@ where
 {
     /// A transaction holding the counter's next stamp: every registry write starts here, and
     /// the counter's lock is held until the transaction ends (see `registry/db.rs`).
-    async fn begin_stamped(
+    pub(super) async fn begin_stamped(
         &self,
         what: &str,
     ) -> Result<(sqlx::Transaction<'static, DB>, i64), UserDbError> {

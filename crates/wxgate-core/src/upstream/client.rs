@@ -117,7 +117,7 @@ pub struct UserInfo {
 
 /// What may be retried for one kind of call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Retry {
+pub(super) enum Retry {
     /// Every transient failure.
     Transient,
     /// Only failures where the request provably never reached WeChat (connect errors) or was
@@ -320,34 +320,9 @@ impl WechatClient {
                 },
             )
             .await?;
-        let access = credential(&answer, "access_token")?;
-        let refresh_token = str_field(&answer, "refresh_token")
-            .ok_or_else(|| missing("refresh_token"))?
-            .to_owned();
-        let openid = str_field(&answer, "openid")
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| missing("openid"))?
-            .to_owned();
-        let scope = str_field(&answer, "scope").unwrap_or_default().to_owned();
-        let unionid = str_field(&answer, "unionid")
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned);
-        let is_snapshotuser = match answer.get("is_snapshotuser") {
-            Some(Value::Number(n)) => n.as_i64() == Some(1),
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) => s == "1",
-            _ => false,
-        };
-        tracing::debug!(account, scope, is_snapshotuser, "oauth code exchanged");
-        Ok(OAuthToken {
-            access_token: access.value,
-            expires_in: access.expires_in,
-            refresh_token: SecretString::from(refresh_token),
-            openid,
-            scope,
-            unionid,
-            is_snapshotuser,
-        })
+        let token = oauth_token(&answer)?;
+        tracing::debug!(account, scope = %token.scope, is_snapshotuser = token.is_snapshotuser, "oauth code exchanged");
+        Ok(token)
     }
 
     /// A user's profile (`sns/userinfo`, snsapi_userinfo scope only).
@@ -399,12 +374,12 @@ impl WechatClient {
         .map(|_| ())
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}/{}", self.api_base, path)
     }
 
     /// The attempt loop: returns WeChat's JSON object when it carries no non-zero errcode.
-    async fn call(
+    pub(super) async fn call(
         &self,
         account: &str,
         endpoint: &str,
@@ -537,23 +512,55 @@ fn request_failure(e: reqwest::Error) -> Failure {
     }
 }
 
+/// The answer of a web-login code exchange (`sns/oauth2/access_token` and its component
+/// flavour) → an [`OAuthToken`].
+pub(super) fn oauth_token(answer: &Value) -> Result<OAuthToken, UpstreamError> {
+    let access = credential(answer, "access_token")?;
+    let refresh_token = str_field(answer, "refresh_token")
+        .ok_or_else(|| missing("refresh_token"))?
+        .to_owned();
+    let openid = str_field(answer, "openid")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| missing("openid"))?
+        .to_owned();
+    let scope = str_field(answer, "scope").unwrap_or_default().to_owned();
+    let unionid = str_field(answer, "unionid")
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    let is_snapshotuser = match answer.get("is_snapshotuser") {
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s == "1",
+        _ => false,
+    };
+    Ok(OAuthToken {
+        access_token: access.value,
+        expires_in: access.expires_in,
+        refresh_token: SecretString::from(refresh_token),
+        openid,
+        scope,
+        unionid,
+        is_snapshotuser,
+    })
+}
+
 /// Serializes as raw UTF-8 JSON (serde_json never writes `\uXXXX` for non-ASCII).
-fn json_bytes<T: Serialize + ?Sized>(value: &T) -> Result<bytes::Bytes, UpstreamError> {
+pub(super) fn json_bytes<T: Serialize + ?Sized>(value: &T) -> Result<bytes::Bytes, UpstreamError> {
     serde_json::to_vec(value)
         .map(bytes::Bytes::from)
         .map_err(|e| UpstreamError::Unparseable(format!("request body not serializable: {e}")))
 }
 
-fn str_field<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+pub(super) fn str_field<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
     value.get(key).and_then(Value::as_str)
 }
 
-fn missing(field: &str) -> UpstreamError {
+pub(super) fn missing(field: &str) -> UpstreamError {
     UpstreamError::Unparseable(format!("the answer has no `{field}`"))
 }
 
 /// `{"<field>": "...", "expires_in": N}` → an [`IssuedCredential`].
-fn credential(answer: &Value, field: &str) -> Result<IssuedCredential, UpstreamError> {
+pub(super) fn credential(answer: &Value, field: &str) -> Result<IssuedCredential, UpstreamError> {
     let value = str_field(answer, field)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| missing(field))?;

@@ -188,6 +188,16 @@ fn wechat_hint(errcode: i64, errmsg: &str) -> String {
         48001 => "this API is not authorized for the account (account type or permission \
                   missing): check the account's interface permissions in the WeChat console"
             .into(),
+        61023 => "WeChat refused the authorizer's refresh token: the authorization is gone, \
+                   and the merchant must authorize the platform again"
+            .into(),
+        61005 | 61006 => "the component_verify_ticket is expired or invalid: check that the \
+                          platform's authorization event URL reaches wxgate \
+                          (/wx/component/<name>) and that its Token and key match"
+            .into(),
+        61003 => {
+            "this account has not authorized the platform (or withdrew the authorization)".into()
+        }
         -1 => "WeChat is busy (system error -1): transient, wxgate retries with backoff".into(),
         _ => format!("WeChat error {errcode}: {errmsg}"),
     }

@@ -7,11 +7,13 @@
 //! AppSecret or token never reach a log line or an error message.
 
 mod client;
+mod component;
 mod error;
 mod webhook_client;
 
 pub use self::client::{
     ClientOptions, IssuedCredential, OAuthToken, RetryPolicy, UserInfo, WechatClient,
 };
+pub use self::component::{Authorization, AuthorizerInfo, AuthorizerToken};
 pub use self::error::{is_token_invalid_errcode, UpstreamError};
 pub use self::webhook_client::WebhookClient;

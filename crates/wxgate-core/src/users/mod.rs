@@ -198,6 +198,15 @@ macro_rules! migrations {
                     "/0003_users_per_account.sql"
                 )),
             },
+            Migration {
+                version: 4,
+                description: "authorizers",
+                sql: include_str!(concat!(
+                    "../../migrations/",
+                    $backend,
+                    "/0004_authorizers.sql"
+                )),
+            },
         ]
     };
 }

@@ -53,8 +53,9 @@ pub struct SimulateArgs {
 const SIMULATED_TO_USER: &str = "gh_wxgate_simulate";
 
 pub async fn run(args: SimulateArgs) -> Result<(), String> {
-    let (settings, accounts) = Settings::load_validated(&args.config).map_err(|e| e.to_string())?;
-    let account = accounts.get(&args.account).ok_or_else(|| {
+    let (settings, validated) =
+        Settings::load_validated(&args.config).map_err(|e| e.to_string())?;
+    let account = validated.accounts.get(&args.account).ok_or_else(|| {
         format!(
             "no account named {:?} in {}",
             args.account,

@@ -78,7 +78,7 @@ impl From<AdminError> for ApiError {
 }
 
 fn view(entry: &Entry) -> AccountView<'_> {
-    AccountView::new(&entry.settings, entry.source, entry.times)
+    AccountView::new(&entry.settings, entry.source.clone(), entry.times)
 }
 
 async fn list_accounts(State(state): State<AppState>) -> Response {

@@ -64,7 +64,7 @@ struct TicketAnswer<'a> {
 /// credential is as long as it is.
 const CREDENTIAL_ANSWER_ROOM: usize = 96;
 
-fn token_json(c: &Credential) -> Response {
+pub(super) fn token_json(c: &Credential) -> Response {
     let answer = TokenAnswer {
         access_token: &c.value,
         expires_at: c.expires_at,

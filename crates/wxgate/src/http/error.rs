@@ -91,6 +91,19 @@ impl From<CredentialError> for ApiError {
                 public: false,
             },
             CredentialError::Store(s) => ApiError::Unavailable(format!("credential store: {s}")),
+            CredentialError::TicketMissing { .. } => ApiError::client(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "component_ticket_missing",
+                e.to_string(),
+            ),
+            // WeChat's own words for it, so clients see `wechat_errcode` 61023 (SPEC.md).
+            CredentialError::AuthorizationLost { .. } => ApiError::Upstream(UpstreamError::wechat(
+                crate::credentials::REFRESH_TOKEN_INVALID,
+                e.to_string(),
+            )),
+            CredentialError::Records(reason) => {
+                ApiError::Unavailable(format!("refresh tokens: {reason}"))
+            }
             CredentialError::WaitTimeout => ApiError::Unavailable(
                 "timed out waiting for another caller or wxgate instance to fetch the credential"
                     .into(),

@@ -10,7 +10,8 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod body;
-pub mod cors;
+pub mod component;
+mod cors;
 pub mod deadline;
 pub mod demo;
 pub mod error;
@@ -71,6 +72,8 @@ fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     }
     routes
         .merge(push::router())
+        .merge(component::router())
+        .merge(component::api_router(state.clone()))
         .merge(jssdk::router())
         .merge(oauth::router())
         .merge(verify_files::router())

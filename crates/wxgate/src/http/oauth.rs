@@ -55,6 +55,7 @@ impl From<OauthError> for ApiError {
             ),
             OauthError::InvalidCode => ApiError::not_found("invalid_code", e.to_string()),
             OauthError::Upstream(u) => ApiError::Upstream(u),
+            OauthError::Credential(c) => ApiError::from(*c),
             OauthError::UserDb(db) => ApiError::from(db),
             OauthError::Store(s) => ApiError::from(s),
             OauthError::Internal(reason) => ApiError::Internal(reason),
@@ -63,7 +64,7 @@ impl From<OauthError> for ApiError {
 }
 
 /// A `302 Found` to `location`, never cached.
-fn found(location: &str) -> Response {
+pub(super) fn found(location: &str) -> Response {
     match HeaderValue::from_str(location) {
         Ok(value) => (
             StatusCode::FOUND,
@@ -135,11 +136,7 @@ async fn finish_login(
 ) -> ApiResult<Response> {
     let code = optional(raw, "code")?;
     let login_state = optional(raw, "state")?;
-    let cookies: Vec<&str> = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
+    let cookies = cookie_headers(headers);
     let outcome = flow::callback(
         state,
         account,
@@ -149,7 +146,21 @@ async fn finish_login(
         public_failure,
     )
     .await?;
-    Ok(match outcome {
+    Ok(outcome_response(outcome))
+}
+
+/// The request's `Cookie` header values.
+pub(super) fn cookie_headers(headers: &HeaderMap) -> Vec<&str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect()
+}
+
+/// The answer of a callback: its redirect, or the error answer its first call got.
+pub(super) fn outcome_response(outcome: Outcome) -> Response {
+    match outcome {
         Outcome::Redirect { location } => found(&location),
         Outcome::Failed { status, body } => (
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
@@ -157,13 +168,18 @@ async fn finish_login(
             Json(body),
         )
             .into_response(),
-    })
+    }
 }
 
 /// How a failed first callback is answered, and answered again to the callbacks that repeat it
 /// (the flow stores it): the error as anonymous callers get it, status and JSON body.
 async fn public_failure(e: OauthError) -> Outcome {
-    let response = ApiError::from(e).for_public().into_response();
+    failure_outcome(ApiError::from(e)).await
+}
+
+/// [`public_failure`] for any error already mapped.
+pub(super) async fn failure_outcome(e: ApiError) -> Outcome {
+    let response = e.for_public().into_response();
     let status = response.status().as_u16();
     let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
         .await

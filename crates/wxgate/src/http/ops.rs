@@ -89,7 +89,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let gauges: Vec<Gauge> = state
+    let mut gauges: Vec<Gauge> = state
         .creds
         .cached_expiries()
         .into_iter()
@@ -103,6 +103,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             value: secs as f64,
         })
         .collect();
+    gauges.extend(crate::platform::report::gauges(&state).await);
     (
         [(
             header::CONTENT_TYPE,

@@ -42,17 +42,27 @@ async fn receive(
     account: AccountPath,
     request: Request,
 ) -> Result<Response, ApiError> {
+    receive_for(&state, &account, request).await
+}
+
+/// The answer to a push for `account` (also an authorizer's, at
+/// `/wx/component/{component}/{appid}`).
+pub(super) async fn receive_for(
+    state: &AppState,
+    account: &std::sync::Arc<crate::config::Account>,
+    request: Request,
+) -> Result<Response, ApiError> {
     let started = Instant::now();
     let (parts, request_body) = request.into_parts();
     // The query is authenticated before a byte of the body is read: an unsigned request costs
     // no body read at all.
-    let checked = push::check(&state, &account, parts.uri.query())
+    let checked = push::check(state, account, parts.uri.query())
         .map_err(|e| refused(&account.name, "push", e))?;
     let limit = state.settings.server.max_body_bytes;
     let bytes = body::read_limited(&parts.headers, request_body, limit)
         .await
         .inspect_err(|e| log_rejection(&account.name, "push", e))?;
-    let answered = push::receive(&state.0, &account, checked, bytes, started)
+    let answered = push::receive(&state.0, account, checked, bytes, started)
         .await
         .map_err(|e| refused(&account.name, "push", e))?;
     let (content_type, text) = answered.into_body();
@@ -60,7 +70,7 @@ async fn receive(
 }
 
 /// A `200` with `text` as `content_type`.
-fn answer(content_type: &'static str, text: impl IntoResponse) -> Response {
+pub(super) fn answer(content_type: &'static str, text: impl IntoResponse) -> Response {
     (
         [(CONTENT_TYPE, HeaderValue::from_static(content_type))],
         text,
@@ -69,7 +79,7 @@ fn answer(content_type: &'static str, text: impl IntoResponse) -> Response {
 }
 
 /// The answer to `e`; a refusal of the request itself is logged ([`log_rejection`]).
-fn refused(account: &str, what: &str, e: PushError) -> ApiError {
+pub(super) fn refused(account: &str, what: &str, e: PushError) -> ApiError {
     let logged = e.is_refusal();
     let e = ApiError::from(e);
     if logged {
@@ -79,7 +89,7 @@ fn refused(account: &str, what: &str, e: PushError) -> ApiError {
 }
 
 /// A forged or replayed push is worth a warning; any other malformed request a debug line.
-fn log_rejection(account: &str, what: &str, e: &ApiError) {
+pub(super) fn log_rejection(account: &str, what: &str, e: &ApiError) {
     match e {
         ApiError::Client {
             code: "invalid_signature" | "stale_timestamp",

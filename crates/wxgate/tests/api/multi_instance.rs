@@ -299,7 +299,8 @@ fn manager(
         ..ManagerOptions::for_upstream(timeout, 3)
     };
     std::sync::Arc::new(CredentialManager::new(
-        &settings.validate().unwrap(),
+        &settings.validate().unwrap().accounts,
+        &[],
         store,
         client,
         metrics,

@@ -16,7 +16,7 @@ use sqlx::Connection as _;
 use wxgate::users::{connect, LoginProfile, UserDb, UserDbError, UserRecord, MAX_LIST_LIMIT};
 
 /// Every embedded migration, as recorded once applied.
-const MIGRATIONS: &[i64] = &[1, 2, 3];
+const MIGRATIONS: &[i64] = &[1, 2, 3, 4];
 const POSTGRES_VAR: &str = "WXGATE_TEST_POSTGRES_URL";
 
 /// One isolated database: a SQLite file in a temporary directory, or a PostgreSQL schema that

@@ -89,12 +89,13 @@ pub(crate) fn build(a: &AccountSettings) -> Result<Account, ConfigError> {
         webhook,
         proxy_allow: a.proxy_allow.clone(),
         verify_files: a.verify_files.clone(),
-        rules,
+        rules: rules.into(),
         accept_plaintext: a.accept_plaintext,
+        token_source: crate::config::TokenSource::AppSecret,
     })
 }
 
-fn name(value: &str) -> Result<(), ConfigError> {
+pub(super) fn name(value: &str) -> Result<(), ConfigError> {
     let ok = (1..=32).contains(&value.len())
         && value
             .bytes()
@@ -109,7 +110,7 @@ fn name(value: &str) -> Result<(), ConfigError> {
     }
 }
 
-fn appid(value: &str) -> Result<(), ConfigError> {
+pub(super) fn appid(value: &str) -> Result<(), ConfigError> {
     let ok = value
         .strip_prefix("wx")
         .is_some_and(|rest| rest.len() == 16 && rest.bytes().all(|b| b.is_ascii_alphanumeric()));
@@ -123,7 +124,7 @@ fn appid(value: &str) -> Result<(), ConfigError> {
     }
 }
 
-fn secret(value: &SecretString) -> Result<(), ConfigError> {
+pub(super) fn secret(value: &SecretString) -> Result<(), ConfigError> {
     let s = value.expose_secret();
     if s.is_empty() || s.chars().any(char::is_whitespace) {
         return Err(invalid(
@@ -134,7 +135,7 @@ fn secret(value: &SecretString) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn token(value: &SecretString) -> Result<(), ConfigError> {
+pub(super) fn token(value: &SecretString) -> Result<(), ConfigError> {
     let t = value.expose_secret();
     if (3..=32).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphanumeric()) {
         Ok(())
@@ -147,7 +148,7 @@ fn token(value: &SecretString) -> Result<(), ConfigError> {
 }
 
 /// The EncodingAESKey ring; parsing each key is its check.
-fn keyring(
+pub(super) fn keyring(
     current: Option<&SecretString>,
     previous: Option<&SecretString>,
 ) -> Result<Option<KeyRing>, ConfigError> {
@@ -176,7 +177,7 @@ fn keyring(
     }
 }
 
-fn webhook(w: &WebhookSettings) -> Result<WebhookTarget, ConfigError> {
+pub(super) fn webhook(w: &WebhookSettings) -> Result<WebhookTarget, ConfigError> {
     http_url("webhook.url", &w.url)?;
     if w.secret.expose_secret().is_empty() {
         return Err(invalid("webhook.secret", "must not be empty"));

@@ -4,18 +4,25 @@
 //! other global sections, `accounts` the `[[accounts]]`.
 
 pub(crate) mod accounts;
+mod components;
 mod sections;
 mod server;
 
-use super::{invalid, Accounts, ConfigError, Settings};
+use super::{invalid, ConfigError, Settings, Validated};
 
 impl Settings {
-    /// Checks every value and builds the validated accounts. Runs at load; startup runs it again
-    /// on the settings it serves (tests may adjust settings after loading them).
-    pub fn validate(&self) -> Result<Accounts, ConfigError> {
+    /// Checks every value and builds the validated accounts and platforms. Runs at load;
+    /// startup runs it again on the settings it serves (tests may adjust settings after
+    /// loading them).
+    pub fn validate(&self) -> Result<Validated, ConfigError> {
         server::validate(&self.server)?;
         sections::validate(self)?;
-        accounts::validate(&self.accounts)
+        let accounts = accounts::validate(&self.accounts)?;
+        let components = components::validate(self)?;
+        Ok(Validated {
+            accounts,
+            components,
+        })
     }
 }
 

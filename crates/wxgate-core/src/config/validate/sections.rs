@@ -10,6 +10,7 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
     store_url("database.url", &s.database.url, false)?;
     http_url("upstream.api_base", &s.upstream.api_base)?;
     http_url("upstream.open_base", &s.upstream.open_base)?;
+    http_url("upstream.mp_base", &s.upstream.mp_base)?;
     within(
         "upstream.timeout_ms",
         s.upstream.timeout_ms,

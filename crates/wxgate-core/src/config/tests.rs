@@ -206,3 +206,86 @@ reply = { type = "text", content = "..." }
     assert_eq!(s.accounts[0].rules.len(), 2);
     assert_eq!(s.accounts[0].js_domains[1], "*.example.org");
 }
+
+const PLATFORM: &str = r#"
+[admin]
+master_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+[[components]]
+name = "platform"
+appid = "wx00000000000c0de1"
+secret = "component-secret"
+token = "platformtoken"
+encoding_aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+auth_redirects = ["https://saas.example.com/"]
+js_domains = ["h5.example.com"]
+proxy_allow = ["/cgi-bin/menu/"]
+
+[[components.rules]]
+keyword = "hi"
+reply = { type = "text", content = "hello" }
+"#;
+
+#[test]
+fn a_component_is_validated_and_its_authorizers_inherit_its_settings() {
+    let s = load(PLATFORM, &[]).unwrap();
+    assert_eq!(s.upstream.mp_base, "https://mp.weixin.qq.com");
+    let validated = s.validate().unwrap();
+    let c = &validated.components[0];
+    assert_eq!((c.name.as_str(), c.appid.as_str()), ("platform", "wx00000000000c0de1"));
+    assert_eq!(c.credentials.name, "component:platform");
+    assert_eq!(
+        c.credentials.token_source,
+        TokenSource::Component {
+            component: "platform".into()
+        }
+    );
+    let a = c.authorizer("wx1111111111111111", crate::domain::AuthorizerStatus::Authorized);
+    assert_eq!((a.name.as_str(), a.appid.as_str()), ("wx1111111111111111", "wx1111111111111111"));
+    assert_eq!(a.receive_id(), "wx00000000000c0de1", "the platform's key and appid");
+    assert_eq!(a.component(), Some("platform"));
+    assert_eq!(a.proxy_allow, vec!["/cgi-bin/menu/".to_owned()]);
+    assert_eq!(a.rules.len(), 1);
+    assert_eq!(a.js_domains.len(), 1);
+    assert!(a.keyring.is_some() && a.token.is_some());
+    assert!(!a.accept_plaintext, "a platform's pushes are always encrypted");
+    let settings = c.authorizer_settings("wx1111111111111111");
+    assert!(settings.secret.expose_secret().is_empty(), "no AppSecret of its own");
+}
+
+#[test]
+fn component_errors_name_the_key() {
+    let without_master_key = PLATFORM.replace("master_key = ", "# ");
+    let mut bad = without_master_key.clone();
+    assert_eq!(err_key(load(&bad, &[])), "admin.master_key");
+    bad = PLATFORM.replace("wx00000000000c0de1", "nope");
+    assert_eq!(err_key(load(&bad, &[])), "components[0].appid");
+    bad = PLATFORM.replace("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "short");
+    assert_eq!(err_key(load(&bad, &[])), "components[0].encoding_aes_key");
+    bad = PLATFORM.replace("https://saas.example.com/", "saas.example.com");
+    assert_eq!(err_key(load(&bad, &[])), "components[0].auth_redirects[0]");
+    bad = PLATFORM.replace("h5.example.com", "https://h5.example.com/x");
+    assert!(err_key(load(&bad, &[])).starts_with("components[0].js_domains[0]"));
+    bad = PLATFORM.replace("keyword = \"hi\"", "regex = \"(\"");
+    assert_eq!(err_key(load(&bad, &[])), "components[0].rules[0].regex");
+    bad = format!("{PLATFORM}\n[[components]]\nname = \"platform\"\nappid = \"wx00000000000c0de2\"\nsecret = \"s\"\ntoken = \"tok\"\nencoding_aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\n");
+    assert_eq!(err_key(load(&bad, &[])), "components[1].name");
+    bad = PLATFORM.replace("[upstream]", "").replace("[admin]", "[upstream]\nmp_base = \"nope\"\n[admin]");
+    assert_eq!(err_key(load(&bad, &[])), "upstream.mp_base");
+}
+
+#[test]
+fn component_secrets_come_from_the_environment_too() {
+    let s = load(
+        PLATFORM,
+        &[
+            ("WXGATE__COMPONENTS__PLATFORM__SECRET", "from-env"),
+            ("WXGATE__COMPONENTS__PLATFORM__TOKEN", "envtoken"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.components[0].secret.expose_secret(), "from-env");
+    assert_eq!(s.components[0].token.expose_secret(), "envtoken");
+    let missing = load(PLATFORM, &[("WXGATE__COMPONENTS__OTHER__SECRET", "x")]);
+    assert!(err_key(missing).contains("WXGATE__COMPONENTS__OTHER__SECRET"));
+}

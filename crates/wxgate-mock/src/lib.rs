@@ -13,8 +13,20 @@
 //! with `{"errcode","errmsg":"... rid: ..."}` like WeChat's. Tests steer it through
 //! [`MockWechat`] methods or the `/__mock/*` HTTP endpoints: call counters, injected faults,
 //! latency, an outage switch, token invalidation and a mock clock. It logs no secrets.
+//!
+//! It also mocks the Open Platform's third-party platform (开放平台 第三方平台, "components",
+//! registered with [`MockWechat::add_component`]): encrypted `component_verify_ticket` pushes
+//! (once, or periodically), `cgi-bin/component/api_component_token` (tickets live 12 h),
+//! pre-auth codes, the authorization pages (`cgi-bin/componentloginpage`,
+//! `safe/bindcomponent`, served on the `mp_base` side with a form standing in for the
+//! merchant), `authorized` / `updateauthorized` / `unauthorized` pushes, `api_query_auth`
+//! (single-use codes), `api_authorizer_token` (refresh tokens, optional rotation, 61023),
+//! `api_get_authorizer_info`, `api_start_push_ticket` and web login through a component
+//! (`sns/oauth2/component/access_token`). Authorizer access tokens work on every account
+//! endpoint. The message crypto it needs is its own ([`crypto`]), not wxgate's.
 
 mod media;
+mod platform;
 mod routes;
 mod state;
 mod wire;
@@ -28,6 +40,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use self::media::{media_byte, MockMedia};
+pub use self::platform::crypto;
+pub use self::platform::{MockAuthorizer, MockComponent, PushAnswer, PushError};
 use self::state::Inner;
 
 /// One mock Official Account.
@@ -59,6 +73,14 @@ pub struct MockConfig {
     /// The URL browsers use to reach this mock's `/connect/oauth2/authorize` (what wxgate's
     /// `upstream.open_base` should be set to); reported by `GET /__mock/info`.
     pub open_base_public: Option<String>,
+    /// The URL browsers use to reach this mock's authorization pages
+    /// (`/cgi-bin/componentloginpage`; wxgate's `upstream.mp_base`); reported by
+    /// `GET /__mock/info` as `mp_base`.
+    pub mp_base_public: Option<String>,
+    /// Lifetime of a newly issued component_access_token (WeChat: 7200).
+    pub component_token_ttl_s: u64,
+    /// Third-party platforms known from the start (see [`MockWechat::add_component`]).
+    pub components: Vec<MockComponent>,
     /// How long a classic token stays valid after the next one was issued (WeChat: 300).
     pub classic_grace_s: u64,
     /// How long an OAuth code may wait for its exchange (WeChat: 300).
@@ -78,6 +100,9 @@ impl Default for MockConfig {
             ticket_ttl_s: 7200,
             latency: Duration::ZERO,
             open_base_public: None,
+            mp_base_public: None,
+            component_token_ttl_s: 7200,
+            components: Vec::new(),
             classic_grace_s: 300,
             code_ttl_s: 300,
             force_refresh_daily_limit: 20,
@@ -136,12 +161,28 @@ impl std::fmt::Debug for MockWechat {
 }
 
 impl MockWechat {
+    /// A mock in the given state. Components of `config` with a push URL get their first
+    /// ticket pushed (and their periodic pusher started) when this runs inside a Tokio runtime.
     pub fn new(config: MockConfig) -> Self {
-        Self {
+        let mock = Self {
             shared: Arc::new(Shared {
                 inner: Mutex::new(Inner::new(config)),
             }),
+        };
+        // One pusher per component as registered last (an appid listed twice counts once).
+        let pushers: Vec<(String, u64, Option<Duration>)> = {
+            let s = mock.shared.lock();
+            s.platform
+                .components
+                .iter()
+                .filter(|(_, c)| c.config.push_url.is_some())
+                .map(|(appid, c)| (appid.clone(), c.pusher_gen, c.config.ticket_every))
+                .collect()
+        };
+        for (appid, generation, every) in pushers {
+            platform::spawn_pusher(&mock.shared, appid, generation, every);
         }
+        mock
     }
 
     /// The axum app: the WeChat endpoints plus the `/__mock/*` controls.
@@ -253,8 +294,9 @@ impl MockWechat {
         self.shared.lock().advance(by);
     }
 
-    /// Forgets counters, faults, latency, down mode, force-refresh counters and recorded
-    /// messages; issued tokens, tickets and codes stay valid.
+    /// Forgets counters (per-authorizer ones too), faults, latency, down mode, force-refresh
+    /// counters and recorded messages, and stops periodic ticket pushes; components,
+    /// authorizers, issued tokens, tickets and codes stay valid.
     pub fn reset(&self) {
         self.shared.lock().reset();
     }

@@ -52,6 +52,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/__mock/classic_grace", post(ctl_classic_grace))
         .route("/__mock/tokens", get(ctl_tokens))
         .route("/__mock/info", get(ctl_info))
+        .merge(super::platform::routes::router())
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(shared.clone(), gate))
         .with_state(shared)
@@ -99,19 +100,19 @@ async fn gate(State(shared): St, req: Request, next: Next) -> Response {
     }
 }
 
-pub(super) fn wx_error(WxErr(code, msg): WxErr) -> Response {
+pub(crate) fn wx_error(WxErr(code, msg): WxErr) -> Response {
     tracing::debug!(errcode = code, "mock WeChat error answer");
     Json(json!({"errcode": code, "errmsg": format!("{msg} rid: {}", random_rid())})).into_response()
 }
 
-fn answer(result: Result<Value, WxErr>) -> Response {
+pub(crate) fn answer(result: Result<Value, WxErr>) -> Response {
     match result {
         Ok(value) => Json(value).into_response(),
         Err(e) => wx_error(e),
     }
 }
 
-fn params(query: Option<String>) -> HashMap<String, String> {
+pub(crate) fn params(query: Option<String>) -> HashMap<String, String> {
     url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .into_owned()
         .collect()
@@ -171,7 +172,17 @@ async fn authorize(State(shared): St, RawQuery(q): RawQuery) -> Response {
             .into_response()
     };
     let appid = q.get("appid").map(String::as_str).unwrap_or_default();
-    if !shared.lock().known_appid(appid) {
+    // With `component_appid` (web login through a third-party platform), the appid must be an
+    // active authorizer of that component.
+    let component = q.get("component_appid").filter(|c| !c.is_empty());
+    let known = {
+        let s = shared.lock();
+        match component {
+            Some(c) => s.platform.is_active_authorizer(appid, c),
+            None => s.known_appid(appid),
+        }
+    };
+    if !known {
         return error_page(10016, "appid 参数错误");
     }
     let Some(mut redirect) = q
@@ -197,7 +208,10 @@ async fn authorize(State(shared): St, RawQuery(q): RawQuery) -> Response {
             .filter(|u| !u.is_empty())
             .map_or("mock-user", String::as_str);
         let snapshot = q.get("mock_snapshot").map(String::as_str) == Some("1");
-        let code = shared.lock().issue_code(appid, user, &scope, snapshot);
+        let code =
+            shared
+                .lock()
+                .issue_code(appid, user, &scope, snapshot, component.map(String::as_str));
         redirect
             .query_pairs_mut()
             .append_pair("code", &code)
@@ -271,7 +285,7 @@ async fn fallback(
 
 // ---- /__mock controls ----
 
-fn bad_request(message: &str) -> Response {
+pub(crate) fn bad_request(message: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
         Json(json!({"error": {"code": "bad_request", "message": message}})),
@@ -279,17 +293,17 @@ fn bad_request(message: &str) -> Response {
         .into_response()
 }
 
-fn ok() -> Response {
+pub(crate) fn ok() -> Response {
     Json(json!({"ok": true})).into_response()
 }
 
-fn json_body(body: &Bytes) -> Option<Value> {
+pub(crate) fn json_body(body: &Bytes) -> Option<Value> {
     serde_json::from_slice::<Value>(body)
         .ok()
         .filter(Value::is_object)
 }
 
-fn not_json() -> Response {
+pub(crate) fn not_json() -> Response {
     bad_request("the body must be a JSON object")
 }
 
@@ -443,6 +457,9 @@ async fn ctl_info(State(shared): St) -> Response {
     Json(json!({
         "appids": s.appids(),
         "open_base_public": c.open_base_public,
+        "mp_base": c.mp_base_public,
+        "component_appids": s.platform.component_appids(),
+        "component_token_ttl_s": c.component_token_ttl_s,
         "token_ttl_s": c.token_ttl_s,
         "ticket_ttl_s": c.ticket_ttl_s,
         "classic_grace_s": c.classic_grace_s,

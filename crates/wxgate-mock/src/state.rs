@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::platform::Platform;
 use super::wire::{openid_for, random_token, unionid_for, wechat_id, WxErr};
 use super::{Fault, MockConfig};
 
@@ -40,6 +41,10 @@ struct ForceRefresh {
 #[derive(Debug, Clone)]
 struct CodeRec {
     appid: String,
+    /// The component it was issued through (`component_appid` on the authorize URL): such a
+    /// code is exchanged only at `sns/oauth2/component/access_token`, the others only at
+    /// `sns/oauth2/access_token`.
+    component: Option<String>,
     user: User,
     issued_at: Duration,
     used: bool,
@@ -80,6 +85,8 @@ pub(crate) struct Inner {
     pub custom_messages: Vec<Value>,
     /// Uploaded media (kept across `reset`, like issued tokens).
     pub media: Vec<super::MockMedia>,
+    /// The third-party platform (开放平台) side.
+    pub platform: Platform,
 }
 
 /// Endpoint labels are paths without the leading `/`.
@@ -94,6 +101,10 @@ impl Inner {
             .iter()
             .map(|a| (a.appid.clone(), a.secret.clone()))
             .collect();
+        let mut platform = Platform::default();
+        for c in &config.components {
+            platform.add_component(c.clone());
+        }
         Self {
             latency: config.latency,
             config,
@@ -112,11 +123,16 @@ impl Inner {
             refresh_tokens: HashMap::new(),
             custom_messages: Vec::new(),
             media: Vec::new(),
+            platform,
         }
     }
 
     pub fn config(&self) -> &MockConfig {
         &self.config
+    }
+
+    pub(crate) fn config_mut(&mut self) -> &mut MockConfig {
+        &mut self.config
     }
 
     /// Mock time: real time since start plus what tests advanced.
@@ -175,6 +191,7 @@ impl Inner {
         self.down = false;
         self.force.clear();
         self.custom_messages.clear();
+        self.platform.reset();
     }
 
     fn check_app(&self, appid: Option<&str>, secret: Option<&str>) -> Result<String, WxErr> {
@@ -296,11 +313,14 @@ impl Inner {
         Ok(json!({"access_token": token, "expires_in": ttl}))
     }
 
-    /// The account a global access_token belongs to, or WeChat's error for it.
+    /// The account a global access_token belongs to, or WeChat's error for it. An
+    /// authorizer's access token (third-party platform) is the access token of its appid.
     pub fn check_access_token(&self, token: Option<&str>) -> Result<String, WxErr> {
         let token = token.filter(|t| !t.is_empty()).ok_or(WxErr::code(41001))?;
-        let rec = self.tokens.get(token).ok_or(WxErr::code(40001))?;
         let now = self.now();
+        let Some(rec) = self.tokens.get(token) else {
+            return self.platform.check_authorizer_token(token, now);
+        };
         if rec.invalid_at.is_some_and(|t| t <= now) {
             return Err(WxErr::code(40001));
         }
@@ -318,9 +338,10 @@ impl Inner {
                 rec.invalid_at = Some(rec.invalid_at.map_or(now, |t| t.min(now)));
             }
         }
+        self.platform.invalidate_authorizer_tokens(appid);
     }
 
-    /// The tokens of `appid` WeChat would accept right now (classic and stable).
+    /// The tokens of `appid` WeChat would accept right now (classic, stable, authorizer).
     pub fn current_access_tokens(&self, appid: &str) -> Vec<String> {
         let mut tokens: Vec<String> = self
             .tokens
@@ -328,6 +349,7 @@ impl Inner {
             .filter(|(t, rec)| rec.appid == appid && self.check_access_token(Some(t)).is_ok())
             .map(|(t, _)| t.clone())
             .collect();
+        tokens.extend(self.platform.authorizer_tokens_of(appid, self.now()));
         tokens.sort();
         tokens
     }
@@ -362,13 +384,15 @@ impl Inner {
         self.accounts.contains_key(appid)
     }
 
-    /// Issues an OAuth code for `user` (the `mock_openid` parameter).
+    /// Issues an OAuth code for `user` (the `mock_openid` parameter), through `component`
+    /// when the authorize URL named one.
     pub fn issue_code(
         &mut self,
         appid: &str,
         user_name: &str,
         scope: &str,
         snapshot: bool,
+        component: Option<&str>,
     ) -> String {
         let user = if snapshot {
             User {
@@ -392,6 +416,7 @@ impl Inner {
             code.clone(),
             CodeRec {
                 appid: appid.to_owned(),
+                component: component.map(str::to_owned),
                 user,
                 issued_at: self.now(),
                 used: false,
@@ -433,6 +458,17 @@ impl Inner {
             q.get("appid").map(String::as_str),
             q.get("secret").map(String::as_str),
         )?;
+        self.redeem_code(&appid, None, q)
+    }
+
+    /// The exchange of an OAuth code issued for `appid` through `component` (or directly):
+    /// a code issued through the other door is unknown there (40029).
+    pub(crate) fn redeem_code(
+        &mut self,
+        appid: &str,
+        component: Option<&str>,
+        q: &HashMap<String, String>,
+    ) -> Result<Value, WxErr> {
         if q.get("grant_type").map(String::as_str) != Some("authorization_code") {
             return Err(WxErr::code(40002));
         }
@@ -445,7 +481,7 @@ impl Inner {
         let rec = self
             .codes
             .get_mut(code)
-            .filter(|c| c.appid == appid)
+            .filter(|c| c.appid == appid && c.component.as_deref() == component)
             .ok_or(WxErr::code(40029))?;
         if rec.used {
             return Err(WxErr::code(40163));
@@ -459,12 +495,12 @@ impl Inner {
         self.refresh_tokens.insert(
             refresh_token.clone(),
             WebTokenRec {
-                appid: appid.clone(),
+                appid: appid.to_owned(),
                 user: user.clone(),
                 expires_at: now + Duration::from_secs(30 * 86_400),
             },
         );
-        Ok(self.web_token_json(&appid, &user, &refresh_token))
+        Ok(self.web_token_json(appid, &user, &refresh_token))
     }
 
     /// `sns/oauth2/refresh_token`: a new web token for a valid refresh_token (no secret).
@@ -476,6 +512,16 @@ impl Inner {
         if !self.known_appid(appid) {
             return Err(WxErr::code(40013));
         }
+        let appid = appid.clone();
+        self.refresh_web_token_of(&appid, q)
+    }
+
+    /// The refresh of a web token of `appid` (already checked by the caller).
+    pub(crate) fn refresh_web_token_of(
+        &mut self,
+        appid: &str,
+        q: &HashMap<String, String>,
+    ) -> Result<Value, WxErr> {
         if q.get("grant_type").map(String::as_str) != Some("refresh_token") {
             return Err(WxErr::code(40002));
         }
@@ -483,14 +529,13 @@ impl Inner {
         let rec = self
             .refresh_tokens
             .get(token)
-            .filter(|r| &r.appid == appid)
+            .filter(|r| r.appid == appid)
             .cloned()
             .ok_or(WxErr::code(40030))?;
         if rec.expires_at <= self.now() {
             return Err(WxErr::code(42002));
         }
-        let appid = appid.clone();
-        Ok(self.web_token_json(&appid, &rec.user, token))
+        Ok(self.web_token_json(appid, &rec.user, token))
     }
 
     fn check_web_token(&self, q: &HashMap<String, String>) -> Result<&WebTokenRec, WxErr> {

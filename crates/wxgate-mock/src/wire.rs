@@ -50,7 +50,14 @@ pub(crate) fn errmsg_for(code: i64) -> &'static str {
         45011 => "api minute-quota reach limit  mustslower  retry next minute",
         47001 => "data format error",
         48001 => "api unauthorized",
+        61003 => "component is not authorized by this account",
         61004 => "access clientip is not registered",
+        61005 => "component ticket is expired",
+        61006 => "component ticket is invalid",
+        61009 => "code is invalid",
+        61010 => "code is expired",
+        61011 => "invalid component",
+        61023 => "refresh_token is invalid",
         _ => "mock error",
     }
 }

@@ -232,7 +232,10 @@ fn a_component_is_validated_and_its_authorizers_inherit_its_settings() {
     assert_eq!(s.upstream.mp_base, "https://mp.weixin.qq.com");
     let validated = s.validate().unwrap();
     let c = &validated.components[0];
-    assert_eq!((c.name.as_str(), c.appid.as_str()), ("platform", "wx00000000000c0de1"));
+    assert_eq!(
+        (c.name.as_str(), c.appid.as_str()),
+        ("platform", "wx00000000000c0de1")
+    );
     assert_eq!(c.credentials.name, "component:platform");
     assert_eq!(
         c.credentials.token_source,
@@ -240,17 +243,33 @@ fn a_component_is_validated_and_its_authorizers_inherit_its_settings() {
             component: "platform".into()
         }
     );
-    let a = c.authorizer("wx1111111111111111", crate::domain::AuthorizerStatus::Authorized);
-    assert_eq!((a.name.as_str(), a.appid.as_str()), ("wx1111111111111111", "wx1111111111111111"));
-    assert_eq!(a.receive_id(), "wx00000000000c0de1", "the platform's key and appid");
+    let a = c.authorizer(
+        "wx1111111111111111",
+        crate::domain::AuthorizerStatus::Authorized,
+    );
+    assert_eq!(
+        (a.name.as_str(), a.appid.as_str()),
+        ("wx1111111111111111", "wx1111111111111111")
+    );
+    assert_eq!(
+        a.receive_id(),
+        "wx00000000000c0de1",
+        "the platform's key and appid"
+    );
     assert_eq!(a.component(), Some("platform"));
     assert_eq!(a.proxy_allow, vec!["/cgi-bin/menu/".to_owned()]);
     assert_eq!(a.rules.len(), 1);
     assert_eq!(a.js_domains.len(), 1);
     assert!(a.keyring.is_some() && a.token.is_some());
-    assert!(!a.accept_plaintext, "a platform's pushes are always encrypted");
+    assert!(
+        !a.accept_plaintext,
+        "a platform's pushes are always encrypted"
+    );
     let settings = c.authorizer_settings("wx1111111111111111");
-    assert!(settings.secret.expose_secret().is_empty(), "no AppSecret of its own");
+    assert!(
+        settings.secret.expose_secret().is_empty(),
+        "no AppSecret of its own"
+    );
 }
 
 #[test]
@@ -270,7 +289,9 @@ fn component_errors_name_the_key() {
     assert_eq!(err_key(load(&bad, &[])), "components[0].rules[0].regex");
     bad = format!("{PLATFORM}\n[[components]]\nname = \"platform\"\nappid = \"wx00000000000c0de2\"\nsecret = \"s\"\ntoken = \"tok\"\nencoding_aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\n");
     assert_eq!(err_key(load(&bad, &[])), "components[1].name");
-    bad = PLATFORM.replace("[upstream]", "").replace("[admin]", "[upstream]\nmp_base = \"nope\"\n[admin]");
+    bad = PLATFORM
+        .replace("[upstream]", "")
+        .replace("[admin]", "[upstream]\nmp_base = \"nope\"\n[admin]");
     assert_eq!(err_key(load(&bad, &[])), "upstream.mp_base");
 }
 

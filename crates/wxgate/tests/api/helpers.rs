@@ -102,6 +102,7 @@ url = "{database}"
 [upstream]
 api_base = "http://{mock}"
 open_base = "http://{mock}"
+mp_base = "http://{mock}"
 timeout_ms = {timeout}
 [api]
 keys = [{keys}]

@@ -17,6 +17,7 @@ mod mock_wechat;
 mod multi_instance;
 mod oauth;
 mod oauth_state;
+mod platform;
 mod proxy;
 mod public_errors;
 mod push;

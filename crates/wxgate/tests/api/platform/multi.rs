@@ -1,0 +1,1 @@
+//! Several instances sharing one database and store (filled in below).

@@ -115,10 +115,12 @@ impl Gateway {
             ManagerOptions::for_upstream(settings.upstream.timeout(), attempts),
         ));
         if let Some(vault) = registry.vault() {
-            creds.set_refresh_tokens(Arc::new(crate::platform::SealedRefreshTokens::new(
-                Arc::clone(&authorizers),
-                Arc::clone(vault),
-            )));
+            creds.set_refresh_tokens(Arc::new(
+                crate::registry::refresh_tokens::SealedRefreshTokens::new(
+                    Arc::clone(&authorizers),
+                    Arc::clone(vault),
+                ),
+            ));
         }
         let admin_keys = ApiKeys::new(&settings.admin.keys);
         let oauth_keys = StateKeys::new(settings.server.state_secret.clone());

@@ -44,7 +44,7 @@ pub struct CurrentRefreshToken {
 }
 
 /// Where the authorizers' refresh tokens live: the database, sealed with `admin.master_key`
-/// (implemented by `platform::SealedRefreshTokens`). Errors are messages for the log and
+/// (implemented by `registry::refresh_tokens::SealedRefreshTokens`). Errors are messages for the log and
 /// the caller (never a token).
 #[async_trait]
 pub trait RefreshTokens: Send + Sync {
@@ -102,6 +102,35 @@ fn ticket_key(component: &str) -> String {
 
 fn ticket_asked_key(component: &str) -> String {
     format!("component:{component}:ticket_asked")
+}
+
+/// Writes a refresh token WeChat handed back, trying again twice over a second when the
+/// database fails: WeChat may have retired the previous token already, so this write is the
+/// only copy of the authorization.
+async fn replace_with_retries(
+    keeper: &dyn RefreshTokens,
+    component: &str,
+    appid: &str,
+    version: i64,
+    new: &SecretString,
+) -> Result<bool, CredentialError> {
+    let mut attempt = 0u32;
+    loop {
+        match keeper.replace(component, appid, version, new).await {
+            Ok(replaced) => return Ok(replaced),
+            Err(e) if attempt < 2 => {
+                attempt += 1;
+                tracing::warn!(appid, component, error = %e, attempt,
+                    "cannot store the new refresh token yet; trying again");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt * attempt))).await;
+            }
+            Err(e) => {
+                tracing::error!(appid, component, error = %e,
+                    "the refresh token WeChat handed back could not be stored; if WeChat retired the previous one, the merchant must authorize again");
+                return Err(CredentialError::Records(e));
+            }
+        }
+    }
 }
 
 impl CredentialManager {
@@ -266,10 +295,14 @@ impl CredentialManager {
                     .filter(|new| new.expose_secret() != refresh.expose_secret())
                 {
                     // Written before the new access token is used: it is never lost.
-                    let replaced = keeper
-                        .replace(component, &a.appid, current.version, &new)
-                        .await
-                        .map_err(CredentialError::Records)?;
+                    let replaced = replace_with_retries(
+                        keeper.as_ref(),
+                        component,
+                        &a.appid,
+                        current.version,
+                        &new,
+                    )
+                    .await?;
                     if !replaced {
                         tracing::info!(appid = %a.appid, component,
                             "the refresh token changed meanwhile (a new authorization); keeping the newer one");

@@ -17,11 +17,12 @@ use std::time::Duration;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
-use super::{PlatformError, SealedRefreshTokens};
+use super::PlatformError;
 use crate::config::Component;
 use crate::credentials::{Again, Fresh, NotRetried};
 use crate::domain::{unix_now, unix_now_ms};
 use crate::gateway::Gateway;
+use crate::registry::refresh_tokens::SealedRefreshTokens;
 use crate::registry::{AuthorizerGrant, AuthorizerProfile};
 use crate::upstream::{Authorization, UpstreamError};
 
@@ -41,7 +42,7 @@ fn code_key(component: &str, code: &str) -> String {
 
 /// Exchanges `code` (once, see the module documentation) and records the authorizer; answers
 /// its appid. `event_at` is when WeChat says the authorization happened (an `authorized`
-/// event's CreateTime, or now).
+/// event's CreateTime, or 0 when unknown).
 pub async fn record(
     gateway: &Gateway,
     component: &Component,
@@ -104,7 +105,7 @@ async fn exchange_and_record(
     let sealed = SealedRefreshTokens::seal(vault, &component.name, &appid, &auth.refresh_token);
     let func_info = auth.func_info.to_string();
     let now = unix_now();
-    let granted = gateway
+    gateway
         .authorizers
         .grant_authorizer(AuthorizerGrant {
             component: &component.name,
@@ -116,11 +117,6 @@ async fn exchange_and_record(
             now,
         })
         .await?;
-    if !granted {
-        tracing::info!(component = %component.name, appid = %appid,
-            "an authorization older than the authorizer's last change was not recorded");
-        return Ok(appid);
-    }
     tracing::info!(component = %component.name, appid = %appid, "authorizer recorded");
     gateway.follow_registry().await?;
     gateway

@@ -145,7 +145,8 @@ where
         returned,
         |login, code| async move {
             let code = code.unwrap_or_default();
-            let appid = authorization::record(gateway, component, &code, unix_now()).await?;
+            // WeChat's time of the authorization is not known here (0; see AuthorizerGrant).
+            let appid = authorization::record(gateway, component, &code, 0).await?;
             Ok(redirect::with_param(
                 &login.redirect,
                 "wxgate_authorizer",

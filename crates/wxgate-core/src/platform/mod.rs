@@ -7,8 +7,9 @@
 //! - [`authorization`]: the one place an authorization code is exchanged and an authorizer
 //!   recorded or revoked (both the event and the callback come here, and a code is exchanged
 //!   once however many of them arrive);
-//! - [`refresh_tokens`]: the authorizers' refresh tokens in the database, sealed — what the
-//!   credential manager fetches authorizer tokens with;
+//! - the authorizers' refresh tokens live in the database, sealed
+//!   ([`crate::registry::refresh_tokens`]) — what the credential manager fetches authorizer
+//!   tokens with;
 //! - [`report`]: the business API's views (component token, authorizers, status) and the
 //!   metrics gauges.
 //!
@@ -19,12 +20,10 @@
 pub mod authorization;
 pub mod events;
 pub mod flow;
-pub mod refresh_tokens;
 pub mod report;
 
 use std::sync::Arc;
 
-pub use self::refresh_tokens::SealedRefreshTokens;
 use crate::config::Component;
 use crate::credentials::CredentialError;
 use crate::gateway::Gateway;

@@ -130,13 +130,14 @@ where
                 func_info = excluded.func_info,
                 refresh_token = excluded.refresh_token,
                 refresh_version = wxgate_authorizers.refresh_version + 1,
-                event_at = excluded.event_at,
+                event_at = CASE WHEN wxgate_authorizers.event_at > excluded.event_at
+                                THEN wxgate_authorizers.event_at
+                                ELSE excluded.event_at END,
                 seq = excluded.seq,
                 authorized_at = CASE WHEN wxgate_authorizers.status = 'authorized'
                                      THEN wxgate_authorizers.authorized_at
                                      ELSE excluded.authorized_at END,
-                updated_at = excluded.updated_at
-             WHERE wxgate_authorizers.event_at <= excluded.event_at",
+                updated_at = excluded.updated_at",
             &[
                 g.component,
                 g.appid,
@@ -180,7 +181,7 @@ where
             "revoking an authorizer",
             "UPDATE wxgate_authorizers SET status = 'revoked', refresh_token = '', seq = $1,
                 event_at = $4, updated_at = $5
-             WHERE component = $2 AND appid = $3 AND status <> 'revoked' AND event_at <= $4",
+             WHERE component = $2 AND appid = $3 AND status <> 'revoked' AND event_at < $4",
             &[component, appid],
             &[event_at, now],
         )

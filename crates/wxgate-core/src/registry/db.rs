@@ -80,7 +80,9 @@ pub struct AuthorizerGrant<'a> {
     pub func_info: &'a str,
     /// The refresh token sealed with `admin.master_key`.
     pub refresh_token: &'a str,
-    /// When WeChat says the authorization happened (the event's CreateTime, or now).
+    /// When WeChat says the authorization happened: the `authorized` event's CreateTime, or 0
+    /// when the callback records it (WeChat's time is not known there, and the gateway's clock
+    /// must not be compared with WeChat's).
     pub event_at: i64,
     pub now: i64,
 }
@@ -153,8 +155,9 @@ pub trait RegistryDb: Send + Sync + 'static {
 /// carries them to every instance; refresh tokens are versioned on their own.
 #[async_trait]
 pub trait AuthorizerDb: Send + Sync + 'static {
-    /// Records an authorization (a new row, or any earlier status replaced), unless an event
-    /// later than `event_at` already set the status; `false` then.
+    /// Records an authorization: a new row, or any earlier status replaced. A grant always
+    /// applies — it follows a code exchange WeChat allowed, which it does only for a live
+    /// authorization — and keeps the latest WeChat time seen (`event_at`, 0 when unknown).
     async fn grant_authorizer(&self, grant: AuthorizerGrant<'_>) -> Result<bool, UserDbError>;
 
     /// Replaces the profile of an existing authorizer; `false` when there is none.
@@ -166,8 +169,9 @@ pub trait AuthorizerDb: Send + Sync + 'static {
         now: i64,
     ) -> Result<bool, UserDbError>;
 
-    /// Marks an authorizer `revoked` (its refresh token is erased), unless an event later than
-    /// `event_at` set its status; `true` when the row changed.
+    /// Marks an authorizer `revoked` (its refresh token is erased), unless it was granted by an
+    /// event of `event_at` or later (a retried `unauthorized` arriving after a new
+    /// authorization changes nothing); `true` when the row changed.
     async fn revoke_authorizer(
         &self,
         component: &str,

@@ -14,6 +14,7 @@ mod authorizer_sql;
 pub mod db;
 pub mod keys;
 pub mod record;
+pub mod refresh_tokens;
 mod sql;
 
 use std::collections::BTreeMap;
@@ -202,6 +203,12 @@ impl Registry {
         }
         for row in &changes.authorizers {
             self.apply_authorizer(&mut next.authorizers, row);
+            let shadowed = self.config.iter().any(|c| c.settings.name == row.appid)
+                || next.accounts.contains_key(&row.appid);
+            if shadowed && next.authorizers.contains_key(&row.appid) {
+                tracing::warn!(appid = %row.appid, component = %row.component,
+                    "an account of the config file or the database has the name of this authorizer's appid; that account is served under the name, not the authorizer");
+            }
         }
         self.publish(&next);
         *applied = next;

@@ -15,7 +15,7 @@ use axum::{Extension, Json, Router};
 
 use super::auth::{self, Grant, Scope};
 use super::oauth::{cookie_headers, failure_outcome, found, outcome_response};
-use super::params::optional;
+use super::params::{optional, page_limit};
 use super::{body, ApiError, ApiResult, AppState};
 use crate::oauth::flow::Outcome;
 use crate::platform::flow::PageOptions;
@@ -171,12 +171,7 @@ async fn authorizers(
 ) -> ApiResult<Json<report::AuthorizerPage>> {
     check_key(grant, &component)?;
     let after = optional(raw.as_deref(), "after")?;
-    let limit = match optional(raw.as_deref(), "limit")? {
-        None => report::DEFAULT_LIMIT,
-        Some(l) => l.parse::<u32>().map_err(|_| {
-            ApiError::bad_request("invalid_parameter", "`limit` must be a whole number")
-        })?,
-    };
+    let limit = page_limit(raw.as_deref(), report::DEFAULT_LIMIT)?;
     Ok(Json(
         report::authorizers(&state, &component, after.as_deref(), limit).await?,
     ))

@@ -4,6 +4,7 @@
 
 use super::{ApiError, ApiResult};
 use crate::query;
+use crate::users::MAX_LIST_LIMIT;
 
 /// A parameter already read out of the query ([`query::params`]); `None` when absent or blank.
 /// Undecodable values are refused with `invalid_code`.
@@ -47,4 +48,24 @@ pub fn required(
     invalid_code: &'static str,
 ) -> ApiResult<String> {
     required_value(query::param(raw, name), name, invalid_code)
+}
+
+/// The `limit` of a paged list: `default` when absent; a whole number from 1 (larger values are
+/// capped at [`MAX_LIST_LIMIT`]), else 400 `invalid_parameter`.
+pub fn page_limit(raw: Option<&str>, default: u32) -> ApiResult<u32> {
+    let Some(l) = optional(raw, "limit")? else {
+        return Ok(default);
+    };
+    match l.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => {
+            Ok(u32::try_from(n.min(u64::from(MAX_LIST_LIMIT))).unwrap_or(MAX_LIST_LIMIT))
+        }
+        _ => Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!(
+                "limit must be a whole number from 1 to {MAX_LIST_LIMIT} (larger values are \
+                 capped), got {l:?}"
+            ),
+        )),
+    }
 }

@@ -9,9 +9,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use super::extract::AccountPath;
-use super::params::optional;
+use super::params::{optional, page_limit};
 use super::{ApiError, ApiResult, AppState};
-use crate::users::{UserDbError, UserPage, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
+use crate::users::{UserDbError, UserPage, DEFAULT_LIST_LIMIT};
 
 /// `accounts/{account}/users` and `accounts/{account}/users/{openid}`.
 pub fn router() -> Router<AppState> {
@@ -48,23 +48,7 @@ async fn list_users(
 ) -> ApiResult<Json<UserPage>> {
     let raw = raw.as_deref();
     let after = optional(raw, "after")?;
-    let limit = match optional(raw, "limit")? {
-        None => DEFAULT_LIST_LIMIT,
-        Some(l) => match l.trim().parse::<u64>() {
-            Ok(n) if n >= 1 => {
-                u32::try_from(n.min(u64::from(MAX_LIST_LIMIT))).unwrap_or(MAX_LIST_LIMIT)
-            }
-            _ => {
-                return Err(ApiError::bad_request(
-                    "invalid_parameter",
-                    format!(
-                        "limit must be a whole number from 1 to {MAX_LIST_LIMIT} (larger values \
-                         are capped), got {l:?}"
-                    ),
-                ))
-            }
-        },
-    };
+    let limit = page_limit(raw, DEFAULT_LIST_LIMIT)?;
     let users = state.users.for_account(&account.name);
     let page = crate::users::page(users.as_ref(), after.as_deref(), limit).await?;
     Ok(Json(page))

@@ -127,7 +127,8 @@ async fn unauthorized_revokes_the_authorizer_and_a_new_authorization_brings_it_b
     let (status, body) = app.get_json(&format!("{merchant}/access_token")).await;
     assert_eq!(status, 200, "{body}");
 
-    let revoked_at = unix_now();
+    // WeChat's clock: one second after the authorization (a revocation wins only when later).
+    let revoked_at = unix_now() + 1;
     let unauthorized = format!(
         "<xml><AppId>{COMPONENT_APPID}</AppId><CreateTime>{revoked_at}</CreateTime>\
          <InfoType>unauthorized</InfoType><AuthorizerAppid>{merchant}</AuthorizerAppid></xml>"
@@ -169,5 +170,12 @@ async fn unauthorized_revokes_the_authorizer_and_a_new_authorization_brings_it_b
     assert_eq!(status, 200, "{body}");
     let (_, list) = get_api(&component_api(&app.base, "authorizers")).await;
     assert_eq!(list["authorizers"][0]["status"], "authorized");
+    // A late retry of the old `unauthorized` does not undo the new authorization.
+    assert_eq!(
+        send_event(&app.base, &unauthorized).await,
+        (200, "success".into())
+    );
+    let (status, body) = app.get_json(&format!("{merchant}/access_token")).await;
+    assert_eq!(status, 200, "{body}");
     app.stop().await;
 }

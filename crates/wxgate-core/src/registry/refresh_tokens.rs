@@ -8,9 +8,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::AuthorizerDb;
 use crate::credentials::{CurrentRefreshToken, RefreshTokens};
 use crate::domain::{unix_now, AuthorizerStatus};
-use crate::registry::AuthorizerDb;
 use crate::vault::{field_context, Vault};
 
 /// See the module documentation.

@@ -57,6 +57,9 @@ pub struct Snapshot {
     pub stored_keys: BTreeMap<String, KeyEntry>,
     /// The third-party platforms of the config file.
     pub components: Vec<Arc<Component>>,
+    /// Every account's `verify_files` by file name (the first account serving a name wins),
+    /// so `/MP_verify_…` costs one lookup however many accounts there are.
+    pub verify_files: std::collections::HashMap<String, String>,
 }
 
 impl Snapshot {
@@ -317,12 +320,21 @@ impl Registry {
             ApiKeys::new(&self.file_keys),
             applied.keys.values().cloned(),
         );
+        let mut verify_files = std::collections::HashMap::new();
+        for account in &in_order {
+            for (file, body) in &account.verify_files {
+                verify_files
+                    .entry(file.clone())
+                    .or_insert_with(|| body.clone());
+            }
+        }
         self.current.store(Arc::new(Snapshot {
             accounts: Accounts::from_shared(in_order),
             entries,
             keys,
             stored_keys: applied.keys.clone(),
             components: self.components.clone(),
+            verify_files,
         }));
     }
 }

@@ -28,10 +28,7 @@ async fn verify_file(State(state): State<AppState>, method: Method, uri: Uri) ->
     // simply another (unknown) name.
     let name = uri.path().trim_start_matches('/');
     let snapshot = state.registry.snapshot();
-    let body = snapshot
-        .accounts
-        .iter()
-        .find_map(|a| a.verify_files.get(name));
+    let body = snapshot.verify_files.get(name);
     match body {
         None => ApiError::not_found("not_found", "no such endpoint").into_response(),
         Some(body) if method == Method::GET || method == Method::HEAD => (

@@ -274,6 +274,11 @@ impl MockWechat {
         self.shared.lock().custom_messages.clone()
     }
 
+    /// The appid whose access token sent each of [`Self::custom_messages`], in order.
+    pub fn custom_message_senders(&self) -> Vec<String> {
+        self.shared.lock().custom_senders.clone()
+    }
+
     /// Media received by `cgi-bin/media/upload`, oldest first (sizes and SHA-1, not bytes).
     pub fn media_uploads(&self) -> Vec<MockMedia> {
         self.shared.lock().media.clone()

@@ -146,12 +146,14 @@ async fn getcallbackip(State(shared): St, RawQuery(q): RawQuery) -> Response {
 async fn custom_send(State(shared): St, RawQuery(q): RawQuery, body: Bytes) -> Response {
     let q = params(q);
     let mut s = shared.lock();
-    if let Err(e) = s.check_access_token(q.get("access_token").map(String::as_str)) {
-        return wx_error(e);
-    }
+    let sender = match s.check_access_token(q.get("access_token").map(String::as_str)) {
+        Ok(appid) => appid,
+        Err(e) => return wx_error(e),
+    };
     match serde_json::from_slice::<Value>(&body) {
         Ok(message) if message.is_object() => {
             s.custom_messages.push(message);
+            s.custom_senders.push(sender);
             answer(Ok(json!({"errcode": 0, "errmsg": "ok"})))
         }
         _ => wx_error(WxErr::code(47001)),

@@ -83,6 +83,8 @@ pub(crate) struct Inner {
     web_tokens: HashMap<String, WebTokenRec>,
     refresh_tokens: HashMap<String, WebTokenRec>,
     pub custom_messages: Vec<Value>,
+    /// The appid whose access token sent each of `custom_messages`.
+    pub custom_senders: Vec<String>,
     /// Uploaded media (kept across `reset`, like issued tokens).
     pub media: Vec<super::MockMedia>,
     /// The third-party platform (开放平台) side.
@@ -122,6 +124,7 @@ impl Inner {
             web_tokens: HashMap::new(),
             refresh_tokens: HashMap::new(),
             custom_messages: Vec::new(),
+            custom_senders: Vec::new(),
             media: Vec::new(),
             platform,
         }
@@ -191,6 +194,7 @@ impl Inner {
         self.down = false;
         self.force.clear();
         self.custom_messages.clear();
+        self.custom_senders.clear();
         self.platform.reset();
     }
 

@@ -125,6 +125,8 @@ async fn a_refused_refresh_token_stops_the_authorizer_until_it_authorizes_again(
     );
     let (_, list) = get_api(&component_api(&app.base, "authorizers")).await;
     assert_eq!(list["authorizers"][0]["status"], "refresh_token_invalid");
+    let page = app.metrics_text().await;
+    assert!(page.contains(r#"wxgate_component_refresh_errors_total{component="platform",cause="refresh_token_invalid"} 1"#), "{page}");
     // The merchant authorizes again.
     let landed = authorize_through_pages(&mock, &app.base, &merchant).await;
     assert!(landed.ends_with(&merchant));
@@ -308,4 +310,66 @@ async fn get_json_admin(http: &reqwest::Client, url: &str) -> (u16, Value) {
     let resp = http.get(url).bearer_auth(ADMIN_KEY).send().await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn an_authorizers_pushes_reach_the_platform_webhook_and_late_replies_use_its_token() {
+    use std::sync::{Arc, Mutex};
+    // A webhook that notes the account header and answers after the push's deadline.
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let noted = seen.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap| {
+            let noted = noted.clone();
+            async move {
+                let account = headers
+                    .get("x-wxgate-account")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                noted.lock().unwrap().push(account);
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                axum::Json(serde_json::json!({"reply": {"type": "text", "content": "late hello"}}))
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let (mock, addr) = crate::helpers::start_mock().await;
+    let mut config = platform_config(addr);
+    config.tail = config.tail.replace(
+        "oauth_redirects = [\"https://h5.example.com/\"]\n",
+        &format!(
+            "oauth_redirects = [\"https://h5.example.com/\"]\nwebhook = {{ url = \"{hook}\", secret = \"hook-secret-123\", timeout_ms = 200 }}\n"
+        ),
+    );
+    let app = crate::helpers::spawn_app_full(&config, None, |_, _| {}).await;
+    register(&mock, &app.base).await;
+    let merchant = authorizer_appid(60);
+    authorize_by_event(&mock, &app.base, &merchant).await;
+    let (status, answer) = push_text(&app.base, &merchant, "o-user-9", "anything").await;
+    assert_eq!(
+        (status, answer.as_str()),
+        (200, "success"),
+        "answered before the webhook"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            !mock.custom_messages().is_empty()
+        })
+        .await,
+        "the late answer is sent as a customer-service message"
+    );
+    assert_eq!(seen.lock().unwrap().clone(), vec![merchant.clone()]);
+    assert_eq!(
+        mock.custom_message_senders(),
+        vec![merchant.clone()],
+        "with the authorizer's token"
+    );
+    assert_eq!(mock.custom_messages()[0]["touser"], "o-user-9");
+    app.stop().await;
 }

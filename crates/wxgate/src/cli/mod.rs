@@ -124,15 +124,16 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::Check { config } => {
             let settings = Settings::load(&config).map_err(|e| e.to_string())?;
+            let plural = |n: usize| if n == 1 { "" } else { "s" };
+            let (accounts, platforms) = (settings.accounts.len(), settings.components.len());
+            let platforms = match platforms {
+                0 => String::new(),
+                n => format!(", {n} third-party platform{}", plural(n)),
+            };
             println!(
-                "{}: ok ({} account{})",
+                "{}: ok ({accounts} account{}{platforms})",
                 config.display(),
-                settings.accounts.len(),
-                if settings.accounts.len() == 1 {
-                    ""
-                } else {
-                    "s"
-                }
+                plural(accounts),
             );
             Ok(())
         }

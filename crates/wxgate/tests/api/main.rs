@@ -21,6 +21,7 @@ mod platform;
 mod proxy;
 mod public_errors;
 mod push;
+mod sandbox;
 mod server_limits;
 mod shutdown;
 mod store;

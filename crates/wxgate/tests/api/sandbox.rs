@@ -4,10 +4,7 @@
 //! authorization page, the printed curl steps must authorize another merchant, the printed
 //! `wxgate simulate` call must work with the sandbox's config file, and Ctrl-C (SIGTERM here)
 //! must stop it and remove its files.
-//!
-//! Its own test binary (not a module of `tests/api`): it only runs the `wxgate` executable and
-//! talks HTTP to it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! It only runs the `wxgate` executable (a child process) and talks HTTP to it.
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -115,8 +115,8 @@ impl Gateway {
             ManagerOptions::for_upstream(settings.upstream.timeout(), attempts),
         ));
         if let Some(vault) = registry.vault() {
-            creds.set_refresh_tokens(Arc::new(
-                crate::registry::refresh_tokens::SealedRefreshTokens::new(
+            creds.set_platform_secrets(Arc::new(
+                crate::registry::platform_secrets::SealedPlatformSecrets::new(
                     Arc::clone(&authorizers),
                     Arc::clone(vault),
                 ),

@@ -23,3 +23,12 @@ CREATE TABLE wxgate_authorizers (
     PRIMARY KEY (component, appid)
 );
 CREATE INDEX wxgate_authorizers_by_seq ON wxgate_authorizers (seq);
+-- The newest component_verify_ticket of each platform, sealed with admin.master_key: the store
+-- keeps it too (read on every token fetch), this copy survives a flushed store.
+CREATE TABLE wxgate_component_tickets (
+    component TEXT PRIMARY KEY NOT NULL,
+    ticket TEXT NOT NULL,
+    -- the push's CreateTime (WeChat's clock): a ticket replaces only an older one
+    create_time INTEGER NOT NULL,
+    received_at INTEGER NOT NULL
+);

@@ -61,7 +61,7 @@ use self::cache::CachedCredential;
 use self::failures::FailureMemory;
 use self::lease::Lease;
 pub use self::platform::{
-    CurrentRefreshToken, RefreshTokens, StoredTicket, REFRESH_TOKEN_INVALID, TICKET_MAX_AGE_S,
+    CurrentRefreshToken, PlatformSecrets, StoredTicket, REFRESH_TOKEN_INVALID, TICKET_MAX_AGE_S,
 };
 pub use self::retry::{Again, Fresh, NotRetried};
 pub use self::status::{CredentialStatus, ErrorRecord};
@@ -269,8 +269,8 @@ pub struct CredentialManager {
     instance_id: String,
     /// Makes each lease owner string unique.
     leases_taken: AtomicU64,
-    /// Where authorizers' refresh tokens are kept ([`RefreshTokens`]); set once at start.
-    refresh_tokens: std::sync::OnceLock<Arc<dyn RefreshTokens>>,
+    /// Where authorizers' refresh tokens are kept ([`PlatformSecrets`]); set once at start.
+    platform_secrets: std::sync::OnceLock<Arc<dyn PlatformSecrets>>,
 }
 
 impl CredentialManager {
@@ -299,7 +299,7 @@ impl CredentialManager {
             options,
             instance_id,
             leases_taken: AtomicU64::new(0),
-            refresh_tokens: std::sync::OnceLock::new(),
+            platform_secrets: std::sync::OnceLock::new(),
         }
     }
 

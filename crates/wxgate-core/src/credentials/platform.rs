@@ -9,7 +9,7 @@
 //!   [`CredentialError::TicketMissing`] and WeChat is asked to push one
 //!   (`api_start_push_ticket`), at most once per 10 minutes across instances;
 //! - an authorizer token is fetched with the component token and the authorizer's refresh
-//!   token, which lives in the database, sealed ([`RefreshTokens`]). A refresh token WeChat
+//!   token, which lives in the database, sealed ([`PlatformSecrets`]). A refresh token WeChat
 //!   hands back is written there *before* the new access token is stored or answered; 61023
 //!   marks the authorizer `refresh_token_invalid` and drops its stored credentials.
 
@@ -43,11 +43,12 @@ pub struct CurrentRefreshToken {
     pub status: AuthorizerStatus,
 }
 
-/// Where the authorizers' refresh tokens live: the database, sealed with `admin.master_key`
-/// (implemented by `registry::refresh_tokens::SealedRefreshTokens`). Errors are messages for the log and
+/// Where a platform's durable secrets live — the authorizers' refresh tokens and the newest
+/// ticket: the database, sealed with `admin.master_key`
+/// (implemented by `registry::platform_secrets::SealedPlatformSecrets`). Errors are messages for the log and
 /// the caller (never a token).
 #[async_trait]
-pub trait RefreshTokens: Send + Sync {
+pub trait PlatformSecrets: Send + Sync {
     /// The authorizer's refresh token; `None` when the platform has no such authorizer.
     async fn current(
         &self,
@@ -68,6 +69,13 @@ pub trait RefreshTokens: Send + Sync {
     /// WeChat refused the token of `version` (61023): the authorizer is marked
     /// `refresh_token_invalid`.
     async fn refused(&self, component: &str, appid: &str, version: i64) -> Result<(), String>;
+
+    /// Keeps the platform's newest ticket (unless a later one is kept): the copy that survives
+    /// a flushed store.
+    async fn keep_ticket(&self, component: &str, ticket: &StoredTicket) -> Result<(), String>;
+
+    /// The platform's newest ticket kept by [`Self::keep_ticket`].
+    async fn ticket(&self, component: &str) -> Result<Option<StoredTicket>, String>;
 }
 
 /// The newest component_verify_ticket as stored.
@@ -108,7 +116,7 @@ fn ticket_asked_key(component: &str) -> String {
 /// database fails: WeChat may have retired the previous token already, so this write is the
 /// only copy of the authorization.
 async fn replace_with_retries(
-    keeper: &dyn RefreshTokens,
+    keeper: &dyn PlatformSecrets,
     component: &str,
     appid: &str,
     version: i64,
@@ -133,37 +141,133 @@ async fn replace_with_retries(
     }
 }
 
+/// One `api_authorizer_token` call and the write of the refresh token it hands back, run as a
+/// task of its own: once the call is sent, neither a caller that goes away nor a refresh-ahead
+/// stopped at shutdown can cut off the write (WeChat may have retired the old token already).
+#[derive(Clone)]
+struct Exchange {
+    client: crate::upstream::WechatClient,
+    keeper: Arc<dyn PlatformSecrets>,
+    account: String,
+    component: String,
+    component_appid: String,
+    appid: String,
+    refresh: SecretString,
+    version: i64,
+}
+
+impl Exchange {
+    /// WeChat's answer (`Err`: the call failed), and when it succeeded the access token once
+    /// a new refresh token is stored (`Err` inside: it could not be).
+    async fn run(
+        self,
+        component_token: SecretString,
+    ) -> Result<Result<IssuedCredential, CredentialError>, UpstreamError> {
+        let task = tokio::spawn(async move {
+            let issued = self
+                .client
+                .authorizer_token(
+                    &self.account,
+                    &self.component_appid,
+                    &component_token,
+                    &self.appid,
+                    &self.refresh,
+                )
+                .await?;
+            let Some(new) = issued
+                .refresh_token
+                .filter(|new| new.expose_secret() != self.refresh.expose_secret())
+            else {
+                return Ok(Ok(issued.access_token));
+            };
+            // Written before the new access token is used: it is never lost.
+            let written = replace_with_retries(
+                self.keeper.as_ref(),
+                &self.component,
+                &self.appid,
+                self.version,
+                &new,
+            )
+            .await;
+            Ok(written.map(|replaced| {
+                if !replaced {
+                    tracing::info!(appid = %self.appid, component = %self.component,
+                        "the refresh token changed meanwhile (a new authorization); keeping the newer one");
+                }
+                issued.access_token
+            }))
+        });
+        task.await.unwrap_or_else(|e| {
+            Ok(Err(CredentialError::Records(format!(
+                "the refresh-token task failed: {e}"
+            ))))
+        })
+    }
+}
+
 impl CredentialManager {
-    /// Keeps a ticket WeChat pushed, unless a newer one (by CreateTime) is kept already;
-    /// `true` when it was kept.
+    /// Keeps a ticket WeChat pushed — in the store (read by every fetch) and in the database
+    /// (survives a flushed store) — unless a newer one (by CreateTime) is kept already; `true`
+    /// when the store took it.
     pub async fn keep_ticket(
         &self,
         component: &str,
         ticket: &str,
         create_time: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, CredentialError> {
         let stored = StoredTicket {
             ticket: ticket.to_owned(),
             create_time,
             received_at: unix_now(),
         };
-        let body = serde_json::to_vec(&stored).map_err(|e| StoreError::Backend(e.to_string()))?;
+        if let Some(keeper) = self.platform_secrets.get() {
+            keeper
+                .keep_ticket(component, &stored)
+                .await
+                .map_err(CredentialError::Records)?;
+        }
+        Ok(self.store_ticket(component, &stored).await?)
+    }
+
+    async fn store_ticket(
+        &self,
+        component: &str,
+        stored: &StoredTicket,
+    ) -> Result<bool, StoreError> {
+        let body = serde_json::to_vec(stored).map_err(|e| StoreError::Backend(e.to_string()))?;
         let ttl = Duration::from_secs(u64::try_from(TICKET_MAX_AGE_S).unwrap_or(0) + 3600);
         // Versioned by WeChat's CreateTime (ms), so a retried older push never replaces it.
         self.store
             .put_if_newer(
                 &ticket_key(component),
                 &body,
-                create_time.saturating_mul(1000),
+                stored.create_time.saturating_mul(1000),
                 Some(ttl),
             )
             .await
     }
 
-    /// The newest ticket kept for `component`, usable or not.
-    pub async fn stored_ticket(&self, component: &str) -> Result<Option<StoredTicket>, StoreError> {
+    /// The newest ticket kept for `component`, usable or not: from the store, else from the
+    /// database (then put back in the store).
+    pub async fn stored_ticket(
+        &self,
+        component: &str,
+    ) -> Result<Option<StoredTicket>, CredentialError> {
         let raw = self.store.get(&ticket_key(component)).await?;
-        Ok(raw.and_then(|raw| serde_json::from_slice(&raw).ok()))
+        if let Some(ticket) = raw.and_then(|raw| serde_json::from_slice(&raw).ok()) {
+            return Ok(Some(ticket));
+        }
+        let Some(keeper) = self.platform_secrets.get() else {
+            return Ok(None);
+        };
+        let kept = keeper
+            .ticket(component)
+            .await
+            .map_err(CredentialError::Records)?;
+        if let Some(ticket) = &kept {
+            self.store_ticket(component, ticket).await?;
+        }
+        Ok(kept)
     }
 
     /// Asks WeChat to push a ticket, unless an instance asked within 10 minutes.
@@ -251,7 +355,7 @@ impl CredentialManager {
             component: component.clone(),
         };
         let keeper = self
-            .refresh_tokens
+            .platform_secrets
             .get()
             .ok_or_else(|| CredentialError::Records("no database for refresh tokens".into()))?;
         let current = keeper
@@ -263,15 +367,21 @@ impl CredentialManager {
             Some(c) if c.status == AuthorizerStatus::RefreshTokenInvalid => return Err(lost()),
             _ => return Err(CredentialError::UnknownAccount(a.name.clone())),
         };
-        let client = &self.client;
         let refresh = &current.token;
-        let fetch = |token: SecretString| async move {
-            client
-                .authorizer_token(&a.name, component_appid, &token, &a.appid, refresh)
-                .await
+        let exchange = Exchange {
+            client: self.client.clone(),
+            keeper: Arc::clone(keeper),
+            account: a.name.clone(),
+            component: component.clone(),
+            component_appid: component_appid.clone(),
+            appid: a.appid.clone(),
+            refresh: refresh.clone(),
+            version: current.version,
         };
-        let rejected =
-            |r: &Result<_, UpstreamError>| r.as_ref().is_err_and(UpstreamError::is_token_invalid);
+        let fetch = |token: SecretString| exchange.clone().run(token);
+        let rejected = |r: &Result<Result<IssuedCredential, CredentialError>, UpstreamError>| {
+            r.as_ref().is_err_and(UpstreamError::is_token_invalid)
+        };
         let answer = match self
             .with_fresh_token(
                 &Component::credential_name(component),
@@ -289,27 +399,7 @@ impl CredentialManager {
             Fresh::NotRetried { first, .. } => first,
         };
         match answer {
-            Ok(issued) => {
-                if let Some(new) = issued
-                    .refresh_token
-                    .filter(|new| new.expose_secret() != refresh.expose_secret())
-                {
-                    // Written before the new access token is used: it is never lost.
-                    let replaced = replace_with_retries(
-                        keeper.as_ref(),
-                        component,
-                        &a.appid,
-                        current.version,
-                        &new,
-                    )
-                    .await?;
-                    if !replaced {
-                        tracing::info!(appid = %a.appid, component,
-                            "the refresh token changed meanwhile (a new authorization); keeping the newer one");
-                    }
-                }
-                Ok(Ok(issued.access_token))
-            }
+            Ok(written) => Ok(Ok(written?)),
             Err(e) if e.wechat_errcode() == Some(REFRESH_TOKEN_INVALID) => {
                 self.metrics
                     .component_refresh_error(component, "refresh_token_invalid");
@@ -377,8 +467,8 @@ impl CredentialManager {
     }
 
     /// Sets where authorizers' refresh tokens are kept (once, at start).
-    pub fn set_refresh_tokens(&self, keeper: Arc<dyn RefreshTokens>) {
-        if self.refresh_tokens.set(keeper).is_err() {
+    pub fn set_platform_secrets(&self, keeper: Arc<dyn PlatformSecrets>) {
+        if self.platform_secrets.set(keeper).is_err() {
             tracing::warn!("the refresh-token keeper was set twice; keeping the first");
         }
     }

@@ -22,7 +22,7 @@ use crate::config::Component;
 use crate::credentials::{Again, Fresh, NotRetried};
 use crate::domain::{unix_now, unix_now_ms};
 use crate::gateway::Gateway;
-use crate::registry::refresh_tokens::SealedRefreshTokens;
+use crate::registry::platform_secrets::SealedPlatformSecrets;
 use crate::registry::{AuthorizerGrant, AuthorizerProfile};
 use crate::upstream::{Authorization, UpstreamError};
 
@@ -102,7 +102,7 @@ async fn exchange_and_record(
     })
     .await?;
     let appid = auth.authorizer_appid.clone();
-    let sealed = SealedRefreshTokens::seal(vault, &component.name, &appid, &auth.refresh_token);
+    let sealed = SealedPlatformSecrets::seal(vault, &component.name, &appid, &auth.refresh_token);
     let func_info = auth.func_info.to_string();
     let now = unix_now();
     gateway

@@ -8,7 +8,7 @@
 //!   recorded or revoked (both the event and the callback come here, and a code is exchanged
 //!   once however many of them arrive);
 //! - the authorizers' refresh tokens live in the database, sealed
-//!   ([`crate::registry::refresh_tokens`]) — what the credential manager fetches authorizer
+//!   ([`crate::registry::platform_secrets`]) — what the credential manager fetches authorizer
 //!   tokens with;
 //! - [`report`]: the business API's views (component token, authorizers, status) and the
 //!   metrics gauges.

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use super::db::{
-    AuthorizerDb, AuthorizerGrant, AuthorizerProfile, SealedRefreshToken, StoredAuthorizer,
+    AuthorizerDb, AuthorizerGrant, AuthorizerProfile, SealedRefreshToken, SealedTicket,
+    StoredAuthorizer,
 };
 use super::sql::fail;
 use crate::users::{Dialect, SqlUserDb, UserDbError};
@@ -296,5 +297,46 @@ where
             .map(|row| Ok((row.try_get("status")?, row.try_get("n")?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(|e| fail::<DB>(what, &e))
+    }
+
+    async fn put_ticket(&self, t: &SealedTicket) -> Result<bool, UserDbError> {
+        let what = "keeping a ticket";
+        let done = sqlx::query(
+            "INSERT INTO wxgate_component_tickets (component, ticket, create_time, received_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (component) DO UPDATE SET ticket = excluded.ticket,
+                create_time = excluded.create_time, received_at = excluded.received_at
+             WHERE wxgate_component_tickets.create_time < excluded.create_time",
+        )
+        .bind(t.component.as_str())
+        .bind(t.sealed.as_str())
+        .bind(t.create_time)
+        .bind(t.received_at)
+        .execute(self.pool())
+        .await
+        .map_err(|e| fail::<DB>(what, &e))?;
+        Ok(DB::rows_affected(&done) > 0)
+    }
+
+    async fn ticket(&self, component: &str) -> Result<Option<SealedTicket>, UserDbError> {
+        let what = "reading a ticket";
+        let row = sqlx::query(
+            "SELECT component, ticket, create_time, received_at FROM wxgate_component_tickets
+             WHERE component = $1",
+        )
+        .bind(component)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(|e| fail::<DB>(what, &e))?;
+        row.map(|row| {
+            Ok(SealedTicket {
+                component: row.try_get("component")?,
+                sealed: row.try_get("ticket")?,
+                create_time: row.try_get("create_time")?,
+                received_at: row.try_get("received_at")?,
+            })
+        })
+        .transpose()
+        .map_err(|e: sqlx::Error| fail::<DB>(what, &e))
     }
 }

@@ -218,4 +218,21 @@ pub trait AuthorizerDb: Send + Sync + 'static {
 
     /// How many authorizers a platform has, by status.
     async fn count_authorizers(&self, component: &str) -> Result<Vec<(String, i64)>, UserDbError>;
+
+    /// Keeps a platform's newest ticket (sealed) unless one with a later `create_time` is
+    /// kept; `true` when written.
+    async fn put_ticket(&self, ticket: &SealedTicket) -> Result<bool, UserDbError>;
+
+    /// The platform's newest ticket, sealed.
+    async fn ticket(&self, component: &str) -> Result<Option<SealedTicket>, UserDbError>;
+}
+
+/// A platform's newest component_verify_ticket as the database keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedTicket {
+    pub component: String,
+    /// Sealed with `admin.master_key`.
+    pub sealed: String,
+    pub create_time: i64,
+    pub received_at: i64,
 }

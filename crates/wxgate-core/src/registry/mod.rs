@@ -13,8 +13,8 @@
 mod authorizer_sql;
 pub mod db;
 pub mod keys;
+pub mod platform_secrets;
 pub mod record;
-pub mod refresh_tokens;
 mod sql;
 
 use std::collections::BTreeMap;
@@ -25,7 +25,7 @@ use secrecy::SecretString;
 
 pub use self::db::{
     AccountWrite, AuthorizerDb, AuthorizerGrant, AuthorizerProfile, Changes, RegistryDb,
-    SealedRefreshToken, StoredAccount, StoredAuthorizer, StoredKey, WriteOutcome,
+    SealedRefreshToken, SealedTicket, StoredAccount, StoredAuthorizer, StoredKey, WriteOutcome,
 };
 use self::keys::{KeyEntry, KeyTable};
 use self::record::{RecordError, Source};

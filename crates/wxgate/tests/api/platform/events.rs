@@ -179,3 +179,34 @@ async fn unauthorized_revokes_the_authorizer_and_a_new_authorization_brings_it_b
     assert_eq!(status, 200, "{body}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_newest_ticket_survives_a_lost_store() {
+    let (mock, addr) = crate::helpers::start_mock().await;
+    let config = platform_config(addr);
+    let first = crate::helpers::spawn_app_full(&config, None, |_, _| {}).await;
+    register(&mock, &first.base).await;
+    first.stop().await;
+    // Another instance, same database, an empty store (a flushed Redis, a new machine): the
+    // ticket comes from the database, sealed there; WeChat is not asked for one.
+    let second = crate::helpers::spawn_app_full(&config, None, |_, _| {}).await;
+    let (status, body) = get_api(&component_api(&second.base, "access_token")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(mock.calls("cgi-bin/component/api_start_push_ticket"), 0);
+    let ticket = mock.current_ticket(COMPONENT_APPID).unwrap();
+    let db_path = config
+        .database_url
+        .strip_prefix("sqlite://")
+        .unwrap()
+        .to_owned();
+    let mut bytes = std::fs::read(&db_path).unwrap();
+    if let Ok(wal) = std::fs::read(format!("{db_path}-wal")) {
+        bytes.extend(wal);
+    }
+    let needle = ticket.as_bytes();
+    assert!(
+        !bytes.windows(needle.len()).any(|w| w == needle),
+        "the ticket is sealed in the database file"
+    );
+    second.stop().await;
+}

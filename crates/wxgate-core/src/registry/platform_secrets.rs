@@ -1,25 +1,27 @@
-//! The authorizers' refresh tokens, kept in the database of `database.url` and sealed with
+//! A platform's durable secrets, kept in the database of `database.url` and sealed with
 //! `admin.master_key` (bound to platform and appid, so a sealed value copied to another row
-//! does not open): the [`RefreshTokens`] the credential manager fetches authorizer tokens with.
-//! They are never kept in the store, so a flushed Redis loses none of them.
+//! does not open): the authorizers' refresh tokens, which the credential manager fetches
+//! authorizer tokens with and which are never kept in the store, so a flushed Redis loses none;
+//! and each platform's newest ticket, whose store copy is the one read, this one what survives
+//! a flush ([`PlatformSecrets`]).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::AuthorizerDb;
-use crate::credentials::{CurrentRefreshToken, RefreshTokens};
+use super::{AuthorizerDb, SealedTicket};
+use crate::credentials::{CurrentRefreshToken, PlatformSecrets, StoredTicket};
 use crate::domain::{unix_now, AuthorizerStatus};
 use crate::vault::{field_context, Vault};
 
 /// See the module documentation.
-pub struct SealedRefreshTokens {
+pub struct SealedPlatformSecrets {
     db: Arc<dyn AuthorizerDb>,
     vault: Arc<Vault>,
 }
 
-impl SealedRefreshTokens {
+impl SealedPlatformSecrets {
     pub fn new(db: Arc<dyn AuthorizerDb>, vault: Arc<Vault>) -> Self {
         Self { db, vault }
     }
@@ -38,8 +40,12 @@ fn context(component: &str, appid: &str) -> Vec<u8> {
     )
 }
 
+fn ticket_context(component: &str) -> Vec<u8> {
+    field_context("component", component, "ticket")
+}
+
 #[async_trait]
-impl RefreshTokens for SealedRefreshTokens {
+impl PlatformSecrets for SealedPlatformSecrets {
     async fn current(
         &self,
         component: &str,
@@ -106,5 +112,36 @@ impl RefreshTokens for SealedRefreshTokens {
             .await
             .map(drop)
             .map_err(|e| e.to_string())
+    }
+
+    async fn keep_ticket(&self, component: &str, ticket: &StoredTicket) -> Result<(), String> {
+        let sealed = SealedTicket {
+            component: component.to_owned(),
+            sealed: self.vault.seal(&ticket.ticket, &ticket_context(component)),
+            create_time: ticket.create_time,
+            received_at: ticket.received_at,
+        };
+        self.db
+            .put_ticket(&sealed)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn ticket(&self, component: &str) -> Result<Option<StoredTicket>, String> {
+        let Some(row) = self.db.ticket(component).await.map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let opened = self
+            .vault
+            .open(&row.sealed, &ticket_context(component))
+            .map_err(|e| {
+                format!("the ticket of platform {component:?} cannot be decrypted: {e}")
+            })?;
+        Ok(Some(StoredTicket {
+            ticket: opened.value.expose_secret().to_owned(),
+            create_time: row.create_time,
+            received_at: row.received_at,
+        }))
     }
 }

@@ -5,7 +5,7 @@
 //! memory, refresh-ahead, the guarded forced refresh — and only the fetch itself differs:
 //!
 //! - the component token needs the newest `component_verify_ticket` WeChat pushed (kept in the
-//!   store, newest wins, not used after 12 h). Without one the fetch fails with
+//!   store and, sealed, in the database; newest wins; not used after 12 h). Without one the fetch fails with
 //!   [`CredentialError::TicketMissing`] and WeChat is asked to push one
 //!   (`api_start_push_ticket`), at most once per 10 minutes across instances;
 //! - an authorizer token is fetched with the component token and the authorizer's refresh
@@ -44,9 +44,9 @@ pub struct CurrentRefreshToken {
 }
 
 /// Where a platform's durable secrets live — the authorizers' refresh tokens and the newest
-/// ticket: the database, sealed with `admin.master_key`
-/// (implemented by `registry::platform_secrets::SealedPlatformSecrets`). Errors are messages for the log and
-/// the caller (never a token).
+/// ticket: the database, sealed with `admin.master_key` (implemented by
+/// `registry::platform_secrets::SealedPlatformSecrets`). Errors are messages for the log and the
+/// caller (never a token).
 #[async_trait]
 pub trait PlatformSecrets: Send + Sync {
     /// The authorizer's refresh token; `None` when the platform has no such authorizer.

@@ -37,7 +37,8 @@ pub struct Component {
     pub credentials: Arc<Account>,
     /// The settings authorizers inherit, built once (named after the platform).
     template: Account,
-    template_settings: AccountSettings,
+    /// The settings behind `template`, shared by every authorizer's registry entry.
+    template_settings: Arc<AccountSettings>,
 }
 
 impl std::fmt::Debug for Component {
@@ -73,7 +74,7 @@ impl Component {
             auth_redirects: c.auth_redirects.clone(),
             credentials: Arc::new(credentials),
             template,
-            template_settings,
+            template_settings: Arc::new(template_settings),
         }
     }
 
@@ -99,13 +100,9 @@ impl Component {
         }
     }
 
-    /// The authorizer's settings as the admin API shows them (no secret of its own).
-    pub fn authorizer_settings(&self, appid: &str) -> AccountSettings {
-        AccountSettings {
-            name: appid.to_owned(),
-            appid: appid.to_owned(),
-            secret: SecretString::from(String::new()),
-            ..self.template_settings.clone()
-        }
+    /// The settings every authorizer shows in the admin API (the platform's inherited ones, one
+    /// copy for all; the view takes name, appid and secret from the authorizer's [`Account`]).
+    pub fn authorizer_settings(&self) -> Arc<AccountSettings> {
+        Arc::clone(&self.template_settings)
     }
 }

@@ -265,10 +265,13 @@ fn a_component_is_validated_and_its_authorizers_inherit_its_settings() {
         !a.accept_plaintext,
         "a platform's pushes are always encrypted"
     );
-    let settings = c.authorizer_settings("wx1111111111111111");
     assert!(
-        settings.secret.expose_secret().is_empty(),
+        a.secret.expose_secret().is_empty(),
         "no AppSecret of its own"
+    );
+    assert!(
+        std::sync::Arc::ptr_eq(&c.authorizer_settings(), &c.authorizer_settings()),
+        "one copy of the inherited settings for every authorizer"
     );
 }
 

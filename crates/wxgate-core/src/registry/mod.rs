@@ -245,7 +245,7 @@ impl Registry {
             row.appid.clone(),
             Entry {
                 account: Arc::new(component.authorizer(&row.appid, status)),
-                settings: Arc::new(component.authorizer_settings(&row.appid)),
+                settings: component.authorizer_settings(),
                 source,
                 times: Some((row.authorized_at, row.updated_at)),
             },

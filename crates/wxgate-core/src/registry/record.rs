@@ -297,10 +297,17 @@ pub struct AccountView<'a> {
 }
 
 impl<'a> AccountView<'a> {
-    pub fn new(s: &'a AccountSettings, source: Source, times: Option<(i64, i64)>) -> Self {
+    /// The view of `account`, described by `s` (its settings; for an authorizer, its
+    /// platform's, which all its authorizers share: name, appid and secret come from `account`).
+    pub fn new(
+        account: &'a Account,
+        s: &'a AccountSettings,
+        source: Source,
+        times: Option<(i64, i64)>,
+    ) -> Self {
         AccountView {
-            name: &s.name,
-            appid: &s.appid,
+            name: &account.name,
+            appid: &account.appid,
             kind: "official",
             source,
             token_api: s.token_api,
@@ -314,7 +321,7 @@ impl<'a> AccountView<'a> {
                 timeout_ms: w.timeout_ms,
             }),
             accept_plaintext: s.accept_plaintext,
-            has_secret: !s.secret.expose_secret().is_empty(),
+            has_secret: !account.secret.expose_secret().is_empty(),
             has_token: s.token.is_some(),
             has_encoding_aes_key: s.encoding_aes_key.is_some(),
             has_encoding_aes_key_previous: s.encoding_aes_key_previous.is_some(),

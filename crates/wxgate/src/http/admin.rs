@@ -78,7 +78,12 @@ impl From<AdminError> for ApiError {
 }
 
 fn view(entry: &Entry) -> AccountView<'_> {
-    AccountView::new(&entry.settings, entry.source.clone(), entry.times)
+    AccountView::new(
+        &entry.account,
+        &entry.settings,
+        entry.source.clone(),
+        entry.times,
+    )
 }
 
 async fn list_accounts(State(state): State<AppState>) -> Response {

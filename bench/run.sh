@@ -5,7 +5,10 @@
 # BENCH_CASES="jssdk push" runs only those files of bench/cases/ (default: all of them); the
 # trivial route and access_token are always measured. The `express` case (bench/cases/express.sh)
 # measures the Express JS-SDK server of the original documents (bench/express/, needs node and
-# npm, else it is skipped) and reports the JS-SDK route as a multiple of it.
+# npm, else it is skipped) and reports the JS-SDK route as a multiple of it. The gateway also
+# serves one third-party platform (`[[components]]`, with an `[admin] master_key`), which the
+# `platform` case registers in the mock and has one merchant authorize
+# (bench/platform_scale.sh measures 10 000 of them).
 #
 # On a small, shared machine two back-to-back runs of the same route can differ by 10 % or
 # more, so every case is measured in BENCH_ROUNDS rounds (default 3), each round starting with
@@ -35,6 +38,10 @@ trap cleanup EXIT
 APPID=wx1234567890abcdef
 SECRET=bench-secret-0123456789
 KEY=bench-api-key-0123456789
+C_APPID=wxbenchcomponent01
+C_SECRET=bench-component-secret-0123
+C_TOKEN=benchcomponenttoken
+C_KEY=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG
 MOCK=127.0.0.1:19900
 GW=127.0.0.1:19901
 TRIVIAL=127.0.0.1:19902
@@ -55,6 +62,8 @@ api_base = "http://$MOCK"
 open_base = "http://$MOCK"
 [api]
 keys = ["$KEY"]
+[admin]
+master_key = "$(head -c 32 /dev/urandom | base64)"
 [[accounts]]
 name = "main"
 appid = "$APPID"
@@ -65,6 +74,13 @@ js_domains = ["h5.example.com"]
 [[accounts.rules]]
 keyword = "hello"
 reply = { type = "text", content = "world" }
+# The third-party platform of the platform case (bench/cases/platform.sh registers it in the mock).
+[[components]]
+name = "platform"
+appid = "$C_APPID"
+secret = "$C_SECRET"
+token = "$C_TOKEN"
+encoding_aes_key = "$C_KEY"
 TOML
 WXGATE_LOG=warn target/release/wxgate serve --config "$work/wxgate.toml" >"$work/gw.log" 2>&1 & pids+=($!)
 GW_PID=$!

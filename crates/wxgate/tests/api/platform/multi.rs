@@ -406,7 +406,8 @@ async fn unauthorized_on_one_instance_stops_the_authorizer_on_the_other_within_2
     let unauthorized = format!(
         "<xml><AppId>{COMPONENT_APPID}</AppId><CreateTime>{}</CreateTime>\
          <InfoType>unauthorized</InfoType><AuthorizerAppid>{merchant}</AuthorizerAppid></xml>",
-        unix_now()
+        // WeChat's clock, after the authorization's second (a revocation wins only when later).
+        unix_now() + 1
     );
     assert_eq!(
         send_event(&apps[0].base, &unauthorized).await,

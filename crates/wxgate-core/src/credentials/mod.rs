@@ -65,8 +65,8 @@ pub use self::platform::{
 };
 pub use self::retry::{Again, Fresh, NotRetried};
 pub use self::status::{CredentialStatus, ErrorRecord};
-use crate::config::{Account, Accounts, Component, TokenSource};
-use crate::domain::{lock, redact, unix_now, AuthorizerStatus, CredentialKind};
+use crate::config::{Account, Accounts, Component};
+use crate::domain::{lock, redact, unix_now, CredentialKind};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use crate::upstream::{UpstreamError, WechatClient};
@@ -450,22 +450,6 @@ impl CredentialManager {
         }
         self.obtain_remembered(acct, slot, queued_at, deadline)
             .await
-    }
-
-    /// An authorizer whose refresh token WeChat refused gets no token, not even one fetched
-    /// before (the authorization is gone; that token does not work any more).
-    fn refuse_lost_authorization(acct: &AccountCreds) -> Result<(), CredentialError> {
-        match &acct.settings.token_source {
-            TokenSource::Authorizer {
-                component,
-                status: AuthorizerStatus::RefreshTokenInvalid,
-                ..
-            } => Err(CredentialError::AuthorizationLost {
-                appid: acct.settings.appid.clone(),
-                component: component.clone(),
-            }),
-            _ => Ok(()),
-        }
     }
 
     /// Until when a caller arriving now may wait for others' fetches, all waiting included

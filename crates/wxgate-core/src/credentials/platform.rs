@@ -418,6 +418,22 @@ impl CredentialManager {
         }
     }
 
+    /// An authorizer whose refresh token WeChat refused gets no token, not even one fetched
+    /// before (the authorization is gone; that token does not work any more).
+    pub(super) fn refuse_lost_authorization(acct: &AccountCreds) -> Result<(), CredentialError> {
+        match &acct.settings.token_source {
+            TokenSource::Authorizer {
+                component,
+                status: AuthorizerStatus::RefreshTokenInvalid,
+                ..
+            } => Err(CredentialError::AuthorizationLost {
+                appid: acct.settings.appid.clone(),
+                component: component.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Drops an account's credentials from this instance's cache and the store (an
     /// authorization that is gone).
     pub async fn drop_cached(&self, account: &str) {

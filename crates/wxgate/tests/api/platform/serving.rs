@@ -3,7 +3,7 @@
 //! view.
 
 use super::*;
-use crate::helpers::{get_json, http_client};
+use crate::helpers::http_client;
 use crate::web_support::{authorize, browser, hit, WebCalls};
 
 const ADMIN_KEY: &str = "platform-admin-key-0123456789";
@@ -302,7 +302,6 @@ async fn keys_metrics_and_the_admin_view() {
         409,
         "an authorizer is read-only in the admin API"
     );
-    let _ = get_json;
     app.stop().await;
 }
 

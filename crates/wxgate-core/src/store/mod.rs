@@ -17,6 +17,7 @@
 //! everything. Notices are hints, not state: one can be lost, and whoever relies on them also
 //! re-reads slowly in the background.
 
+mod counted;
 mod memory;
 mod notices;
 mod redis;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use self::counted::CountedStore;
 pub use self::memory::MemoryStore;
 pub use self::notices::{Notice, MAX_NOTICE_LEN, NOTICE_QUEUE};
 pub use self::redis::RedisStore;

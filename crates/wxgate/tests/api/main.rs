@@ -26,5 +26,6 @@ mod server_limits;
 mod shutdown;
 mod store;
 mod upstream_client;
+mod upstream_limits;
 mod users;
 mod web_support;

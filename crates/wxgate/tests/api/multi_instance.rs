@@ -290,6 +290,7 @@ fn manager(
             api_base: format!("http://{mock}"),
             timeout,
             retry: RetryPolicy::default(),
+            max_in_flight: 64,
         },
         metrics.clone(),
     )

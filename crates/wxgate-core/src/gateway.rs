@@ -103,6 +103,7 @@ impl Gateway {
                 api_base: settings.upstream.api_base.clone(),
                 timeout: settings.upstream.timeout(),
                 retry,
+                max_in_flight: settings.upstream.in_flight_limit(),
             },
             metrics.clone(),
         )

@@ -28,5 +28,6 @@ mod shutdown;
 mod store;
 mod store_notices;
 mod upstream_client;
+mod upstream_limits;
 mod users;
 mod web_support;

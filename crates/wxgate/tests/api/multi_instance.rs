@@ -264,6 +264,7 @@ pub(crate) fn manager_with(
             api_base: format!("http://{mock}"),
             timeout,
             retry: RetryPolicy::default(),
+            max_in_flight: 64,
         },
         metrics.clone(),
     )

@@ -18,6 +18,13 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
         60_000,
         "must be between 1 and 60000 milliseconds",
     )?;
+    within(
+        "upstream.max_in_flight",
+        s.upstream.max_in_flight,
+        1,
+        crate::config::MAX_IN_FLIGHT_LIMIT,
+        "must be between 1 and 10000 calls",
+    )?;
     if s.push.dedup_ttl_s == 0 {
         return Err(invalid(
             "push.dedup_ttl_s",

@@ -4,7 +4,7 @@
 //!
 //! Everything wxgate coordinates across processes is expressed with the few atomic primitives
 //! of [`Store`], so each backend (in-process memory, an embedded SQLite file shared by the
-//! processes of one host, Redis shared by many hosts) only has to get those right. The backend is
+//! processes of one host, Redis or PostgreSQL shared by many hosts) only has to get those right. The backend is
 //! chosen once at start from `storage.url`.
 //!
 //! Semantics every backend guarantees:
@@ -12,6 +12,7 @@
 //! - every call is atomic with respect to every other call on the same key, across processes.
 
 mod memory;
+mod postgres;
 mod redis;
 mod sqlite;
 
@@ -21,6 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use self::memory::MemoryStore;
+pub use self::postgres::{PostgresStore, PostgresStoreOptions};
 pub use self::redis::RedisStore;
 pub use self::sqlite::SqliteStore;
 
@@ -90,8 +92,10 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the backend named by `url`: `memory://`, `sqlite://PATH` (relative or absolute,
-/// created when missing; `sqlite::memory:` not supported — use `memory://`), or
-/// `redis://HOST:PORT/DB` (`key_prefix` is prepended to every key, redis only).
+/// created when missing; `sqlite::memory:` not supported — use `memory://`),
+/// `redis://HOST:PORT/DB` or `postgres://USER@HOST/DB` (`postgresql://` too; the table
+/// `wxgate_store` is created when missing). `key_prefix` is prepended to every key by Redis and
+/// PostgreSQL (memory and SQLite are not shared between deployments).
 pub async fn connect(url: &str, key_prefix: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("memory://") {
         Ok(Arc::new(MemoryStore::new()))
@@ -99,9 +103,12 @@ pub async fn connect(url: &str, key_prefix: &str) -> Result<Arc<dyn Store>, Stor
         Ok(Arc::new(SqliteStore::open(url).await?))
     } else if url.starts_with("redis://") || url.starts_with("rediss://") {
         Ok(Arc::new(RedisStore::connect(url, key_prefix).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url, key_prefix).await?))
     } else {
         Err(StoreError::InvalidUrl(format!(
-            "unsupported scheme in {:?}: expected memory://, sqlite://PATH or redis://HOST:PORT/DB",
+            "unsupported scheme in {:?}: expected memory://, sqlite://PATH, redis://HOST:PORT/DB \
+             or postgres://USER@HOST/DB",
             crate::scrub::redact_url(url)
         )))
     }

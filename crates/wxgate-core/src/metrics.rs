@@ -30,6 +30,7 @@ const REFRESHES: &str = "wxgate_credential_refreshes_total";
 const COMPONENT_REFRESH_ERRORS: &str = "wxgate_component_refresh_errors_total";
 const HTTP_REQUESTS: &str = "wxgate_http_requests_total";
 const HTTP_LATENCY: &str = "wxgate_http_request_duration_seconds";
+const STORE_OPERATIONS: &str = "wxgate_store_operations_total";
 
 /// Upper bounds (seconds) of the HTTP latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 10] = [
@@ -142,6 +143,10 @@ impl Metrics {
             metrics::describe_counter!(REFRESHES, "Credentials fetched from WeChat by reason.");
             metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status.");
             metrics::describe_histogram!(HTTP_LATENCY, "HTTP request latency by route.");
+            metrics::describe_counter!(
+                STORE_OPERATIONS,
+                "Calls to the shared store (storage.url) by operation."
+            );
         });
         let recorder = Arc::new(recorder);
         keep_up(&recorder);
@@ -216,6 +221,12 @@ impl Metrics {
                 "reason" => reason.to_owned())
             .increment(1);
         });
+    }
+
+    /// The counter of store calls of operation `op` (a handle: counting is one atomic add).
+    pub fn store_operations(&self, op: &'static str) -> Counter {
+        let key = Key::from_parts(STORE_OPERATIONS, vec![Label::new("op", op)]);
+        self.recorder.register_counter(&key, &METADATA)
     }
 
     /// The HTTP figures of a route template (never a raw path: it may hold one-time codes),

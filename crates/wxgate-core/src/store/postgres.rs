@@ -22,20 +22,33 @@
 //! batches have run; it stops, and closes the pool, when the store is dropped.
 //!
 //! Values are `BYTEA` (exactly the bytes written, NULs included); keys get `key_prefix`
-//! prepended, so several deployments can share one table. The table and its index are created
-//! at connect when missing, under a transaction-scoped advisory lock, so instances starting at
-//! once create them exactly once. Connecting is bounded by [`crate::pg::CONNECT_TIMEOUT`]; the
-//! pool holds at most [`PostgresStoreOptions::max_connections`] connections (8 by default).
+//! prepended, so several deployments can share one table. `get_many` is one `SELECT … WHERE key
+//! = ANY($1)`.
+//!
+//! Notices are `pg_notify` on a channel named after the table's schema and the key prefix
+//! (`wxgate_notices_` and 16 hex digits of their SHA-256: channels are per database and at
+//! most 63 bytes long). Each follower listens on a connection of its own (`sqlx`'s
+//! `PgListener`, in a pool of one kept apart from the store's), which its task re-establishes
+//! whenever it is lost — at once, then every [`RELISTEN_PAUSE`] while the server is away —
+//! telling the follower [`Notice::Missed`] once it listens again.
+//!
+//! The table and its index are created at connect when missing, under a transaction-scoped
+//! advisory lock, so instances starting at once create them exactly once. Connecting is bounded
+//! by [`crate::pg::CONNECT_TIMEOUT`]; the pool holds at most
+//! [`PostgresStoreOptions::max_connections`] connections (8 by default).
 //! Errors never include stored values, nor the URL's password.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
-use sqlx::postgres::{PgConnection, PgPool};
+use sha2::{Digest as _, Sha256};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool};
 use sqlx::{Connection as _, Row as _};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
+use super::notices::{self, Notice, NoticeSender};
 use super::{Store, StoreError};
 use crate::pg;
 
@@ -43,6 +56,8 @@ use crate::pg;
 const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// Key of the advisory lock serialising the table's creation ("wxgate" in ASCII, then 2).
 const SETUP_LOCK_KEY: i64 = 0x7778_6761_7465_0002;
+/// Pause between two attempts to listen again while the server cannot be reached.
+const RELISTEN_PAUSE: Duration = Duration::from_secs(1);
 
 const SCHEMA: &[&str] = &[
     r#"CREATE TABLE IF NOT EXISTS wxgate_store (
@@ -75,6 +90,11 @@ macro_rules! upsert {
 
 const SQL_GET: &str = concat!(
     "SELECT value FROM wxgate_store WHERE key = $1 AND ",
+    live!()
+);
+/// `$1` the keys, as an array.
+const SQL_GET_MANY: &str = concat!(
+    "SELECT key, value FROM wxgate_store WHERE key = ANY($1) AND ",
     live!()
 );
 const SQL_PUT: &str = upsert!();
@@ -136,7 +156,11 @@ impl Default for PostgresStoreOptions {
 /// PostgreSQL-backed store; see the module documentation.
 pub struct PostgresStore {
     pool: PgPool,
+    /// For the followers' own connections.
+    connect: PgConnectOptions,
     key_prefix: String,
+    /// The notice channel (see the module documentation).
+    channel: String,
     /// Dropping it stops the sweeping task.
     _stop_sweeping: oneshot::Sender<()>,
 }
@@ -164,7 +188,7 @@ impl PostgresStore {
         let mut conn = pg::connect_once(&connect, url)
             .await
             .map_err(StoreError::Backend)?;
-        set_up(&mut conn).await.map_err(|e| {
+        let schema = set_up(&mut conn).await.map_err(|e| {
             StoreError::Backend(crate::scrub::scrub(
                 format!("postgres: creating the store's table: {e}"),
                 url,
@@ -172,7 +196,7 @@ impl PostgresStore {
         })?;
         pg::close(conn, "postgres store").await;
 
-        let pool = pg::pool(connect, options.max_connections.max(1));
+        let pool = pg::pool(connect.clone(), options.max_connections.max(1));
         let (stop_tx, stop_rx) = oneshot::channel();
         tokio::spawn(sweep_until_stopped(
             pool.clone(),
@@ -181,7 +205,9 @@ impl PostgresStore {
         ));
         Ok(PostgresStore {
             pool,
+            connect,
             key_prefix: key_prefix.to_owned(),
+            channel: notice_channel(&schema, key_prefix),
             _stop_sweeping: stop_tx,
         })
     }
@@ -212,29 +238,101 @@ impl PostgresStore {
     }
 }
 
-/// Creates the table and its index when missing. A table already there is left alone without
-/// taking the lock (nor needing the right to create); otherwise the creation runs in one
-/// transaction holding the setup advisory lock, so concurrent instances never collide.
-fn set_up(conn: &mut PgConnection) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+/// Creates the table and its index when missing, and returns the name of the table's schema. A
+/// table already there is left alone without taking the lock (nor needing the right to
+/// create); otherwise the creation runs in one transaction holding the setup advisory lock, so
+/// concurrent instances never collide.
+fn set_up(conn: &mut PgConnection) -> BoxFuture<'_, Result<String, sqlx::Error>> {
     // Boxed so the future is checked `Send` here, with concrete lifetimes (rustc cannot prove it
     // through sqlx's higher-ranked executor bounds otherwise).
     Box::pin(async move {
         let exists: bool = sqlx::query_scalar("SELECT to_regclass('wxgate_store') IS NOT NULL")
             .fetch_one(&mut *conn)
             .await?;
-        if exists {
-            return Ok(());
+        if !exists {
+            let mut tx = conn.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(SETUP_LOCK_KEY)
+                .execute(&mut *tx)
+                .await?;
+            for statement in SCHEMA {
+                sqlx::query(statement).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
         }
-        let mut tx = conn.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(SETUP_LOCK_KEY)
-            .execute(&mut *tx)
-            .await?;
-        for statement in SCHEMA {
-            sqlx::query(statement).execute(&mut *tx).await?;
-        }
-        tx.commit().await
+        sqlx::query_scalar(
+            "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.oid = 'wxgate_store'::regclass",
+        )
+        .fetch_one(&mut *conn)
+        .await
     })
+}
+
+/// The notice channel of the table in `schema` under `key_prefix`.
+fn notice_channel(schema: &str, key_prefix: &str) -> String {
+    let digest = Sha256::digest(format!("{schema}\0{key_prefix}"));
+    format!("wxgate_notices_{}", hex::encode(&digest[..8]))
+}
+
+/// A connection listening on `channel`, in a pool of one of its own (which `PgListener` uses to
+/// reconnect), within [`crate::pg::CONNECT_TIMEOUT`].
+async fn listening(connect: &PgConnectOptions, channel: &str) -> Result<PgListener, StoreError> {
+    let opening = async {
+        let mut listener = PgListener::connect_with(&pg::pool(connect.clone(), 1)).await?;
+        listener.listen(channel).await?;
+        Ok::<_, sqlx::Error>(listener)
+    };
+    match tokio::time::timeout(pg::CONNECT_TIMEOUT, opening).await {
+        Ok(Ok(listener)) => Ok(listener),
+        Ok(Err(e)) => Err(backend("subscribe", &e)),
+        Err(_) => Err(StoreError::Backend(format!(
+            "postgres: subscribe: no connection within {} s",
+            pg::CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// Feeds `tx` from `listener` until the follower is gone. A lost connection is re-established
+/// (by `PgListener` itself, or here with a new listener after any other failure); once it
+/// listens again, the follower is told that notices may have been missed.
+async fn follow(
+    mut listener: PgListener,
+    connect: PgConnectOptions,
+    channel: String,
+    mut tx: NoticeSender,
+) {
+    loop {
+        let received = tokio::select! {
+            () = tx.closed() => return,
+            received = listener.try_recv() => received,
+        };
+        let notice = match received {
+            Ok(Some(notification)) => Notice::Message(notification.payload().to_owned()),
+            // Lost, and already listening again on a new connection.
+            Ok(None) => Notice::Missed,
+            Err(e) => {
+                tracing::warn!(error = %e, "the store's notice connection failed; reconnecting");
+                drop(listener);
+                listener = loop {
+                    tokio::select! {
+                        () = tx.closed() => return,
+                        () = tokio::time::sleep(RELISTEN_PAUSE) => {}
+                    }
+                    match listening(&connect, &channel).await {
+                        Ok(l) => break l,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot follow store notices; retrying")
+                        }
+                    }
+                };
+                Notice::Missed
+            }
+        };
+        if !tx.send(notice) {
+            return;
+        }
+    }
 }
 
 /// Deletes expired rows every `every` (the first round one period after connecting) until `stop`
@@ -391,5 +489,49 @@ impl Store for PostgresStore {
             .await
             .map(drop)
             .map_err(|e| backend("ping", &e))
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prefixed: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        let rows = sqlx::query(SQL_GET_MANY)
+            .bind(&prefixed)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| backend("get_many", &e))?;
+        let mut found = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let key: String = row.try_get(0).map_err(|e| backend("get_many", &e))?;
+            let value: Vec<u8> = row.try_get(1).map_err(|e| backend("get_many", &e))?;
+            found.insert(key, value);
+        }
+        Ok(prefixed.iter().map(|k| found.get(k).cloned()).collect())
+    }
+
+    async fn notify(&self, message: &str) -> Result<(), StoreError> {
+        notices::check_len(message)?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&self.channel)
+            .bind(message)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(|e| backend("notify", &e))
+    }
+
+    async fn subscribe(&self) -> Result<mpsc::Receiver<Notice>, StoreError> {
+        // Listening starts here, so the follower receives every notice sent after this
+        // returns, and an unreachable server is reported to the caller.
+        let listener = listening(&self.connect, &self.channel).await?;
+        let (tx, rx) = notices::queue();
+        tokio::spawn(follow(
+            listener,
+            self.connect.clone(),
+            self.channel.clone(),
+            tx,
+        ));
+        Ok(rx)
     }
 }

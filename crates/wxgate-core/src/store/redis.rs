@@ -14,6 +14,10 @@
 //! header. `get`/`take` strip the header and return exactly the bytes written. Every key gets
 //! `key_prefix` prepended, so several deployments can share one Redis database.
 //!
+//! Notices are `PUBLISH`ed on the channel `{key_prefix}wxgate:notices`; each follower reads them
+//! on a pub/sub connection of its own, which a task reopens (after a pause) whenever it is lost,
+//! telling the follower [`Notice::Missed`]. `get_many` is one `MGET`.
+//!
 //! `connect` PINGs the server and fails within [`CONNECT_TIMEOUT`] when it is unreachable;
 //! afterwards the connection manager reconnects on its own. Errors never include values, nor the
 //! URL (which may contain a password).
@@ -21,9 +25,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use futures::StreamExt as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
 use redis::{Client, Script, Value};
 
+use super::notices::{self, Notice, NoticeSender};
 use super::{Store, StoreError};
 
 /// Upper bound for `connect`, including retries and the PING.
@@ -34,6 +40,9 @@ const CONNECTION_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest TTL passed to Redis (about 100 years); longer ones are clamped.
 const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+
+/// Pause before a lost pub/sub connection is reopened.
+const RESUBSCRIBE_PAUSE: Duration = Duration::from_secs(1);
 
 /// Length of the version header in front of every stored value.
 const HEADER_LEN: usize = 8;
@@ -92,6 +101,8 @@ return 0
 /// Redis-backed store; see the module documentation.
 pub struct RedisStore {
     conn: ConnectionManager,
+    /// Opens the followers' pub/sub connections.
+    client: Client,
     key_prefix: String,
     put_if_newer: Script,
     delete_if_equals: Script,
@@ -114,7 +125,7 @@ impl RedisStore {
             .set_connection_timeout(CONNECTION_ATTEMPT_TIMEOUT)
             .set_response_timeout(RESPONSE_TIMEOUT);
         let connecting = async {
-            let mut conn = ConnectionManager::new_with_config(client, config).await?;
+            let mut conn = ConnectionManager::new_with_config(client.clone(), config).await?;
             redis::cmd("PING").query_async::<()>(&mut conn).await?;
             Ok::<_, redis::RedisError>(conn)
         };
@@ -134,6 +145,7 @@ impl RedisStore {
 
         Ok(RedisStore {
             conn,
+            client,
             key_prefix: key_prefix.to_owned(),
             put_if_newer: Script::new(PUT_IF_NEWER_LUA),
             delete_if_equals: Script::new(DELETE_IF_EQUALS_LUA),
@@ -143,6 +155,10 @@ impl RedisStore {
 
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.key_prefix)
+    }
+
+    fn notice_channel(&self) -> String {
+        self.key("wxgate:notices")
     }
 
     /// `SET key header++value [NX] [PX ttl]`; returns whether Redis wrote.
@@ -168,6 +184,56 @@ impl RedisStore {
             .map_err(|e| backend(what, &e))?;
         Ok(!matches!(reply, Value::Nil))
     }
+}
+
+/// Feeds `tx` from `pubsub` (subscribed to `channel`) until the follower is gone; whenever the
+/// connection is lost, tells the follower that notices may have been missed and opens another.
+async fn follow(mut pubsub: PubSub, client: Client, channel: String, mut tx: NoticeSender) {
+    loop {
+        {
+            let mut messages = pubsub.on_message();
+            loop {
+                let message = tokio::select! {
+                    () = tx.closed() => return,
+                    message = messages.next() => message,
+                };
+                let Some(message) = message else { break };
+                let Ok(text) = message.get_payload::<String>() else {
+                    continue;
+                };
+                if !tx.send(Notice::Message(text)) {
+                    return;
+                }
+            }
+        }
+        tracing::warn!("the store's notice connection was lost; reconnecting");
+        pubsub = loop {
+            if !tx.send(Notice::Missed) {
+                return;
+            }
+            tokio::select! {
+                () = tx.closed() => return,
+                () = tokio::time::sleep(RESUBSCRIBE_PAUSE) => {}
+            }
+            match subscribed(&client, &channel).await {
+                Ok(p) => break p,
+                Err(e) => tracing::warn!(error = %e, "cannot follow store notices; retrying"),
+            }
+        };
+    }
+}
+
+/// A new pub/sub connection subscribed to `channel`.
+async fn subscribed(client: &Client, channel: &str) -> Result<PubSub, StoreError> {
+    let mut pubsub = client
+        .get_async_pubsub()
+        .await
+        .map_err(|e| backend("subscribe", &e))?;
+    pubsub
+        .subscribe(channel)
+        .await
+        .map_err(|e| backend("subscribe", &e))?;
+    Ok(pubsub)
 }
 
 /// Header (version with the sign bit flipped, big-endian) followed by the value.
@@ -299,5 +365,43 @@ impl Store for RedisStore {
             .query_async::<()>(&mut self.conn.clone())
             .await
             .map_err(|e| backend("ping", &e))
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("MGET");
+        for key in keys {
+            cmd.arg(self.key(key));
+        }
+        let stored: Vec<Option<Vec<u8>>> = cmd
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| backend("get_many", &e))?;
+        stored
+            .into_iter()
+            .map(|s| s.map(|s| decode("get_many", s)).transpose())
+            .collect()
+    }
+
+    async fn notify(&self, message: &str) -> Result<(), StoreError> {
+        notices::check_len(message)?;
+        redis::cmd("PUBLISH")
+            .arg(self.notice_channel())
+            .arg(message)
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|e| backend("notify", &e))
+    }
+
+    async fn subscribe(&self) -> Result<tokio::sync::mpsc::Receiver<Notice>, StoreError> {
+        let channel = self.notice_channel();
+        // The first connection is opened here, so the follower receives every notice sent
+        // after this returns, and an unreachable server is reported to the caller.
+        let pubsub = subscribed(&self.client, &channel).await?;
+        let (tx, rx) = notices::queue();
+        tokio::spawn(follow(pubsub, self.client.clone(), channel, tx));
+        Ok(rx)
     }
 }

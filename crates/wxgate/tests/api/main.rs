@@ -26,6 +26,7 @@ mod sandbox;
 mod server_limits;
 mod shutdown;
 mod store;
+mod store_notices;
 mod store_postgres;
 mod upstream_client;
 mod users;

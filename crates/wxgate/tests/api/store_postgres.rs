@@ -2,7 +2,7 @@
 //! `postgres://postgres@127.0.0.1:5432/test`): the same conformance suite and cross-handle races
 //! as every backend, plus what only this one has — the table created by instances starting at
 //! once, the key prefix, expiry by the database's clock, the background sweep and its end with
-//! the store. Each test works in a fresh schema (dropped afterwards), so tests running side by
+//! the store, notices across handles and after a lost connection. Each test works in a fresh schema (dropped afterwards), so tests running side by
 //! side never see each other's rows or sweepers. Without the variable the tests say so and pass;
 //! with it set but the server unreachable they fail. The tests of bad and unreachable URLs need
 //! no server.
@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use sqlx::Connection as _;
-use wxgate::store::{self, PostgresStore, PostgresStoreOptions, Store, StoreError};
+use wxgate::store::{self, Notice, PostgresStore, PostgresStoreOptions, Store, StoreError};
 
 use crate::helpers::in_fresh_pg_schema;
 use crate::store::{conformance, ms, random_hex, two_handles};
+use crate::store_notices::{next_message, notices_and_get_many};
 
 async fn pg_store(url: &str, prefix: &str) -> Arc<dyn Store> {
     pg_store_with(url, prefix, PostgresStoreOptions::default()).await
@@ -284,6 +285,54 @@ async fn postgres_url_forms() {
         short.ping().await.unwrap();
         short.put("k", b"v", None).await.unwrap();
         assert_eq!(long.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_notices_and_get_many() {
+    in_fresh_pg_schema("pg_store_notices", |url| async move {
+        let a = pg_store(&url, "n:").await;
+        let b = pg_store(&url, "n:").await;
+        notices_and_get_many(Arc::clone(&a), b).await;
+        // Another prefix is another channel.
+        let other = pg_store(&url, "n:other:").await;
+        let mut on_other = other.subscribe().await.unwrap();
+        a.notify("not for other").await.unwrap();
+        other.notify("for other").await.unwrap();
+        assert_eq!(next_message(&mut on_other).await, "for other");
+    })
+    .await;
+}
+
+/// The server ends the follower's connection (as a restart or a failover would): the follower
+/// is told it may have missed notices, and receives the ones sent after that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_follower_reconnects_and_is_told_it_missed_notices() {
+    in_fresh_pg_schema("pg_store_relisten", |url| async move {
+        let app = format!("wxgate_test_{}", random_hex());
+        let s = pg_store(&format!("{url}&application_name={app}"), "r:").await;
+        let mut follower = s.subscribe().await.unwrap();
+        s.notify("before").await.unwrap();
+        assert_eq!(next_message(&mut follower).await, "before");
+
+        let mut conn = inspect(&url).await;
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+        )
+        .bind(&app)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(ended, vec![true], "one listening connection");
+
+        match tokio::time::timeout(Duration::from_secs(10), follower.recv()).await {
+            Ok(Some(Notice::Missed)) => {}
+            other => panic!("expected Missed after the connection was ended, got {other:?}"),
+        }
+        s.notify("after").await.unwrap();
+        assert_eq!(next_message(&mut follower).await, "after");
     })
     .await;
 }

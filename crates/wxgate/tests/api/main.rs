@@ -8,6 +8,7 @@
 mod access;
 mod admin;
 mod browser;
+mod credential_sync;
 mod credentials;
 mod helpers;
 mod jssdk;

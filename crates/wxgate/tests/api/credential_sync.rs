@@ -18,7 +18,10 @@ const EVERYWHERE_WITHIN: Duration = Duration::from_secs(2);
 
 /// Two gateways on `storage_url`; `a` force-refreshes a classic token (which retires the old
 /// one at WeChat); `b` serves the new one within [`EVERYWHERE_WITHIN`].
-async fn a_forced_refresh_reaches_the_other_instance(storage_url: String, key_prefix: String) {
+pub(crate) async fn a_forced_refresh_reaches_the_other_instance(
+    storage_url: String,
+    key_prefix: String,
+) {
     let (mock, addr) = start_mock().await;
     let mut config = GatewayConfig::new(addr);
     config.storage_url = storage_url;

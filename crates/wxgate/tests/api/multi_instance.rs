@@ -1,5 +1,6 @@
 //! Several `wxgate serve` processes sharing one real Redis (or one SQLite file): exactly one
-//! fetch per validity window, and a crashed lease holder is replaced.
+//! fetch per validity window, and a crashed lease holder is replaced (PostgreSQL:
+//! `multi_instance_postgres`).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -157,7 +158,7 @@ async fn concurrent_invalid_token_reports_on_two_instances_all_get_the_one_new_t
 /// invalid (normal mode, probe, force) takes 6 s. The second process reports the same token
 /// while the first is refreshing: it must wait for that refresh and answer its token, with no
 /// fetch of its own, and afterwards both serve the newest token.
-async fn a_refresh_that_outlives_one_lease_ttl_stays_the_only_one(storage_url: String) {
+pub(crate) async fn a_refresh_that_outlives_one_lease_ttl_stays_the_only_one(storage_url: String) {
     let (mock, addr) = start_mock().await;
     let mut config = GatewayConfig::new(addr);
     config.storage_url = storage_url;

@@ -36,18 +36,17 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
     s.admin.vault().map(drop)
 }
 
-/// `sqlite:` always; `memory://` and `redis://` for the store (`redis_allowed`), PostgreSQL for
-/// the user database.
+/// `sqlite:` and PostgreSQL always; `memory://` and `redis://` for the store (`redis_allowed`).
 fn store_url(key: &str, value: &str, redis_allowed: bool) -> Result<(), ConfigError> {
     let ok = value.starts_with("sqlite:")
-        || (redis_allowed && (value == "memory://" || value.starts_with("redis://")))
-        || (!redis_allowed
-            && (value.starts_with("postgres://") || value.starts_with("postgresql://")));
+        || value.starts_with("postgres://")
+        || value.starts_with("postgresql://")
+        || (redis_allowed && (value == "memory://" || value.starts_with("redis://")));
     if ok {
         return Ok(());
     }
     let expected = if redis_allowed {
-        "expected sqlite://PATH, memory:// or redis://HOST:PORT/DB"
+        "expected sqlite://PATH, memory://, redis://HOST:PORT/DB or postgres://USER@HOST/DB"
     } else {
         "expected sqlite://PATH or postgres://USER@HOST/DB"
     };
@@ -80,7 +79,9 @@ mod tests {
         assert!(store_url("storage.url", "redis://h:6379/0", true).is_ok());
         assert!(store_url("database.url", "redis://h:6379/0", false).is_err());
         assert!(store_url("database.url", "postgresql://u@h/db", false).is_ok());
-        assert!(store_url("storage.url", "postgres://u@h/db", true).is_err());
+        assert!(store_url("storage.url", "postgres://u@h/db", true).is_ok());
+        assert!(store_url("storage.url", "postgresql://u@h/db", true).is_ok());
+        assert!(store_url("storage.url", "mongodb://h/db", true).is_err());
         assert!(store_url("database.url", "sqlite://x.db", false).is_ok());
     }
 

@@ -104,6 +104,8 @@ impl RouteMetrics {
 struct UpstreamLog {
     /// `(account, endpoint, outcome)` → calls.
     calls: BTreeMap<(String, String, String), u64>,
+    /// `(account, credential, reason)` → credentials fetched.
+    refreshes: BTreeMap<(String, String, String), u64>,
     /// `(account, endpoint)` → the latest failure.
     last_errors: BTreeMap<(String, String), ErrorRecord>,
 }
@@ -139,11 +141,6 @@ impl Metrics {
             Err(_) => unreachable!("only an empty list of buckets is refused"),
         };
         metrics::with_local_recorder(&recorder, || {
-            metrics::describe_counter!(
-                UPSTREAM_CALLS,
-                "WeChat API calls by account, endpoint and outcome."
-            );
-            metrics::describe_counter!(REFRESHES, "Credentials fetched from WeChat by reason.");
             metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status.");
             metrics::describe_histogram!(HTTP_LATENCY, "HTTP request latency by route.");
             metrics::describe_counter!(
@@ -168,13 +165,6 @@ impl Metrics {
             .calls
             .entry((account.to_owned(), endpoint.to_owned(), outcome.to_owned()))
             .or_default() += 1;
-        metrics::with_local_recorder(self.recorder.as_ref(), || {
-            metrics::counter!(UPSTREAM_CALLS,
-                "account" => account.to_owned(),
-                "endpoint" => endpoint.to_owned(),
-                "outcome" => outcome.to_owned())
-            .increment(1);
-        });
     }
 
     /// Remembers the latest failed upstream call of `account` on `endpoint` (status API).
@@ -218,13 +208,10 @@ impl Metrics {
 
     /// A credential fetched from WeChat (`reason`: `initial`, `ahead`, `forced`, `token_invalid`).
     pub fn credential_refresh(&self, account: &str, kind: &str, reason: &str) {
-        metrics::with_local_recorder(self.recorder.as_ref(), || {
-            metrics::counter!(REFRESHES,
-                "account" => account.to_owned(),
-                "credential" => kind.to_owned(),
-                "reason" => reason.to_owned())
-            .increment(1);
-        });
+        *lock(&self.upstream)
+            .refreshes
+            .entry((account.to_owned(), kind.to_owned(), reason.to_owned()))
+            .or_default() += 1;
     }
 
     /// The counter of store calls of operation `op` (a handle: counting is one atomic add).
@@ -248,23 +235,46 @@ impl Metrics {
     /// The Prometheus text page, with `gauges` appended. The gauges are rendered by a recorder
     /// made for this page alone, so a value that is no longer offered (a credential that left
     /// the cache) is no longer shown.
+    ///
+    /// The per-account counters (upstream calls, refreshes) are rendered the same way, from
+    /// the plain maps the status API reads too: a series registered in the recorder costs a
+    /// few hundred bytes per account, which at 100 000 accounts is most of their memory.
     pub fn render(&self, gauges: &[Gauge]) -> String {
         let mut page = self.recorder.handle().render();
-        if !gauges.is_empty() {
-            let scratch = PrometheusBuilder::new().build_recorder();
-            metrics::with_local_recorder(&scratch, || {
-                for g in gauges {
-                    metrics::describe_gauge!(g.name, g.help);
-                    let labels: Vec<Label> = g
-                        .labels
-                        .iter()
-                        .map(|(k, v)| Label::new(*k, v.clone()))
-                        .collect();
-                    metrics::gauge!(g.name, labels).set(g.value);
-                }
-            });
-            page.push_str(&scratch.handle().render());
-        }
+        let scratch = PrometheusBuilder::new().build_recorder();
+        metrics::with_local_recorder(&scratch, || {
+            metrics::describe_counter!(
+                UPSTREAM_CALLS,
+                "WeChat API calls by account, endpoint and outcome."
+            );
+            metrics::describe_counter!(REFRESHES, "Credentials fetched from WeChat by reason.");
+            let log = lock(&self.upstream);
+            for ((account, endpoint, outcome), n) in &log.calls {
+                metrics::counter!(UPSTREAM_CALLS,
+                    "account" => account.clone(),
+                    "endpoint" => endpoint.clone(),
+                    "outcome" => outcome.clone())
+                .absolute(*n);
+            }
+            for ((account, credential, reason), n) in &log.refreshes {
+                metrics::counter!(REFRESHES,
+                    "account" => account.clone(),
+                    "credential" => credential.clone(),
+                    "reason" => reason.clone())
+                .absolute(*n);
+            }
+            drop(log);
+            for g in gauges {
+                metrics::describe_gauge!(g.name, g.help);
+                let labels: Vec<Label> = g
+                    .labels
+                    .iter()
+                    .map(|(k, v)| Label::new(*k, v.clone()))
+                    .collect();
+                metrics::gauge!(g.name, labels).set(g.value);
+            }
+        });
+        page.push_str(&scratch.handle().render());
         page
     }
 }

@@ -137,10 +137,9 @@ impl CredentialManager {
         let accounts = self.accounts.load();
         let now = unix_now();
         for ((account, kind), raw) in changed.iter().zip(values) {
-            let Some(acct) = accounts.get(account) else {
+            let Some(slot) = accounts.get(account).and_then(|a| a.made_slot(*kind)) else {
                 continue;
             };
-            let slot = acct.slot(*kind);
             let cred = raw.and_then(|raw| serde_json::from_slice::<Credential>(&raw).ok());
             match cred {
                 Some(c) if c.is_valid_at(now) => self.adopt(account, slot, &Arc::new(c)),
@@ -188,7 +187,8 @@ impl CredentialManager {
         self.accounts
             .load()
             .get(account)
-            .is_some_and(|acct| !acct.slot(kind).cached.is_empty())
+            .and_then(|acct| acct.made_slot(kind).map(|s| !s.cached.is_empty()))
+            .unwrap_or(false)
     }
 
     /// Every credential this instance holds a view of.
@@ -197,7 +197,7 @@ impl CredentialManager {
         let mut held = Vec::new();
         for (name, acct) in accounts.iter() {
             let acct: &AccountCreds = acct;
-            for slot in acct.slots.iter() {
+            for slot in acct.slots.made() {
                 if !slot.cached.is_empty() {
                     held.push((name.clone(), slot.kind));
                 }

@@ -438,7 +438,7 @@ impl CredentialManager {
     /// authorization that is gone).
     pub async fn drop_cached(&self, account: &str) {
         if let Some(acct) = self.accounts.load().get(account) {
-            for slot in acct.slots.iter() {
+            for slot in acct.slots.made() {
                 slot.cached.clear();
             }
         }

@@ -52,7 +52,9 @@ impl CredentialManager {
         let Some(acct) = self.accounts.load().get(&*due.account).cloned() else {
             return;
         };
-        let slot = acct.slot(due.kind);
+        let Some(slot) = acct.made_slot(due.kind) else {
+            return;
+        };
         let Some(cached) = slot.cached.get() else {
             return;
         };

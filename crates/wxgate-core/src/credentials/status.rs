@@ -20,7 +20,8 @@ pub use crate::domain::ErrorRecord;
 pub(super) struct SlotStatus {
     last_refresh_at: Option<i64>,
     last_refresh_reason: Option<String>,
-    last_error: Option<ErrorRecord>,
+    /// Boxed: most credentials never fail, and this keeps their slot small.
+    last_error: Option<Box<ErrorRecord>>,
     refreshes: u64,
     /// Refresh-ahead failures in a row (for the backoff).
     failures: u32,
@@ -35,13 +36,13 @@ impl SlotStatus {
     }
 
     pub(super) fn record_error(&mut self, e: &UpstreamError) {
-        self.last_error = Some(ErrorRecord {
+        self.last_error = Some(Box::new(ErrorRecord {
             at: unix_now(),
             message: e.to_string(),
             hint: e.hint(),
             wechat_errcode: e.wechat_errcode(),
             wechat_rid: e.wechat_rid().map(str::to_owned),
-        });
+        }));
     }
 
     /// Exponential backoff for refresh-ahead retries: 2, 4, 8 … 60 s. Returns the delay.
@@ -111,7 +112,7 @@ impl CredentialStatus {
                 .map(|c| c.reason.clone())
                 .or_else(|| st.last_refresh_reason.clone()),
             refreshes_by_this_instance: st.refreshes,
-            last_error: st.last_error.clone(),
+            last_error: st.last_error.as_deref().cloned(),
             next_retry_at: st.next_retry_unix(now),
         }
     }

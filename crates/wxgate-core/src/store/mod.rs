@@ -13,6 +13,7 @@
 
 mod memory;
 mod redis;
+mod redis_sentinel;
 mod sqlite;
 
 use std::sync::Arc;
@@ -91,17 +92,24 @@ pub trait Store: Send + Sync + 'static {
 
 /// Opens the backend named by `url`: `memory://`, `sqlite://PATH` (relative or absolute,
 /// created when missing; `sqlite::memory:` not supported — use `memory://`), or
-/// `redis://HOST:PORT/DB` (`key_prefix` is prepended to every key, redis only).
+/// `redis://HOST:PORT/DB`, or Redis behind Sentinel,
+/// `redis+sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT…]/MASTER[/DB]` (`key_prefix` is prepended
+/// to every key, redis only).
 pub async fn connect(url: &str, key_prefix: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("memory://") {
         Ok(Arc::new(MemoryStore::new()))
     } else if url.starts_with("sqlite://") || url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url).await?))
-    } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+    } else if url.starts_with("redis://")
+        || url.starts_with("rediss://")
+        || url.starts_with(redis_sentinel::SCHEME)
+        || url.starts_with(redis_sentinel::TLS_SCHEME)
+    {
         Ok(Arc::new(RedisStore::connect(url, key_prefix).await?))
     } else {
         Err(StoreError::InvalidUrl(format!(
-            "unsupported scheme in {:?}: expected memory://, sqlite://PATH or redis://HOST:PORT/DB",
+            "unsupported scheme in {:?}: expected memory://, sqlite://PATH, redis://HOST:PORT/DB or \
+             redis+sentinel://HOST:PORT[,HOST:PORT…]/MASTER[/DB]",
             crate::scrub::redact_url(url)
         )))
     }

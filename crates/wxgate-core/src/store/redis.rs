@@ -15,15 +15,18 @@
 //! `key_prefix` prepended, so several deployments can share one Redis database.
 //!
 //! `connect` PINGs the server and fails within [`CONNECT_TIMEOUT`] when it is unreachable;
-//! afterwards the connection manager reconnects on its own. Errors never include values, nor the
-//! URL (which may contain a password).
+//! afterwards the connection manager reconnects on its own. Behind Sentinel
+//! (`redis+sentinel://…`) the commands go through [`SentinelConnection`] instead, which finds the
+//! primary and follows failovers; everything else here is the same. Errors never include values,
+//! nor the URL (which may contain a password).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Script, Value};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Cmd, Pipeline, RedisFuture, Script, Value};
 
+use super::redis_sentinel::{self, SentinelConnection};
 use super::{Store, StoreError};
 
 /// Upper bound for `connect`, including retries and the PING.
@@ -91,7 +94,7 @@ return 0
 
 /// Redis-backed store; see the module documentation.
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
     key_prefix: String,
     put_if_newer: Script,
     delete_if_equals: Script,
@@ -99,9 +102,30 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Connects to `url` (`redis://[:PASSWORD@]HOST:PORT/DB`) and checks the server with a PING.
-    /// Fails within [`CONNECT_TIMEOUT`] when the server is unreachable.
+    /// Connects to `url` (`redis://[:PASSWORD@]HOST:PORT/DB`, or
+    /// `redis+sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT…]/MASTER[/DB]`) and checks the server
+    /// with a PING. Fails within [`CONNECT_TIMEOUT`] when the server (or, behind Sentinel, any
+    /// primary) is unreachable.
     pub async fn connect(url: &str, key_prefix: &str) -> Result<Self, StoreError> {
+        let conn = if url.starts_with(redis_sentinel::SCHEME)
+            || url.starts_with(redis_sentinel::TLS_SCHEME)
+        {
+            let url = redis_sentinel::parse(url)?;
+            Conn::Sentinel(SentinelConnection::connect(url).await?)
+        } else {
+            Conn::Direct(Self::manager(url).await?)
+        };
+        Ok(RedisStore {
+            conn,
+            key_prefix: key_prefix.to_owned(),
+            put_if_newer: Script::new(PUT_IF_NEWER_LUA),
+            delete_if_equals: Script::new(DELETE_IF_EQUALS_LUA),
+            extend_if_equals: Script::new(EXTEND_IF_EQUALS_LUA),
+        })
+    }
+
+    /// A connection manager for the one server of a `redis://` URL, checked with a PING.
+    async fn manager(url: &str) -> Result<ConnectionManager, StoreError> {
         let client = Client::open(url)
             .map_err(|e| StoreError::InvalidUrl(format!("not a usable redis url: {e}")))?;
         let addr = client.get_connection_info().addr.to_string();
@@ -118,27 +142,15 @@ impl RedisStore {
             redis::cmd("PING").query_async::<()>(&mut conn).await?;
             Ok::<_, redis::RedisError>(conn)
         };
-        let conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => {
-                return Err(StoreError::Backend(format!(
-                    "redis: cannot connect to {addr}: {e}"
-                )))
-            }
-            Err(_) => {
-                return Err(StoreError::Backend(format!(
-                    "redis: no connection to {addr} within {CONNECT_TIMEOUT:?}"
-                )))
-            }
-        };
-
-        Ok(RedisStore {
-            conn,
-            key_prefix: key_prefix.to_owned(),
-            put_if_newer: Script::new(PUT_IF_NEWER_LUA),
-            delete_if_equals: Script::new(DELETE_IF_EQUALS_LUA),
-            extend_if_equals: Script::new(EXTEND_IF_EQUALS_LUA),
-        })
+        match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(StoreError::Backend(format!(
+                "redis: cannot connect to {addr}: {e}"
+            ))),
+            Err(_) => Err(StoreError::Backend(format!(
+                "redis: no connection to {addr} within {CONNECT_TIMEOUT:?}"
+            ))),
+        }
     }
 
     fn key(&self, key: &str) -> String {
@@ -167,6 +179,41 @@ impl RedisStore {
             .await
             .map_err(|e| backend(what, &e))?;
         Ok(!matches!(reply, Value::Nil))
+    }
+}
+
+/// Where the commands go: one server, or whichever node Sentinel says is the primary.
+#[derive(Clone)]
+enum Conn {
+    Direct(ConnectionManager),
+    Sentinel(SentinelConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Direct(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Direct(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Sentinel(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Direct(c) => c.get_db(),
+            Conn::Sentinel(c) => c.get_db(),
+        }
     }
 }
 

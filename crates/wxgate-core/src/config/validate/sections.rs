@@ -29,18 +29,23 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
     s.admin.vault().map(drop)
 }
 
-/// `sqlite:` always; `memory://` and `redis://` for the store (`redis_allowed`), PostgreSQL for
-/// the user database.
+/// `sqlite:` always; `memory://`, `redis://` and `redis+sentinel://` for the store
+/// (`redis_allowed`; the sentinel form is read in full when the store opens), PostgreSQL for the
+/// user database.
 fn store_url(key: &str, value: &str, redis_allowed: bool) -> Result<(), ConfigError> {
     let ok = value.starts_with("sqlite:")
-        || (redis_allowed && (value == "memory://" || value.starts_with("redis://")))
+        || (redis_allowed
+            && (value == "memory://"
+                || value.starts_with("redis://")
+                || value.starts_with("redis+sentinel://")))
         || (!redis_allowed
             && (value.starts_with("postgres://") || value.starts_with("postgresql://")));
     if ok {
         return Ok(());
     }
     let expected = if redis_allowed {
-        "expected sqlite://PATH, memory:// or redis://HOST:PORT/DB"
+        "expected sqlite://PATH, memory://, redis://HOST:PORT/DB or \
+         redis+sentinel://HOST:PORT[,HOST:PORT…]/MASTER[/DB]"
     } else {
         "expected sqlite://PATH or postgres://USER@HOST/DB"
     };
@@ -72,6 +77,8 @@ mod tests {
         assert!(store_url("storage.url", "memory://", true).is_ok());
         assert!(store_url("storage.url", "redis://h:6379/0", true).is_ok());
         assert!(store_url("database.url", "redis://h:6379/0", false).is_err());
+        assert!(store_url("storage.url", "redis+sentinel://h1,h2:26380/m/1", true).is_ok());
+        assert!(store_url("database.url", "redis+sentinel://h1/m", false).is_err());
         assert!(store_url("database.url", "postgresql://u@h/db", false).is_ok());
         assert!(store_url("storage.url", "postgres://u@h/db", true).is_err());
         assert!(store_url("database.url", "sqlite://x.db", false).is_ok());

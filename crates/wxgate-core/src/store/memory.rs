@@ -6,7 +6,9 @@
 //! call in the process. It gives no coordination across processes — use SQLite or Redis for that.
 //! Expiry is checked on every access against a monotonic clock (an expired entry is treated
 //! exactly like a missing one), and an amortized sweep (see `after_write`) drops expired
-//! entries nobody touches again, so the map does not grow without bound.
+//! entries nobody touches again, so the map does not grow without bound. Notices go through a
+//! broadcast channel to every follower of the same store value (the instances of a test share
+//! one).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +17,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use tokio::sync::broadcast;
+
+use super::notices::{self, Notice};
 use super::{Store, StoreError};
 
 /// Writes between two sweeps of expired entries.
@@ -40,6 +45,7 @@ impl Entry {
 pub struct MemoryStore {
     entries: Mutex<HashMap<String, Entry>>,
     writes: AtomicU64,
+    notices: broadcast::Sender<String>,
 }
 
 impl MemoryStore {
@@ -47,6 +53,7 @@ impl MemoryStore {
         MemoryStore {
             entries: Mutex::new(HashMap::new()),
             writes: AtomicU64::new(0),
+            notices: broadcast::channel(notices::NOTICE_QUEUE).0,
         }
     }
 
@@ -191,5 +198,46 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let now = Instant::now();
+        let map = self.lock();
+        Ok(keys
+            .iter()
+            .map(|k| {
+                map.get(k)
+                    .filter(|e| e.is_live(now))
+                    .map(|e| e.value.clone())
+            })
+            .collect())
+    }
+
+    async fn notify(&self, message: &str) -> Result<(), StoreError> {
+        notices::check_len(message)?;
+        // No follower is not an error.
+        let _ = self.notices.send(message.to_owned());
+        Ok(())
+    }
+
+    async fn subscribe(&self) -> Result<tokio::sync::mpsc::Receiver<Notice>, StoreError> {
+        let mut source = self.notices.subscribe();
+        let (mut tx, rx) = notices::queue();
+        tokio::spawn(async move {
+            loop {
+                let notice = tokio::select! {
+                    () = tx.closed() => return,
+                    received = source.recv() => match received {
+                        Ok(message) => Notice::Message(message),
+                        Err(broadcast::error::RecvError::Lagged(_)) => Notice::Missed,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                };
+                if !tx.send(notice) {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
     }
 }

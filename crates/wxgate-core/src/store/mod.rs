@@ -10,8 +10,15 @@
 //! Semantics every backend guarantees:
 //! - an entry whose TTL has passed is invisible to every call, as if it had never been written;
 //! - every call is atomic with respect to every other call on the same key, across processes.
+//!
+//! Beside the entries, a store carries *notices*: short messages one instance sends to every
+//! instance following the store ([`Store::notify`], [`Store::subscribe`]), so that a change
+//! (a credential refreshed by another instance) reaches the others without their re-reading
+//! everything. Notices are hints, not state: one can be lost, and whoever relies on them also
+//! re-reads slowly in the background.
 
 mod memory;
+mod notices;
 mod redis;
 mod redis_sentinel;
 mod sqlite;
@@ -22,6 +29,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use self::memory::MemoryStore;
+pub use self::notices::{Notice, MAX_NOTICE_LEN, NOTICE_QUEUE};
 pub use self::redis::RedisStore;
 pub use self::sqlite::SqliteStore;
 
@@ -88,6 +96,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cheap liveness check for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The current values of `keys`, in order (`None` for absent or expired), in one round trip
+    /// where the backend can: the background reconciliation reads thousands of credentials
+    /// this way.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
+
+    /// Sends `message` (at most [`MAX_NOTICE_LEN`] bytes) to every instance that follows this
+    /// store with [`Store::subscribe`], this one included. Best effort: a notice can be lost,
+    /// and a follower is then sent [`Notice::Missed`] when the backend can tell.
+    async fn notify(&self, message: &str) -> Result<(), StoreError>;
+
+    /// Follows every instance's notices from now on. The backend feeds the receiver (at most
+    /// [`NOTICE_QUEUE`] waiting; beyond that they are dropped and [`Notice::Missed`] follows)
+    /// from a task of its own, reconnecting as needed (each reconnection sends
+    /// [`Notice::Missed`]), until the receiver is dropped.
+    async fn subscribe(&self) -> Result<tokio::sync::mpsc::Receiver<Notice>, StoreError>;
 }
 
 /// Opens the backend named by `url`: `memory://`, `sqlite://PATH` (relative or absolute,

@@ -14,19 +14,27 @@
 //! header. `get`/`take` strip the header and return exactly the bytes written. Every key gets
 //! `key_prefix` prepended, so several deployments can share one Redis database.
 //!
+//! Notices are `PUBLISH`ed on the channel `{key_prefix}wxgate:notices`; each follower reads them
+//! on a pub/sub connection of its own, which a task reopens (after a pause) whenever it is lost,
+//! telling the follower [`Notice::Missed`]. `get_many` is one `MGET`.
+//!
 //! `connect` PINGs the server and fails within [`CONNECT_TIMEOUT`] when it is unreachable;
 //! afterwards the connection manager reconnects on its own. Behind Sentinel
 //! (`redis+sentinel://…`) the commands go through [`SentinelConnection`] instead, which finds the
-//! primary and follows failovers; everything else here is the same. Errors never include values,
-//! nor the URL (which may contain a password).
+//! primary and follows failovers, and a follower's pub/sub connection moves to the new primary
+//! too (with a [`Notice::Missed`]); everything else here is the same. Errors never include
+//! values, nor the URL (which may contain a password).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use futures::StreamExt as _;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, PubSub};
 use redis::{Client, Cmd, Pipeline, RedisFuture, Script, Value};
+use tokio::sync::watch;
 
-use super::redis_sentinel::{self, SentinelConnection};
+use super::notices::{self, Notice, NoticeSender};
+use super::redis_sentinel::{self, Addr, SentinelConnection};
 use super::{Store, StoreError};
 
 /// Upper bound for `connect`, including retries and the PING.
@@ -37,6 +45,9 @@ const CONNECTION_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest TTL passed to Redis (about 100 years); longer ones are clamped.
 const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+
+/// Pause before a lost pub/sub connection is reopened.
+const RESUBSCRIBE_PAUSE: Duration = Duration::from_secs(1);
 
 /// Length of the version header in front of every stored value.
 const HEADER_LEN: usize = 8;
@@ -95,6 +106,8 @@ return 0
 /// Redis-backed store; see the module documentation.
 pub struct RedisStore {
     conn: Conn,
+    /// Opens the followers' pub/sub connections.
+    pubsub: PubSubSource,
     key_prefix: String,
     put_if_newer: Script,
     delete_if_equals: Script,
@@ -107,16 +120,21 @@ impl RedisStore {
     /// with a PING. Fails within [`CONNECT_TIMEOUT`] when the server (or, behind Sentinel, any
     /// primary) is unreachable.
     pub async fn connect(url: &str, key_prefix: &str) -> Result<Self, StoreError> {
-        let conn = if url.starts_with(redis_sentinel::SCHEME)
+        let (conn, pubsub) = if url.starts_with(redis_sentinel::SCHEME)
             || url.starts_with(redis_sentinel::TLS_SCHEME)
         {
-            let url = redis_sentinel::parse(url)?;
-            Conn::Sentinel(SentinelConnection::connect(url).await?)
+            let sentinel = SentinelConnection::connect(redis_sentinel::parse(url)?).await?;
+            (
+                Conn::Sentinel(sentinel.clone()),
+                PubSubSource::Sentinel(sentinel),
+            )
         } else {
-            Conn::Direct(Self::manager(url).await?)
+            let (manager, client) = Self::manager(url).await?;
+            (Conn::Direct(manager), PubSubSource::Direct(client))
         };
         Ok(RedisStore {
             conn,
+            pubsub,
             key_prefix: key_prefix.to_owned(),
             put_if_newer: Script::new(PUT_IF_NEWER_LUA),
             delete_if_equals: Script::new(DELETE_IF_EQUALS_LUA),
@@ -124,8 +142,9 @@ impl RedisStore {
         })
     }
 
-    /// A connection manager for the one server of a `redis://` URL, checked with a PING.
-    async fn manager(url: &str) -> Result<ConnectionManager, StoreError> {
+    /// A connection manager for the one server of a `redis://` URL, checked with a PING, and the
+    /// client that opens more connections to it.
+    async fn manager(url: &str) -> Result<(ConnectionManager, Client), StoreError> {
         let client = Client::open(url)
             .map_err(|e| StoreError::InvalidUrl(format!("not a usable redis url: {e}")))?;
         let addr = client.get_connection_info().addr.to_string();
@@ -138,12 +157,12 @@ impl RedisStore {
             .set_connection_timeout(CONNECTION_ATTEMPT_TIMEOUT)
             .set_response_timeout(RESPONSE_TIMEOUT);
         let connecting = async {
-            let mut conn = ConnectionManager::new_with_config(client, config).await?;
+            let mut conn = ConnectionManager::new_with_config(client.clone(), config).await?;
             redis::cmd("PING").query_async::<()>(&mut conn).await?;
             Ok::<_, redis::RedisError>(conn)
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-            Ok(Ok(conn)) => Ok(conn),
+            Ok(Ok(conn)) => Ok((conn, client)),
             Ok(Err(e)) => Err(StoreError::Backend(format!(
                 "redis: cannot connect to {addr}: {e}"
             ))),
@@ -155,6 +174,10 @@ impl RedisStore {
 
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.key_prefix)
+    }
+
+    fn notice_channel(&self) -> String {
+        self.key("wxgate:notices")
     }
 
     /// `SET key header++value [NX] [PX ttl]`; returns whether Redis wrote.
@@ -214,6 +237,105 @@ impl ConnectionLike for Conn {
             Conn::Direct(c) => c.get_db(),
             Conn::Sentinel(c) => c.get_db(),
         }
+    }
+}
+
+/// Where followers' pub/sub connections go: the one server, or the current primary.
+#[derive(Clone)]
+enum PubSubSource {
+    Direct(Client),
+    Sentinel(SentinelConnection),
+}
+
+impl PubSubSource {
+    /// A new pub/sub connection subscribed to `channel`, and (behind Sentinel) the address of
+    /// the primary it is on.
+    async fn subscribed(&self, channel: &str) -> Result<(PubSub, Option<Addr>), StoreError> {
+        let (pubsub, at) = match self {
+            PubSubSource::Direct(client) => (client.get_async_pubsub().await, None),
+            PubSubSource::Sentinel(sentinel) => match sentinel.pubsub().await {
+                Ok((pubsub, at)) => (Ok(pubsub), Some(at)),
+                Err(e) => (Err(e), None),
+            },
+        };
+        let mut pubsub = pubsub.map_err(|e| backend("subscribe", &e))?;
+        pubsub
+            .subscribe(channel)
+            .await
+            .map_err(|e| backend("subscribe", &e))?;
+        Ok((pubsub, at))
+    }
+
+    /// Follows where the primary is (behind Sentinel).
+    fn primary_moves(&self) -> Option<watch::Receiver<Option<Addr>>> {
+        match self {
+            PubSubSource::Direct(_) => None,
+            PubSubSource::Sentinel(sentinel) => Some(sentinel.primary_moves()),
+        }
+    }
+}
+
+/// Resolves once the primary is known to be somewhere else than `at`; never for one server.
+async fn moved_from(moves: &mut Option<watch::Receiver<Option<Addr>>>, at: &Option<Addr>) {
+    if let Some(moves) = moves {
+        if moves
+            .wait_for(|now| now.is_some() && now != at)
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    std::future::pending().await
+}
+
+/// Feeds `tx` from `pubsub` (subscribed to `channel` on the primary at `at`) until the follower
+/// is gone; whenever the connection is lost, or the primary moves elsewhere (behind Sentinel),
+/// tells the follower that notices may have been missed and opens another.
+async fn follow(
+    mut pubsub: PubSub,
+    mut at: Option<Addr>,
+    source: PubSubSource,
+    channel: String,
+    mut tx: NoticeSender,
+) {
+    let mut moves = source.primary_moves();
+    loop {
+        let moved = {
+            let mut messages = pubsub.on_message();
+            loop {
+                let message = tokio::select! {
+                    () = tx.closed() => return,
+                    () = moved_from(&mut moves, &at) => break true,
+                    message = messages.next() => message,
+                };
+                let Some(message) = message else { break false };
+                let Ok(text) = message.get_payload::<String>() else {
+                    continue;
+                };
+                if !tx.send(Notice::Message(text)) {
+                    return;
+                }
+            }
+        };
+        if moved {
+            tracing::warn!("the store's primary moved; following notices on the new one");
+        } else {
+            tracing::warn!("the store's notice connection was lost; reconnecting");
+        }
+        (pubsub, at) = loop {
+            if !tx.send(Notice::Missed) {
+                return;
+            }
+            tokio::select! {
+                () = tx.closed() => return,
+                () = tokio::time::sleep(RESUBSCRIBE_PAUSE) => {}
+            }
+            match source.subscribed(&channel).await {
+                Ok(p) => break p,
+                Err(e) => tracing::warn!(error = %e, "cannot follow store notices; retrying"),
+            }
+        };
     }
 }
 
@@ -346,5 +468,43 @@ impl Store for RedisStore {
             .query_async::<()>(&mut self.conn.clone())
             .await
             .map_err(|e| backend("ping", &e))
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("MGET");
+        for key in keys {
+            cmd.arg(self.key(key));
+        }
+        let stored: Vec<Option<Vec<u8>>> = cmd
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| backend("get_many", &e))?;
+        stored
+            .into_iter()
+            .map(|s| s.map(|s| decode("get_many", s)).transpose())
+            .collect()
+    }
+
+    async fn notify(&self, message: &str) -> Result<(), StoreError> {
+        notices::check_len(message)?;
+        redis::cmd("PUBLISH")
+            .arg(self.notice_channel())
+            .arg(message)
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|e| backend("notify", &e))
+    }
+
+    async fn subscribe(&self) -> Result<tokio::sync::mpsc::Receiver<Notice>, StoreError> {
+        let channel = self.notice_channel();
+        // The first connection is opened here, so the follower receives every notice sent
+        // after this returns, and an unreachable server is reported to the caller.
+        let (pubsub, at) = self.pubsub.subscribed(&channel).await?;
+        let (tx, rx) = notices::queue();
+        tokio::spawn(follow(pubsub, at, self.pubsub.clone(), channel, tx));
+        Ok(rx)
     }
 }

@@ -25,6 +25,7 @@ mod sandbox;
 mod server_limits;
 mod shutdown;
 mod store;
+mod store_notices;
 mod upstream_client;
 mod users;
 mod web_support;

@@ -25,11 +25,14 @@
 //! of a host share its clock). Every statement treats a row with `expires_at_ms <= now` exactly
 //! like a missing row. Expired rows are all deleted at open, and the writer deletes at most
 //! [`SWEEP_LIMIT`] of them through the index on `expires_at_ms` every few hundred writes, so a
-//! sweep's cost is bounded. Errors never include stored values.
+//! sweep's cost is bounded. Errors never include stored values. Notices are rows of a table of
+//! their own, read once a second by each follower ([`notices`]).
 
 mod checkpoint;
+mod notices;
 mod writer;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
@@ -40,6 +43,7 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension as _,
 use tokio::sync::{oneshot, Notify};
 
 use self::writer::{WriteOp, WriteOutcome, Writer};
+use super::notices::{self as queue, Notice};
 use super::{Store, StoreError};
 use crate::domain::{sqlite_file_path, unix_now_ms as now_ms};
 
@@ -55,6 +59,8 @@ const RETRY_MAX_DELAY: Duration = Duration::from_millis(50);
 const LOCK_YIELDS: usize = 8;
 /// The most expired rows one sweep deletes.
 const SWEEP_LIMIT: i64 = 512;
+/// Keys per statement of `get_many` (well under SQLite's limit on bound parameters).
+const GET_MANY_CHUNK: usize = 500;
 /// SQLite's own checkpoint threshold (pages; the default is 1000), kept only as a backstop.
 const AUTOCHECKPOINT_BACKSTOP_PAGES: u32 = 20_000;
 
@@ -123,6 +129,8 @@ pub struct SqliteStore {
     writer: Writer,
     /// Dropping it stops the checkpoint task.
     _stop_checkpoints: oneshot::Sender<()>,
+    /// The database file (followers of notices open their own connection to it).
+    path: PathBuf,
 }
 
 /// What the writer shares with the checkpoint task.
@@ -138,6 +146,7 @@ impl SqliteStore {
     /// checkpoint task (so it must be called within a Tokio runtime).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let path = PathBuf::from(parse_url(url)?);
+        let opened = path.clone();
         let (write_conn, reader, checkpointer) = tokio::task::spawn_blocking(move || {
             let write_conn = init_database(&path)?;
             let reader = open_reader(&path)?;
@@ -159,6 +168,7 @@ impl SqliteStore {
             reader: Mutex::new(reader),
             writer,
             _stop_checkpoints: stop_tx,
+            path: opened,
         })
     }
 
@@ -282,7 +292,7 @@ fn init_database(path: &Path) -> Result<Connection, StoreError> {
     // slow disk capped push throughput at the disk's fsync rate.
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(|e| backend("setting synchronous=NORMAL", &e))?;
-    for statement in SCHEMA {
+    for statement in SCHEMA.iter().chain(notices::SCHEMA) {
         conn.execute(statement, [])
             .map_err(|e| backend("creating the schema", &e))?;
     }
@@ -324,10 +334,15 @@ fn backend(what: &str, e: &rusqlite::Error) -> StoreError {
 
 /// Column 0 as bytes (a BLOB as written by every wxgate version; TEXT accepted too).
 fn value_column(row: &Row<'_>) -> rusqlite::Result<Vec<u8>> {
-    match row.get_ref(0)? {
+    value_column_at(row, 0)
+}
+
+/// Column `idx` as bytes.
+fn value_column_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Vec<u8>> {
+    match row.get_ref(idx)? {
         rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => Ok(b.to_vec()),
         other => Err(rusqlite::Error::InvalidColumnType(
-            0,
+            idx,
             "value".to_owned(),
             other.data_type(),
         )),
@@ -448,5 +463,46 @@ impl Store for SqliteStore {
         })
         .await?;
         Ok(())
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(GET_MANY_CHUNK) {
+            let found = self
+                .read("get_many", |conn| {
+                    let marks = vec!["?"; chunk.len()].join(",");
+                    let sql = format!(
+                        "SELECT key, value FROM wxgate_kv WHERE key IN ({marks})
+                            AND (expires_at_ms IS NULL OR expires_at_ms > {})",
+                        now_ms()
+                    );
+                    let mut stmt = conn.prepare(&sql)?;
+                    let rows = stmt.query_map(rusqlite::params_from_iter(chunk), |row| {
+                        Ok((row.get::<_, String>(0)?, value_column_at(row, 1)?))
+                    })?;
+                    rows.collect::<rusqlite::Result<HashMap<String, Vec<u8>>>>()
+                })
+                .await?;
+            let mut found = found;
+            out.extend(chunk.iter().map(|k| found.remove(k)));
+        }
+        Ok(out)
+    }
+
+    async fn notify(&self, message: &str) -> Result<(), StoreError> {
+        queue::check_len(message)?;
+        self.writer
+            .write(WriteOp::Notify {
+                message: message.to_owned(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn subscribe(&self) -> Result<tokio::sync::mpsc::Receiver<Notice>, StoreError> {
+        let follower = notices::open_follower(self.path.clone()).await?;
+        let (tx, rx) = queue::queue();
+        tokio::spawn(notices::follow(follower, tx));
+        Ok(rx)
     }
 }

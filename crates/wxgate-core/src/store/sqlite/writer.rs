@@ -43,7 +43,7 @@ use rusqlite::{params, Connection};
 use tokio::sync::{oneshot, Notify};
 
 use super::{
-    backend, expires_at, is_busy, value_column, Shared, BUSY_TIMEOUT, RETRY_FIRST_DELAY,
+    backend, expires_at, is_busy, notices, value_column, Shared, BUSY_TIMEOUT, RETRY_FIRST_DELAY,
     RETRY_MAX_DELAY, SQL_DELETE, SQL_DELETE_IF_EQUALS, SQL_EXTEND_IF_EQUALS, SQL_PUT,
     SQL_PUT_IF_ABSENT, SQL_PUT_IF_NEWER, SQL_SWEEP_SOME, SQL_TAKE, SWEEP_LIMIT,
 };
@@ -97,6 +97,10 @@ pub(super) enum WriteOp {
     Delete {
         key: String,
     },
+    /// Appends a notice (and deletes those older than `notices::KEEP_NOTICES`).
+    Notify {
+        message: String,
+    },
 }
 
 /// What a write did.
@@ -117,6 +121,7 @@ impl WriteOp {
             WriteOp::DeleteIfEquals { .. } => "delete_if_equals",
             WriteOp::ExtendIfEquals { .. } => "extend_if_equals",
             WriteOp::Delete { .. } => "delete",
+            WriteOp::Notify { .. } => "notify",
         }
     }
 
@@ -125,7 +130,10 @@ impl WriteOp {
     fn adds_rows(&self) -> bool {
         matches!(
             self,
-            WriteOp::Put { .. } | WriteOp::PutIfAbsent { .. } | WriteOp::PutIfNewer { .. }
+            WriteOp::Put { .. }
+                | WriteOp::PutIfAbsent { .. }
+                | WriteOp::PutIfNewer { .. }
+                | WriteOp::Notify { .. }
         )
     }
 
@@ -173,6 +181,13 @@ impl WriteOp {
                 .prepare_cached(SQL_EXTEND_IF_EQUALS)?
                 .execute(params![key, expected, expires_at(now, Some(*ttl)), now])?,
             WriteOp::Delete { key } => conn.prepare_cached(SQL_DELETE)?.execute(params![key])?,
+            WriteOp::Notify { message } => {
+                let keep_ms = i64::try_from(notices::KEEP_NOTICES.as_millis()).unwrap_or(i64::MAX);
+                conn.prepare_cached(notices::SQL_PRUNE)?
+                    .execute(params![now.saturating_sub(keep_ms)])?;
+                conn.prepare_cached(notices::SQL_NOTIFY)?
+                    .execute(params![message, now])?
+            }
         };
         Ok(WriteOutcome::Changed(changed > 0))
     }

@@ -206,6 +206,9 @@ impl RedisStore {
 }
 
 /// Where the commands go: one server, or whichever node Sentinel says is the primary.
+// Cloned for every command, as the manager alone was before; boxing the manager would add an
+// allocation to each clone, to save bytes on the stack.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 enum Conn {
     Direct(ConnectionManager),

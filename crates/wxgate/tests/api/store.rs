@@ -61,7 +61,7 @@ where
 }
 
 /// The behaviour every backend must show.
-async fn conformance(s: Arc<dyn Store>) {
+pub(crate) async fn conformance(s: Arc<dyn Store>) {
     basics(&*s).await;
     binary_values(&*s).await;
     ttl_expiry(&*s).await;
@@ -463,7 +463,7 @@ async fn races(s: &Arc<dyn Store>) {
 
 /// Two handles on the same shared state (two SQLite pools on one file, two Redis connections),
 /// as two processes would have.
-async fn two_handles(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+pub(crate) async fn two_handles(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     const N: usize = 50;
     let pick = |i: usize| {
         if i % 2 == 0 {

@@ -95,6 +95,7 @@ impl Gateway {
         adopt_legacy_users(users.as_ref(), &settings).await;
         let webhooks = crate::upstream::WebhookClient::new().map_err(StartupError::Push)?;
         let metrics = Arc::new(Metrics::new());
+        let store: Arc<dyn store::Store> = Arc::new(store::CountedStore::new(store, &metrics));
         let retry = RetryPolicy::default();
         let attempts = retry.attempts;
         let client = WechatClient::new(
@@ -102,6 +103,7 @@ impl Gateway {
                 api_base: settings.upstream.api_base.clone(),
                 timeout: settings.upstream.timeout(),
                 retry,
+                max_in_flight: settings.upstream.in_flight_limit(),
             },
             metrics.clone(),
         )

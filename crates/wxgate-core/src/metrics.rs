@@ -1,6 +1,6 @@
-//! The gateway's figures: the page `/metrics` serves (upstream calls, credential refreshes,
-//! HTTP requests by route, credential expiry) and the upstream call counts and last errors the
-//! status API reads back.
+//! The gateway's figures: the page `/metrics` serves (upstream calls, credential refreshes, HTTP
+//! requests by route, credential expiry, WeChat calls in flight and waiting) and the upstream call
+//! counts and last errors the status API reads back.
 //!
 //! The page is kept and written by the `metrics` facade and `metrics-exporter-prometheus`.
 //! Each [`Metrics`] has a recorder of its own and records through it; none is installed
@@ -30,6 +30,10 @@ const REFRESHES: &str = "wxgate_credential_refreshes_total";
 const COMPONENT_REFRESH_ERRORS: &str = "wxgate_component_refresh_errors_total";
 const HTTP_REQUESTS: &str = "wxgate_http_requests_total";
 const HTTP_LATENCY: &str = "wxgate_http_request_duration_seconds";
+const STORE_OPERATIONS: &str = "wxgate_store_operations_total";
+const UPSTREAM_IN_FLIGHT: &str = "wxgate_upstream_in_flight";
+const UPSTREAM_WAITING: &str = "wxgate_upstream_waiting";
+const UPSTREAM_MAX_IN_FLIGHT: &str = "wxgate_upstream_max_in_flight";
 
 /// Upper bounds (seconds) of the HTTP latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 10] = [
@@ -142,6 +146,10 @@ impl Metrics {
             metrics::describe_counter!(REFRESHES, "Credentials fetched from WeChat by reason.");
             metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status.");
             metrics::describe_histogram!(HTTP_LATENCY, "HTTP request latency by route.");
+            metrics::describe_counter!(
+                STORE_OPERATIONS,
+                "Calls to the shared store (storage.url) by operation."
+            );
         });
         let recorder = Arc::new(recorder);
         keep_up(&recorder);
@@ -153,7 +161,8 @@ impl Metrics {
     }
 
     /// One upstream WeChat call (each attempt counts). `outcome` is `ok`, `errcode_N`,
-    /// `http_N`, `timeout`, `transport` or `unparseable`.
+    /// `http_N`, `timeout`, `transport`, `unparseable` or `saturated` (not sent: no free call
+    /// under `upstream.max_in_flight` in time).
     pub fn upstream_call(&self, account: &str, endpoint: &str, outcome: &str) {
         *lock(&self.upstream)
             .calls
@@ -218,6 +227,12 @@ impl Metrics {
         });
     }
 
+    /// The counter of store calls of operation `op` (a handle: counting is one atomic add).
+    pub fn store_operations(&self, op: &'static str) -> Counter {
+        let key = Key::from_parts(STORE_OPERATIONS, vec![Label::new("op", op)]);
+        self.recorder.register_counter(&key, &METADATA)
+    }
+
     /// The HTTP figures of a route template (never a raw path: it may hold one-time codes),
     /// created on first use. Callers keep the handle; [`RouteMetrics::record`] takes no lock.
     pub fn route(&self, route: &str) -> Arc<RouteMetrics> {
@@ -252,6 +267,34 @@ impl Metrics {
         }
         page
     }
+}
+
+/// The gauges of `upstream.max_in_flight` (read from [`crate::upstream::UpstreamLimit`] at
+/// render time): WeChat calls open now, callers waiting for one, and the bound.
+pub fn upstream_limit_gauges(in_flight: usize, waiting: usize, max: usize) -> [Gauge; 3] {
+    let gauge = |name, help, value: usize| Gauge {
+        name,
+        help,
+        labels: Vec::new(),
+        value: value as f64,
+    };
+    [
+        gauge(
+            UPSTREAM_IN_FLIGHT,
+            "WeChat calls in flight now (at most upstream.max_in_flight).",
+            in_flight,
+        ),
+        gauge(
+            UPSTREAM_WAITING,
+            "WeChat calls waiting for a free slot under upstream.max_in_flight.",
+            waiting,
+        ),
+        gauge(
+            UPSTREAM_MAX_IN_FLIGHT,
+            "upstream.max_in_flight: most WeChat calls in flight at once.",
+            max,
+        ),
+    ]
 }
 
 /// Has `recorder`'s histogram samples drained every [`UPKEEP_EVERY`] while it lives, by one
@@ -367,6 +410,19 @@ mod tests {
         assert_eq!(a.upstream_counts("main")["cgi-bin/token"]["ok"], 1);
         assert!(b.upstream_counts("main").is_empty());
         assert!(!b.render(&[]).contains("wxgate_upstream_calls_total{"));
+    }
+
+    #[test]
+    fn the_upstream_limit_gauges_render_unlabelled() {
+        let page = Metrics::new().render(&upstream_limit_gauges(3, 7, 64));
+        for line in [
+            "# TYPE wxgate_upstream_in_flight gauge\n",
+            "\nwxgate_upstream_in_flight 3\n",
+            "\nwxgate_upstream_waiting 7\n",
+            "\nwxgate_upstream_max_in_flight 64\n",
+        ] {
+            assert!(page.contains(line), "{line} not in {page}");
+        }
     }
 
     /// Gauges are shown as offered at each render, and only then.

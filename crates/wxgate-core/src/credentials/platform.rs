@@ -475,10 +475,13 @@ impl CredentialManager {
             )
             .await?;
         if let Some(acct) = self.accounts.load().get(account) {
-            acct.slot(CredentialKind::AccessToken)
-                .cached
-                .set_unless_newer(&Arc::new(cred));
+            self.adopt(
+                account,
+                acct.slot(CredentialKind::AccessToken),
+                &Arc::new(cred),
+            );
         }
+        self.announce(account, CredentialKind::AccessToken).await;
         Ok(())
     }
 

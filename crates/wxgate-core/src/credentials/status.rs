@@ -44,11 +44,12 @@ impl SlotStatus {
         });
     }
 
-    /// Exponential backoff for refresh-ahead retries: 2, 4, 8 … 60 s.
-    pub(super) fn backoff(&mut self, now: Instant) {
+    /// Exponential backoff for refresh-ahead retries: 2, 4, 8 … 60 s. Returns the delay.
+    pub(super) fn backoff(&mut self, now: Instant) -> Duration {
         self.failures = self.failures.saturating_add(1);
-        let delay = 1_u64 << self.failures.min(6);
-        self.next_attempt = Some(now + Duration::from_secs(delay.min(60)));
+        let delay = Duration::from_secs((1_u64 << self.failures.min(6)).min(60));
+        self.next_attempt = Some(now + delay);
+        delay
     }
 
     pub(super) fn clear_backoff(&mut self) {
@@ -56,8 +57,11 @@ impl SlotStatus {
         self.next_attempt = None;
     }
 
-    pub(super) fn may_retry_at(&self, now: Instant) -> bool {
-        self.next_attempt.is_none_or(|at| now >= at)
+    /// How long until the next refresh-ahead attempt is allowed, while in backoff.
+    pub(super) fn retry_in(&self, now: Instant) -> Option<Duration> {
+        self.next_attempt
+            .and_then(|at| at.checked_duration_since(now))
+            .filter(|left| !left.is_zero())
     }
 
     /// When the next refresh-ahead attempt is allowed, in unix seconds, if it is still ahead.

@@ -344,6 +344,11 @@ async fn status_and_metrics_show_credentials_and_upstream_calls() {
         "wxgate_credential_expires_in_seconds{account=\"main\",credential=\"access_token\"}"
     ));
     assert!(metrics.contains("wxgate_http_requests_total{route=\"/api/v1/accounts/{account}/tickets/jsapi\",status=\"200\"} 1"));
+    // Store calls are counted by operation: one versioned write per credential fetched.
+    assert!(
+        metrics.contains("wxgate_store_operations_total{op=\"put_if_newer\"} 2"),
+        "{metrics}"
+    );
     app.stop().await;
 }
 

@@ -22,6 +22,7 @@ mod memory;
 mod notices;
 mod postgres;
 mod redis;
+mod redis_sentinel;
 mod sqlite;
 
 use std::sync::Arc;
@@ -119,22 +120,28 @@ pub trait Store: Send + Sync + 'static {
 
 /// Opens the backend named by `url`: `memory://`, `sqlite://PATH` (relative or absolute,
 /// created when missing; `sqlite::memory:` not supported — use `memory://`),
-/// `redis://HOST:PORT/DB` or `postgres://USER@HOST/DB` (`postgresql://` too; the table
-/// `wxgate_store` is created when missing). `key_prefix` is prepended to every key by Redis and
-/// PostgreSQL (memory and SQLite are not shared between deployments).
+/// `redis://HOST:PORT/DB`, Redis behind Sentinel
+/// (`redis+sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT…]/MASTER[/DB]`) or
+/// `postgres://USER@HOST/DB` (`postgresql://` too; the table `wxgate_store` is created when
+/// missing). `key_prefix` is prepended to every key by Redis and PostgreSQL (memory and SQLite
+/// are not shared between deployments).
 pub async fn connect(url: &str, key_prefix: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("memory://") {
         Ok(Arc::new(MemoryStore::new()))
     } else if url.starts_with("sqlite://") || url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url).await?))
-    } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+    } else if url.starts_with("redis://")
+        || url.starts_with("rediss://")
+        || url.starts_with(redis_sentinel::SCHEME)
+        || url.starts_with(redis_sentinel::TLS_SCHEME)
+    {
         Ok(Arc::new(RedisStore::connect(url, key_prefix).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PostgresStore::connect(url, key_prefix).await?))
     } else {
         Err(StoreError::InvalidUrl(format!(
-            "unsupported scheme in {:?}: expected memory://, sqlite://PATH, redis://HOST:PORT/DB \
-             or postgres://USER@HOST/DB",
+            "unsupported scheme in {:?}: expected memory://, sqlite://PATH, redis://HOST:PORT/DB, \
+             redis+sentinel://HOST:PORT[,HOST:PORT…]/MASTER[/DB] or postgres://USER@HOST/DB",
             crate::scrub::redact_url(url)
         )))
     }

@@ -24,6 +24,7 @@ mod proxy;
 mod public_errors;
 mod push;
 mod sandbox;
+mod sentinel;
 mod server_limits;
 mod shutdown;
 mod store;

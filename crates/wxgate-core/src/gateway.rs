@@ -67,7 +67,11 @@ pub struct Gateway {
 impl Gateway {
     /// Connects the store and the user database and builds the services around `accounts`
     /// (validated from `settings` by the caller). Errors name URLs without their passwords.
-    pub async fn build(settings: Settings, validated: Validated) -> Result<Self, StartupError> {
+    ///
+    /// The config file's account settings move into the registry (which serves their admin
+    /// view), so `settings.accounts` is empty in the gateway's copy: one copy per account,
+    /// not two.
+    pub async fn build(mut settings: Settings, validated: Validated) -> Result<Self, StartupError> {
         let store = store::connect(&settings.storage.url, &settings.storage.key_prefix)
             .await
             .map_err(|e| StartupError::Store {
@@ -80,19 +84,19 @@ impl Gateway {
                 url: redact_url(&settings.database.url),
                 reason: scrub(e.to_string(), &settings.database.url),
             })?;
+        let users = database.users;
+        adopt_legacy_users(users.as_ref(), &settings).await;
         let registry = Registry::open(
             database.registry,
             settings.admin.vault()?,
-            &settings.accounts,
+            std::mem::take(&mut settings.accounts),
             &validated.accounts,
             validated.components.clone(),
             settings.api.keys.clone(),
         )
         .await
         .map_err(|e| StartupError::Registry(scrub(e.to_string(), &settings.database.url)))?;
-        let users = database.users;
         let authorizers = database.authorizers;
-        adopt_legacy_users(users.as_ref(), &settings).await;
         let webhooks = crate::upstream::WebhookClient::new().map_err(StartupError::Push)?;
         let metrics = Arc::new(Metrics::new());
         let store: Arc<dyn store::Store> = Arc::new(store::CountedStore::new(store, &metrics));
@@ -103,6 +107,7 @@ impl Gateway {
                 api_base: settings.upstream.api_base.clone(),
                 timeout: settings.upstream.timeout(),
                 retry,
+                max_in_flight: settings.upstream.in_flight_limit(),
             },
             metrics.clone(),
         )

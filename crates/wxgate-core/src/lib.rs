@@ -18,6 +18,7 @@ pub mod jssdk;
 pub mod login_keys;
 pub mod metrics;
 pub mod oauth;
+pub(crate) mod pg;
 pub mod platform;
 pub mod proxy;
 pub mod push;

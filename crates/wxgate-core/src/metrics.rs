@@ -1,6 +1,6 @@
-//! The gateway's figures: the page `/metrics` serves (upstream calls, credential refreshes,
-//! HTTP requests by route, credential expiry) and the upstream call counts and last errors the
-//! status API reads back.
+//! The gateway's figures: the page `/metrics` serves (upstream calls, credential refreshes, HTTP
+//! requests by route, credential expiry, WeChat calls in flight and waiting) and the upstream call
+//! counts and last errors the status API reads back.
 //!
 //! The page is kept and written by the `metrics` facade and `metrics-exporter-prometheus`.
 //! Each [`Metrics`] has a recorder of its own and records through it; none is installed
@@ -31,6 +31,9 @@ const COMPONENT_REFRESH_ERRORS: &str = "wxgate_component_refresh_errors_total";
 const HTTP_REQUESTS: &str = "wxgate_http_requests_total";
 const HTTP_LATENCY: &str = "wxgate_http_request_duration_seconds";
 const STORE_OPERATIONS: &str = "wxgate_store_operations_total";
+const UPSTREAM_IN_FLIGHT: &str = "wxgate_upstream_in_flight";
+const UPSTREAM_WAITING: &str = "wxgate_upstream_waiting";
+const UPSTREAM_MAX_IN_FLIGHT: &str = "wxgate_upstream_max_in_flight";
 
 /// Upper bounds (seconds) of the HTTP latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 10] = [
@@ -101,6 +104,8 @@ impl RouteMetrics {
 struct UpstreamLog {
     /// `(account, endpoint, outcome)` → calls.
     calls: BTreeMap<(String, String, String), u64>,
+    /// `(account, credential, reason)` → credentials fetched.
+    refreshes: BTreeMap<(String, String, String), u64>,
     /// `(account, endpoint)` → the latest failure.
     last_errors: BTreeMap<(String, String), ErrorRecord>,
 }
@@ -136,11 +141,6 @@ impl Metrics {
             Err(_) => unreachable!("only an empty list of buckets is refused"),
         };
         metrics::with_local_recorder(&recorder, || {
-            metrics::describe_counter!(
-                UPSTREAM_CALLS,
-                "WeChat API calls by account, endpoint and outcome."
-            );
-            metrics::describe_counter!(REFRESHES, "Credentials fetched from WeChat by reason.");
             metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status.");
             metrics::describe_histogram!(HTTP_LATENCY, "HTTP request latency by route.");
             metrics::describe_counter!(
@@ -158,19 +158,13 @@ impl Metrics {
     }
 
     /// One upstream WeChat call (each attempt counts). `outcome` is `ok`, `errcode_N`,
-    /// `http_N`, `timeout`, `transport` or `unparseable`.
+    /// `http_N`, `timeout`, `transport`, `unparseable` or `saturated` (not sent: no free call
+    /// under `upstream.max_in_flight` in time).
     pub fn upstream_call(&self, account: &str, endpoint: &str, outcome: &str) {
         *lock(&self.upstream)
             .calls
             .entry((account.to_owned(), endpoint.to_owned(), outcome.to_owned()))
             .or_default() += 1;
-        metrics::with_local_recorder(self.recorder.as_ref(), || {
-            metrics::counter!(UPSTREAM_CALLS,
-                "account" => account.to_owned(),
-                "endpoint" => endpoint.to_owned(),
-                "outcome" => outcome.to_owned())
-            .increment(1);
-        });
     }
 
     /// Remembers the latest failed upstream call of `account` on `endpoint` (status API).
@@ -214,13 +208,10 @@ impl Metrics {
 
     /// A credential fetched from WeChat (`reason`: `initial`, `ahead`, `forced`, `token_invalid`).
     pub fn credential_refresh(&self, account: &str, kind: &str, reason: &str) {
-        metrics::with_local_recorder(self.recorder.as_ref(), || {
-            metrics::counter!(REFRESHES,
-                "account" => account.to_owned(),
-                "credential" => kind.to_owned(),
-                "reason" => reason.to_owned())
-            .increment(1);
-        });
+        *lock(&self.upstream)
+            .refreshes
+            .entry((account.to_owned(), kind.to_owned(), reason.to_owned()))
+            .or_default() += 1;
     }
 
     /// The counter of store calls of operation `op` (a handle: counting is one atomic add).
@@ -244,25 +235,76 @@ impl Metrics {
     /// The Prometheus text page, with `gauges` appended. The gauges are rendered by a recorder
     /// made for this page alone, so a value that is no longer offered (a credential that left
     /// the cache) is no longer shown.
+    ///
+    /// The per-account counters (upstream calls, refreshes) are rendered the same way, from
+    /// the plain maps the status API reads too: a series registered in the recorder costs a
+    /// few hundred bytes per account, which at 100 000 accounts is most of their memory.
     pub fn render(&self, gauges: &[Gauge]) -> String {
         let mut page = self.recorder.handle().render();
-        if !gauges.is_empty() {
-            let scratch = PrometheusBuilder::new().build_recorder();
-            metrics::with_local_recorder(&scratch, || {
-                for g in gauges {
-                    metrics::describe_gauge!(g.name, g.help);
-                    let labels: Vec<Label> = g
-                        .labels
-                        .iter()
-                        .map(|(k, v)| Label::new(*k, v.clone()))
-                        .collect();
-                    metrics::gauge!(g.name, labels).set(g.value);
-                }
-            });
-            page.push_str(&scratch.handle().render());
-        }
+        let scratch = PrometheusBuilder::new().build_recorder();
+        metrics::with_local_recorder(&scratch, || {
+            metrics::describe_counter!(
+                UPSTREAM_CALLS,
+                "WeChat API calls by account, endpoint and outcome."
+            );
+            metrics::describe_counter!(REFRESHES, "Credentials fetched from WeChat by reason.");
+            let log = lock(&self.upstream);
+            for ((account, endpoint, outcome), n) in &log.calls {
+                metrics::counter!(UPSTREAM_CALLS,
+                    "account" => account.clone(),
+                    "endpoint" => endpoint.clone(),
+                    "outcome" => outcome.clone())
+                .absolute(*n);
+            }
+            for ((account, credential, reason), n) in &log.refreshes {
+                metrics::counter!(REFRESHES,
+                    "account" => account.clone(),
+                    "credential" => credential.clone(),
+                    "reason" => reason.clone())
+                .absolute(*n);
+            }
+            drop(log);
+            for g in gauges {
+                metrics::describe_gauge!(g.name, g.help);
+                let labels: Vec<Label> = g
+                    .labels
+                    .iter()
+                    .map(|(k, v)| Label::new(*k, v.clone()))
+                    .collect();
+                metrics::gauge!(g.name, labels).set(g.value);
+            }
+        });
+        page.push_str(&scratch.handle().render());
         page
     }
+}
+
+/// The gauges of `upstream.max_in_flight` (read from [`crate::upstream::UpstreamLimit`] at
+/// render time): WeChat calls open now, callers waiting for one, and the bound.
+pub fn upstream_limit_gauges(in_flight: usize, waiting: usize, max: usize) -> [Gauge; 3] {
+    let gauge = |name, help, value: usize| Gauge {
+        name,
+        help,
+        labels: Vec::new(),
+        value: value as f64,
+    };
+    [
+        gauge(
+            UPSTREAM_IN_FLIGHT,
+            "WeChat calls in flight now (at most upstream.max_in_flight).",
+            in_flight,
+        ),
+        gauge(
+            UPSTREAM_WAITING,
+            "WeChat calls waiting for a free slot under upstream.max_in_flight.",
+            waiting,
+        ),
+        gauge(
+            UPSTREAM_MAX_IN_FLIGHT,
+            "upstream.max_in_flight: most WeChat calls in flight at once.",
+            max,
+        ),
+    ]
 }
 
 /// Has `recorder`'s histogram samples drained every [`UPKEEP_EVERY`] while it lives, by one
@@ -378,6 +420,19 @@ mod tests {
         assert_eq!(a.upstream_counts("main")["cgi-bin/token"]["ok"], 1);
         assert!(b.upstream_counts("main").is_empty());
         assert!(!b.render(&[]).contains("wxgate_upstream_calls_total{"));
+    }
+
+    #[test]
+    fn the_upstream_limit_gauges_render_unlabelled() {
+        let page = Metrics::new().render(&upstream_limit_gauges(3, 7, 64));
+        for line in [
+            "# TYPE wxgate_upstream_in_flight gauge\n",
+            "\nwxgate_upstream_in_flight 3\n",
+            "\nwxgate_upstream_waiting 7\n",
+            "\nwxgate_upstream_max_in_flight 64\n",
+        ] {
+            assert!(page.contains(line), "{line} not in {page}");
+        }
     }
 
     /// Gauges are shown as offered at each render, and only then.

@@ -16,10 +16,15 @@ const HIDDEN: &str = "***";
 
 /// `url` with its password and every query value replaced by `***`, for messages and logs
 /// (`redis://:***@host:6379/0`, `https://hook.example/in?key=***`). The scheme, host, port, user
-/// name, path and query keys stay, so an operator can still tell which URL it is. Unparseable
-/// URLs are reduced to their scheme, since they might still contain a secret.
+/// name, path and query keys stay, so an operator can still tell which URL it is. A URL with a
+/// list of hosts (`redis+sentinel://:pw@h1:26379,h2:26379/m`), which the URL parser refuses, is
+/// shown the same way by hand; other unparseable URLs are reduced to their scheme, since they
+/// might still contain a secret.
 pub fn redact_url(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
+        if let Some(shown) = redact_host_list(url) {
+            return shown;
+        }
         return match url.split_once(':') {
             Some((scheme, _)) => format!("{scheme}:<unparseable>"),
             None => "<unparseable>".to_owned(),
@@ -46,12 +51,56 @@ pub fn redact_url(url: &str) -> String {
     parsed.to_string()
 }
 
+/// `scheme://`, the user info and the rest of a URL the URL parser refuses; the user info ends
+/// at the last `@`.
+fn loose_parts(url: &str) -> Option<(&str, Option<&str>, &str)> {
+    let start = url.find("://")? + 3;
+    let rest = &url[start..];
+    Some(match rest.rsplit_once('@') {
+        Some((userinfo, rest)) => (&url[..start], Some(userinfo), rest),
+        None => (&url[..start], None, rest),
+    })
+}
+
+/// [`redact_url`] for `scheme://[USER[:PASSWORD]@]H1[:P1],H2[:P2]…/PATH`: the password and
+/// whatever follows a `?` or `#` hidden. `None` when `url` is not of that form.
+fn redact_host_list(url: &str) -> Option<String> {
+    let (scheme, userinfo, rest) = loose_parts(url)?;
+    let hosts = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if !hosts.contains(',') {
+        return None;
+    }
+    let user = match userinfo.map(|u| u.split_once(':')) {
+        Some(Some((user, _))) => format!("{user}:{HIDDEN}@"),
+        Some(None) => format!("{}@", userinfo.unwrap_or_default()),
+        None => String::new(),
+    };
+    let rest = match rest.split_once(['?', '#']) {
+        Some((before, _)) => format!("{before}?{HIDDEN}"),
+        None => rest.to_owned(),
+    };
+    Some(format!("{scheme}{user}{rest}"))
+}
+
 /// The secrets of `url`: its password and its query values, each raw and percent-decoded,
 /// longest first (so a secret that contains another is removed whole). Values shorter than 3
 /// characters (`db=0`, `a=1`) are not treated as secrets: replacing them would garble messages.
 fn secrets_of(url: &str) -> Vec<String> {
     let Ok(parsed) = url::Url::parse(url) else {
-        return Vec::new();
+        // A list of hosts, or otherwise unparseable: the password is still known.
+        let password = loose_parts(url)
+            .and_then(|(_, userinfo, _)| userinfo?.split_once(':'))
+            .map(|(_, password)| password);
+        let mut secrets: Vec<String> = password.into_iter().map(str::to_owned).collect();
+        if let Some(Ok(decoded)) =
+            password.map(|p| percent_encoding::percent_decode_str(p).decode_utf8())
+        {
+            secrets.push(decoded.into_owned());
+        }
+        secrets.retain(|s| s.chars().count() >= 3);
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        return secrets;
     };
     let mut secrets: Vec<String> = Vec::new();
     if let Some(password) = parsed.password() {
@@ -133,6 +182,14 @@ mod tests {
         );
         assert_eq!(redact_url("sqlite://wxgate.db"), "sqlite://wxgate.db");
         assert_eq!(redact_url("postgres://a:b@[bad"), "postgres:<unparseable>");
+        assert_eq!(
+            redact_url("redis+sentinel://:s%40cr3t@h1:26379,h2:26379/mymaster/1"),
+            "redis+sentinel://:***@h1:26379,h2:26379/mymaster/1"
+        );
+        assert_eq!(
+            redact_url("redis+sentinel://app:p/w@d@h1:1,h2:2/m?x=secretvalue"),
+            "redis+sentinel://app:***@h1:1,h2:2/m?***"
+        );
         assert_eq!(redact_url("no scheme"), "<unparseable>");
     }
 
@@ -149,6 +206,11 @@ mod tests {
         let said = scrub(format!("error sending request for url ({hook})"), hook);
         assert!(!said.contains("web"), "{said}");
         assert_eq!(scrub("unrelated".to_owned(), "not a url"), "unrelated");
+        let hosts = "redis+sentinel://:s%40cr3t@h1:26379,h2:26379/m";
+        assert_eq!(
+            scrub(format!("bad s@cr3t, s%40cr3t in {hosts}"), hosts),
+            "bad ***, *** in redis+sentinel://:***@h1:26379,h2:26379/m"
+        );
     }
 
     #[tokio::test]

@@ -1,10 +1,11 @@
 //! The mock's HTTP surface: WeChat's endpoints and the `/__mock/*` controls.
 //!
-//! A middleware in front of every WeChat endpoint counts the call, applies the configured
-//! latency, the outage switch and the next queued fault, in that order; `/__mock/*` is exempt
-//! from all of it. Handlers only parse the request, ask [`Inner`](super::state::Inner) for
-//! the answer and shape it like WeChat does (HTTP 200, `errcode`/`errmsg` with a `rid`).
-//! Logs name the endpoint and errcode, never a query string, token or secret.
+//! A middleware in front of every WeChat endpoint counts the call (and the calls in flight at
+//! once), applies the configured latency, the outage switch and the next queued fault, in that
+//! order; `/__mock/*` is exempt from all of it. Handlers only parse the request, ask
+//! [`Inner`](super::state::Inner) for the answer and shape it like WeChat does (HTTP 200,
+//! `errcode`/`errmsg` with a `rid`). Logs name the endpoint and errcode, never a query string,
+//! token or secret.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -58,12 +59,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// Counting, latency, outage and injected faults for every WeChat endpoint.
+/// Counting (calls, and calls in flight until the answer is ready), latency, outage and
+/// injected faults for every WeChat endpoint.
 async fn gate(State(shared): St, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     if path == "/__mock" || path.starts_with("/__mock/") {
         return next.run(req).await;
     }
+    let _in_flight = shared.in_flight.enter();
     let (latency, down, fault) = {
         let mut s = shared.lock();
         s.count_call(&path);
@@ -372,6 +375,7 @@ async fn ctl_down(State(shared): St, body: Bytes) -> Response {
 
 async fn ctl_reset(State(shared): St) -> Response {
     shared.lock().reset();
+    shared.in_flight.reset_max();
     ok()
 }
 
@@ -468,6 +472,8 @@ async fn ctl_info(State(shared): St) -> Response {
         "code_ttl_s": c.code_ttl_s,
         "latency_ms": u64::try_from(s.latency.as_millis()).unwrap_or(u64::MAX),
         "down": s.down,
+        "in_flight": shared.in_flight.now(),
+        "max_in_flight": shared.in_flight.max(),
     }))
     .into_response()
 }

@@ -125,11 +125,11 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let refresher = tokio::spawn(self.state.creds.clone().run_refresh_ahead());
+        let refresher = tokio::spawn(self.state.creds.clone().run_background());
         let registry_watch = tokio::spawn(Arc::clone(&self.state.0).run_registry_watch());
         let app = http::service(self.state.clone(), self.extra_routes);
         let server = Server::new(ServeOptions::from_settings(&self.state.settings.server));
-        tracing::info!(addr = %self.addr, accounts = self.state.settings.accounts.len(), "wxgate is listening");
+        tracing::info!(addr = %self.addr, accounts = self.state.registry.snapshot().accounts.len(), "wxgate is listening");
         let metrics = async {
             if let Some((listener, addr)) = self.metrics_listener {
                 tracing::info!(addr = %addr, "/metrics is served on its own address");

@@ -171,14 +171,27 @@ pub struct UpstreamSettings {
     /// Where the third-party platform's authorization pages are (`componentloginpage`).
     #[serde(default = "default_mp_base")]
     pub mp_base: String,
-    /// Bound of each upstream attempt.
+    /// Bound of each upstream attempt (the wait for a free call included).
     #[serde(default = "default_timeout_ms", deserialize_with = "de_u64")]
     pub timeout_ms: u64,
+    /// Most WeChat calls in flight at once on this instance (every account together); further
+    /// calls queue in arrival order ([`crate::upstream::UpstreamLimit`]).
+    #[serde(default = "default_max_in_flight", deserialize_with = "de_u64")]
+    pub max_in_flight: u64,
 }
+
+/// The largest `upstream.max_in_flight` accepted.
+pub const MAX_IN_FLIGHT_LIMIT: u64 = 10_000;
 
 impl UpstreamSettings {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    /// `max_in_flight` as a count of calls, kept within `1..=10000` (what validation accepts)
+    /// should settings skip validation.
+    pub fn in_flight_limit(&self) -> usize {
+        usize::try_from(self.max_in_flight.clamp(1, MAX_IN_FLIGHT_LIMIT)).unwrap_or(1)
     }
 }
 
@@ -389,6 +402,9 @@ fn default_mp_base() -> String {
 fn default_timeout_ms() -> u64 {
     5000
 }
+fn default_max_in_flight() -> u64 {
+    64
+}
 fn default_webhook_timeout() -> u64 {
     3000
 }
@@ -440,6 +456,7 @@ impl Default for UpstreamSettings {
             open_base: default_open_base(),
             mp_base: default_mp_base(),
             timeout_ms: default_timeout_ms(),
+            max_in_flight: default_max_in_flight(),
         }
     }
 }

@@ -313,3 +313,25 @@ fn component_secrets_come_from_the_environment_too() {
     let missing = load(PLATFORM, &[("WXGATE__COMPONENTS__OTHER__SECRET", "x")]);
     assert!(err_key(missing).contains("WXGATE__COMPONENTS__OTHER__SECRET"));
 }
+
+#[test]
+fn upstream_max_in_flight_defaults_to_64_and_takes_1_to_10000() {
+    let s = load(MINIMAL, &[]).unwrap();
+    assert_eq!(s.upstream.max_in_flight, 64);
+    assert_eq!(s.upstream.in_flight_limit(), 64);
+    let with = |n: &str| load(&format!("[upstream]\nmax_in_flight = {n}\n{MINIMAL}"), &[]);
+    assert_eq!(with("1").unwrap().upstream.in_flight_limit(), 1);
+    assert_eq!(with("10000").unwrap().upstream.in_flight_limit(), 10_000);
+    for bad in ["0", "10001"] {
+        let Err(ConfigError::Invalid { key, message }) = with(bad) else {
+            panic!("{bad} must be refused");
+        };
+        assert_eq!(key, "upstream.max_in_flight", "{bad}");
+        assert!(message.contains("10000"), "{message}");
+    }
+    assert_eq!(err_key(with("-1")), "upstream.max_in_flight");
+    let env = load(MINIMAL, &[("WXGATE__UPSTREAM__MAX_IN_FLIGHT", "8")]).unwrap();
+    assert_eq!(env.upstream.max_in_flight, 8);
+    let bad_env = load(MINIMAL, &[("WXGATE__UPSTREAM__MAX_IN_FLIGHT", "0")]);
+    assert_eq!(err_key(bad_env), "upstream.max_in_flight");
+}

@@ -40,15 +40,20 @@ impl CachedCredential {
     }
 
     /// Replaces the view unless it is newer than `cred` (concurrent writers: newest wins).
-    pub(super) fn set_unless_newer(&self, cred: &Arc<Credential>) {
+    /// Returns whether `cred` is new to this view (nothing, or an older version, was held).
+    pub(super) fn set_unless_newer(&self, cred: &Arc<Credential>) -> bool {
         let _write = lock(&self.write);
-        let newer = self
-            .current
-            .load()
-            .as_ref()
-            .is_none_or(|c| c.version_ms <= cred.version_ms);
-        if newer {
-            self.current.store(Some(Arc::clone(cred)));
+        let held = self.current.load().as_ref().map(|c| c.version_ms);
+        match held {
+            Some(v) if v > cred.version_ms => false,
+            Some(v) if v == cred.version_ms => {
+                self.current.store(Some(Arc::clone(cred)));
+                false
+            }
+            _ => {
+                self.current.store(Some(Arc::clone(cred)));
+                true
+            }
         }
     }
 
@@ -92,7 +97,7 @@ mod tests {
         let cached = CachedCredential::default();
         assert!(cached.is_empty());
         assert_eq!(cached.with_valid(100, |c| c.value.clone()), None);
-        cached.set_unless_newer(&cred("t1", 1_000, 200));
+        assert!(cached.set_unless_newer(&cred("t1", 1_000, 200)));
         assert_eq!(
             cached.with_valid(199, |c| c.value.clone()).as_deref(),
             Some("t1")
@@ -112,13 +117,17 @@ mod tests {
     #[test]
     fn an_older_credential_never_replaces_a_newer_view() {
         let cached = CachedCredential::default();
-        cached.set_unless_newer(&cred("new", 2_000, 9_000));
-        cached.set_unless_newer(&cred("old", 1_000, 9_000));
+        assert!(cached.set_unless_newer(&cred("new", 2_000, 9_000)));
+        assert!(!cached.set_unless_newer(&cred("old", 1_000, 9_000)));
+        assert!(
+            !cached.set_unless_newer(&cred("new", 2_000, 9_000)),
+            "the same again"
+        );
         assert_eq!(
             cached.get().map(|c| c.value.clone()).as_deref(),
             Some("new")
         );
-        cached.set_unless_newer(&cred("newer", 3_000, 9_000));
+        assert!(cached.set_unless_newer(&cred("newer", 3_000, 9_000)));
         assert_eq!(
             cached.get().map(|c| c.value.clone()).as_deref(),
             Some("newer")

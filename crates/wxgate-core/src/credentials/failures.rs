@@ -29,7 +29,8 @@ pub(super) struct FailureMemory {
 struct Inner {
     /// Advanced by every fetch that ends.
     generation: u64,
-    last: Option<Remembered>,
+    /// Boxed: most slots never see a failure, and this keeps them small.
+    last: Option<Box<Remembered>>,
 }
 
 struct Remembered {
@@ -71,11 +72,11 @@ impl FailureMemory {
     pub(super) fn failed(&self, error: &UpstreamError, now: Instant, backoff: Duration) {
         let mut inner = lock(&self.inner);
         inner.generation += 1;
-        inner.last = Some(Remembered {
+        inner.last = Some(Box::new(Remembered {
             error: error.clone(),
             generation: inner.generation,
             retry_at: now + backoff,
-        });
+        }));
     }
 
     /// A fetch succeeded: forget any failure.

@@ -166,7 +166,8 @@ impl CredentialManager {
             history::record(self.store.as_ref(), account, slot.kind, &cred).await;
         }
         let cred = Arc::new(cred);
-        slot.cached.set_unless_newer(&cred);
+        self.adopt(account, slot, &cred);
+        self.announce(account, slot.kind).await;
         Ok(cred)
     }
 

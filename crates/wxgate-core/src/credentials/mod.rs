@@ -24,7 +24,10 @@
 //! - **refresh ahead**: a background task ([`refresh`]) refreshes a credential once 300 s or
 //!   less of its WeChat lifetime remain (half its lifetime for credentials shorter than 600 s),
 //!   with jitter, while the still-valid one keeps being served; a failed refresh is retried with
-//!   backoff;
+//!   backoff. Credentials are queued by due time ([`schedule`]), never scanned;
+//! - **changes reach every instance**: each credential written to the store is announced with a
+//!   store notice, and the others re-read it at once; a slow background reconciliation repairs
+//!   lost notices ([`follow`]);
 //! - **never expired**: a credential is handed out only while `now < expires_at` (wall clock,
 //!   since `expires_at` is shared with other instances through the store; a clock stepped back
 //!   makes a credential look valid for longer than it is — WeChat then answers 40001/42001 and
@@ -41,11 +44,13 @@
 mod cache;
 mod failures;
 mod fetch;
+mod follow;
 mod history;
 mod lease;
 mod platform;
 mod refresh;
 mod retry;
+mod schedule;
 mod status;
 
 use std::collections::HashMap;
@@ -81,6 +86,8 @@ pub const FORCED_REFRESH_GUARD: Duration = Duration::from_secs(30);
 pub const MAX_LIFETIME_S: i64 = 2 * 7200;
 /// How long a failed fetch is remembered by default (see [`ManagerOptions::failure_backoff`]).
 pub const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
+/// The default round of the background reconciliation (see [`follow`]).
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(300);
 /// How often store-polling waiters look for a credential another instance is fetching.
 const WAIT_POLL: Duration = Duration::from_millis(25);
 
@@ -209,8 +216,9 @@ pub struct ManagerOptions {
     pub wait_timeout: Duration,
     /// How long a failed fetch is remembered and answered without a new attempt.
     pub failure_backoff: Duration,
-    /// Refresh-ahead scan period (randomised ±50 %).
-    pub scan_every: Duration,
+    /// How long one round of the background reconciliation takes: every credential this
+    /// instance holds is re-read from the store once per round, spread evenly.
+    pub reconcile_every: Duration,
 }
 
 impl ManagerOptions {
@@ -221,7 +229,7 @@ impl ManagerOptions {
             lease_ttl: timeout + Duration::from_secs(2),
             wait_timeout: worst * 2 + Duration::from_secs(2),
             failure_backoff: FAILURE_BACKOFF,
-            scan_every: Duration::from_secs(2),
+            reconcile_every: RECONCILE_EVERY,
         }
     }
 }
@@ -241,17 +249,44 @@ struct AccountCreds {
     settings: Arc<Account>,
     /// Shared with the entry that replaces this one when the account's settings change but its
     /// AppID and token API do not, so a replace keeps the credentials (see [`CredentialManager::sync`]).
-    slots: Arc<[Slot]>,
+    slots: Arc<Slots>,
+}
+
+/// An account's credential slots, one per [`CredentialKind::ALL`] in that order, each made when
+/// its credential is first asked for: most accounts only ever use their access token, and an
+/// empty slot costs 16 bytes instead of a few hundred (what keeps 100 000 accounts small).
+#[derive(Default)]
+struct Slots([std::sync::OnceLock<Box<Slot>>; 3]);
+
+impl Slots {
+    /// The slots made so far.
+    fn made(&self) -> impl Iterator<Item = &Slot> {
+        self.0.iter().filter_map(|s| s.get().map(|b| &**b))
+    }
 }
 
 impl AccountCreds {
+    /// The slot of `kind`, made on first use.
     fn slot(&self, kind: CredentialKind) -> &Slot {
-        // `slots` holds one entry per `CredentialKind::ALL`, in that order.
         let idx = CredentialKind::ALL
             .iter()
             .position(|k| *k == kind)
             .unwrap_or(0);
-        &self.slots[idx]
+        self.slots.0[idx].get_or_init(|| {
+            Box::new(Slot {
+                kind,
+                cached: CachedCredential::default(),
+                flight: tokio::sync::Mutex::new(()),
+                failures: FailureMemory::default(),
+                status: Mutex::new(status::SlotStatus::default()),
+            })
+        })
+    }
+
+    /// The slot of `kind` when it was made (never makes one).
+    fn made_slot(&self, kind: CredentialKind) -> Option<&Slot> {
+        let idx = CredentialKind::ALL.iter().position(|k| *k == kind)?;
+        self.slots.0[idx].get().map(|b| &**b)
     }
 }
 
@@ -271,6 +306,10 @@ pub struct CredentialManager {
     leases_taken: AtomicU64,
     /// Where authorizers' refresh tokens are kept ([`PlatformSecrets`]); set once at start.
     platform_secrets: std::sync::OnceLock<Arc<dyn PlatformSecrets>>,
+    /// When each held credential is due for its refresh-ahead.
+    queue: schedule::RefreshQueue,
+    /// Woken when a store notice was missed: the reconciliation runs a round at once.
+    reconcile_now: tokio::sync::Notify,
 }
 
 impl CredentialManager {
@@ -300,6 +339,26 @@ impl CredentialManager {
             instance_id,
             leases_taken: AtomicU64::new(0),
             platform_secrets: std::sync::OnceLock::new(),
+            queue: schedule::RefreshQueue::default(),
+            reconcile_now: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The manager's background work, until dropped: refresh-ahead, following other instances'
+    /// changes, and the slow reconciliation.
+    pub async fn run_background(self: Arc<Self>) {
+        tokio::join!(
+            Arc::clone(&self).run_refresh_ahead(),
+            Arc::clone(&self).run_follow_notices(),
+            self.run_reconcile(),
+        );
+    }
+
+    /// Makes `cred` this instance's view of `slot` unless it holds a newer one; a credential
+    /// new to it is queued for its refresh-ahead.
+    fn adopt(&self, account: &str, slot: &Slot, cred: &Arc<Credential>) {
+        if slot.cached.set_unless_newer(cred) {
+            self.schedule(account, slot, cred);
         }
     }
 
@@ -323,16 +382,7 @@ impl CredentialManager {
                     {
                         Arc::clone(&o.slots)
                     }
-                    _ => CredentialKind::ALL
-                        .iter()
-                        .map(|k| Slot {
-                            kind: *k,
-                            cached: CachedCredential::default(),
-                            flight: tokio::sync::Mutex::new(()),
-                            failures: FailureMemory::default(),
-                            status: Mutex::new(status::SlotStatus::default()),
-                        })
-                        .collect(),
+                    _ => Arc::new(Slots::default()),
                 };
                 let creds = AccountCreds {
                     settings: Arc::clone(a),
@@ -357,6 +407,7 @@ impl CredentialManager {
     pub async fn forget_stored(&self, account: &str) -> Result<(), StoreError> {
         for kind in CredentialKind::ALL {
             self.store.delete(&Self::store_key(account, kind)).await?;
+            self.announce(account, kind).await;
         }
         Ok(())
     }
@@ -536,7 +587,7 @@ impl CredentialManager {
             return Ok(None);
         }
         let cred = Arc::new(cred);
-        slot.cached.set_unless_newer(&cred);
+        self.adopt(account, slot, &cred);
         Ok(Some(cred))
     }
 
@@ -554,7 +605,8 @@ impl CredentialManager {
         let acct = self.account(account)?;
         let now = unix_now();
         let mut out = Vec::new();
-        for slot in acct.slots.iter() {
+        for kind in CredentialKind::ALL {
+            let slot = acct.slot(kind);
             let stored = self.load_stored(account, slot).await.ok().flatten();
             let st = lock(&slot.status).clone();
             out.push(CredentialStatus::build(
@@ -572,7 +624,7 @@ impl CredentialManager {
         let now = unix_now();
         let mut out = Vec::new();
         for (name, acct) in self.accounts.load().iter() {
-            for slot in acct.slots.iter() {
+            for slot in acct.slots.made() {
                 if let Some(c) = slot.cached.get() {
                     out.push((name.clone(), slot.kind, c.expires_in(now)));
                 }

@@ -438,7 +438,7 @@ impl CredentialManager {
     /// authorization that is gone).
     pub async fn drop_cached(&self, account: &str) {
         if let Some(acct) = self.accounts.load().get(account) {
-            for slot in acct.slots.iter() {
+            for slot in acct.slots.made() {
                 slot.cached.clear();
             }
         }
@@ -475,10 +475,13 @@ impl CredentialManager {
             )
             .await?;
         if let Some(acct) = self.accounts.load().get(account) {
-            acct.slot(CredentialKind::AccessToken)
-                .cached
-                .set_unless_newer(&Arc::new(cred));
+            self.adopt(
+                account,
+                acct.slot(CredentialKind::AccessToken),
+                &Arc::new(cred),
+            );
         }
+        self.announce(account, CredentialKind::AccessToken).await;
         Ok(())
     }
 

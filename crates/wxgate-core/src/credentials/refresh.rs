@@ -1,51 +1,103 @@
-//! Refresh ahead: a background scan that replaces credentials before they expire, while the
-//! still-valid ones keep being served, and carries refreshes made by other instances into this
-//! one's cache.
+//! Refresh ahead: credentials are replaced before they expire, while the still-valid ones keep
+//! being served.
 //!
-//! Only credentials this instance has cached are looked at (nobody asked for the others). A
-//! failed refresh is retried with exponential backoff measured on the monotonic clock.
+//! Nothing is scanned: every credential this instance adopts is put in the [`RefreshQueue`] at
+//! its due time, and the refresher sleeps until the earliest entry — an idle gateway with
+//! 100 000 cached tokens does nothing until one falls due. Only credentials this instance has
+//! cached are refreshed (nobody asked for the others). At most [`REFRESHES_AT_ONCE`] run at a
+//! time, so credentials that fall due together (all fetched in one cold start) are spread out
+//! over a time proportional to their number instead of being fetched all at once; and every
+//! WeChat call also waits for the upstream client's own bound. A failed refresh is retried with
+//! exponential backoff measured on the monotonic clock.
+//!
+//! [`RefreshQueue`]: super::schedule::RefreshQueue
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::schedule::{self, Due};
 use super::{AccountCreds, CredentialError, CredentialManager, Slot};
-use crate::domain::{lock, unix_now};
+use crate::domain::{lock, unix_now, unix_now_ms};
+
+/// Refreshes running at once.
+pub(super) const REFRESHES_AT_ONCE: usize = 16;
 
 impl CredentialManager {
-    /// One pass of the refresh-ahead scheduler: re-reads every credential this instance has
-    /// cached from the shared store (so a refresh made by another instance — a forced one in
-    /// particular, which retires the old token — reaches this instance within one scan), then
-    /// refreshes those that are due. Credentials nobody asked for are never fetched.
-    pub async fn refresh_due(&self) {
-        let accounts = self.accounts.load_full();
-        for acct in accounts.values() {
-            for slot in acct.slots.iter() {
-                if slot.cached.is_empty() {
-                    continue;
+    /// Refreshes credentials as they fall due, forever (see the module documentation).
+    pub(super) async fn run_refresh_ahead(self: Arc<Self>) {
+        // Dropped with this task: stopping the refresher stops the refreshes it started.
+        let mut running = JoinSet::new();
+        loop {
+            while running.try_join_next().is_some() {}
+            match self.queue.pop_due(unix_now_ms()) {
+                Ok(due) => {
+                    if running.len() >= REFRESHES_AT_ONCE {
+                        running.join_next().await;
+                    }
+                    let manager = Arc::clone(&self);
+                    running.spawn(async move { manager.refresh_entry(due).await });
                 }
-                if let Err(e) = self.load_stored(&acct.settings.name, slot).await {
-                    tracing::warn!(account = %acct.settings.name, credential = %slot.kind, error = %e,
-                        "cannot re-read the stored credential");
-                }
-                let Some(cached) = slot.cached.get() else {
-                    continue;
-                };
-                if !cached.is_due_at(unix_now()) || !lock(&slot.status).may_retry_at(Instant::now())
-                {
-                    continue;
-                }
-                if let Err(e) = self.refresh_ahead(acct, slot).await {
-                    tracing::warn!(account = %acct.settings.name, credential = %slot.kind, error = %e,
-                        "refresh-ahead failed; the current credential stays in use until it expires");
-                    lock(&slot.status).backoff(Instant::now());
-                }
+                Err(wait) => self.queue.sleep(wait).await,
             }
         }
     }
 
-    async fn refresh_ahead(&self, acct: &AccountCreds, slot: &Slot) -> Result<(), CredentialError> {
+    /// Looks at a credential whose due time came: refreshes it when the slot still holds a
+    /// credential that is due, retries later after a failure, and otherwise does nothing (the
+    /// account is gone, or its credential was replaced and scheduled anew).
+    async fn refresh_entry(&self, due: Due) {
+        let Some(acct) = self.accounts.load().get(&*due.account).cloned() else {
+            return;
+        };
+        let Some(slot) = acct.made_slot(due.kind) else {
+            return;
+        };
+        let Some(cached) = slot.cached.get() else {
+            return;
+        };
+        if !cached.is_due_at(unix_now()) {
+            return;
+        }
+        let retry_in = {
+            let status = lock(&slot.status);
+            status.retry_in(Instant::now())
+        };
+        if let Some(wait) = retry_in {
+            self.retry_later(due, wait);
+            return;
+        }
+        match self.refresh_ahead(&acct, slot).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // WeChat handed back the same lifetime (stable API just outside its own
+                // 5-minute window): try again shortly rather than in a tight loop.
+                let wait = lock(&slot.status).backoff(Instant::now());
+                self.retry_later(due, wait);
+            }
+            Err(e) => {
+                tracing::warn!(account = %acct.settings.name, credential = %slot.kind, error = %e,
+                    "refresh-ahead failed; the current credential stays in use until it expires");
+                let wait = lock(&slot.status).backoff(Instant::now());
+                self.retry_later(due, wait);
+            }
+        }
+    }
+
+    fn retry_later(&self, due: Due, wait: Duration) {
+        let at_ms = unix_now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(0));
+        self.queue.push(at_ms, due.account, due.kind);
+    }
+
+    /// Refreshes the slot's credential unless another instance already has. Returns false when
+    /// WeChat answered with a credential that expires no later than the one it replaces.
+    async fn refresh_ahead(
+        &self,
+        acct: &AccountCreds,
+        slot: &Slot,
+    ) -> Result<bool, CredentialError> {
         let account = acct.settings.name.as_str();
         let deadline = self.wait_deadline();
         let _flight = self.lock_flight(slot, deadline).await?;
@@ -55,32 +107,25 @@ impl CredentialManager {
             None => {
                 // Expired or gone: the next caller fetches; drop our view so it does.
                 slot.cached.clear_if_invalid(unix_now());
-                return Ok(());
+                return Ok(true);
             }
         };
         if !current.is_due_at(unix_now()) {
-            return Ok(());
+            return Ok(true);
         }
         let fresh = self
             .obtain(acct, slot, Some(&current), "ahead", deadline)
             .await?;
         if fresh.expires_at <= current.expires_at {
-            // WeChat handed back the same lifetime (stable API just outside its own 5-minute
-            // window): try again shortly rather than in a tight loop.
-            lock(&slot.status).backoff(Instant::now());
-        } else {
-            lock(&slot.status).clear_backoff();
+            return Ok(false);
         }
-        Ok(())
+        lock(&slot.status).clear_backoff();
+        Ok(true)
     }
 
-    /// Runs [`Self::refresh_due`] forever, every `scan_every` ± 50 %.
-    pub async fn run_refresh_ahead(self: std::sync::Arc<Self>) {
-        loop {
-            let base = self.options.scan_every.as_millis() as u64;
-            let jitter = rand::thread_rng().gen_range(base / 2..=base + base / 2);
-            tokio::time::sleep(Duration::from_millis(jitter.max(10))).await;
-            self.refresh_due().await;
-        }
+    /// Puts a credential this instance adopted in the refresh queue at its due time.
+    pub(super) fn schedule(&self, account: &str, slot: &Slot, cred: &super::Credential) {
+        self.queue
+            .push(schedule::due_at_ms(cred), Arc::from(account), slot.kind);
     }
 }

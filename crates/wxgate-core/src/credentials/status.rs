@@ -20,7 +20,8 @@ pub use crate::domain::ErrorRecord;
 pub(super) struct SlotStatus {
     last_refresh_at: Option<i64>,
     last_refresh_reason: Option<String>,
-    last_error: Option<ErrorRecord>,
+    /// Boxed: most credentials never fail, and this keeps their slot small.
+    last_error: Option<Box<ErrorRecord>>,
     refreshes: u64,
     /// Refresh-ahead failures in a row (for the backoff).
     failures: u32,
@@ -35,20 +36,21 @@ impl SlotStatus {
     }
 
     pub(super) fn record_error(&mut self, e: &UpstreamError) {
-        self.last_error = Some(ErrorRecord {
+        self.last_error = Some(Box::new(ErrorRecord {
             at: unix_now(),
             message: e.to_string(),
             hint: e.hint(),
             wechat_errcode: e.wechat_errcode(),
             wechat_rid: e.wechat_rid().map(str::to_owned),
-        });
+        }));
     }
 
-    /// Exponential backoff for refresh-ahead retries: 2, 4, 8 … 60 s.
-    pub(super) fn backoff(&mut self, now: Instant) {
+    /// Exponential backoff for refresh-ahead retries: 2, 4, 8 … 60 s. Returns the delay.
+    pub(super) fn backoff(&mut self, now: Instant) -> Duration {
         self.failures = self.failures.saturating_add(1);
-        let delay = 1_u64 << self.failures.min(6);
-        self.next_attempt = Some(now + Duration::from_secs(delay.min(60)));
+        let delay = Duration::from_secs((1_u64 << self.failures.min(6)).min(60));
+        self.next_attempt = Some(now + delay);
+        delay
     }
 
     pub(super) fn clear_backoff(&mut self) {
@@ -56,8 +58,11 @@ impl SlotStatus {
         self.next_attempt = None;
     }
 
-    pub(super) fn may_retry_at(&self, now: Instant) -> bool {
-        self.next_attempt.is_none_or(|at| now >= at)
+    /// How long until the next refresh-ahead attempt is allowed, while in backoff.
+    pub(super) fn retry_in(&self, now: Instant) -> Option<Duration> {
+        self.next_attempt
+            .and_then(|at| at.checked_duration_since(now))
+            .filter(|left| !left.is_zero())
     }
 
     /// When the next refresh-ahead attempt is allowed, in unix seconds, if it is still ahead.
@@ -107,7 +112,7 @@ impl CredentialStatus {
                 .map(|c| c.reason.clone())
                 .or_else(|| st.last_refresh_reason.clone()),
             refreshes_by_this_instance: st.refreshes,
-            last_error: st.last_error.clone(),
+            last_error: st.last_error.as_deref().cloned(),
             next_retry_at: st.next_retry_unix(now),
         }
     }

@@ -17,6 +17,10 @@
 //!   fetch) and, when the body can be replayed and the token changed, exactly one more attempt. A body that was streamed is not replayed: the caller gets
 //!   WeChat's answer with an `X-Wxgate-Hint` header, and the token is refreshed all the same so
 //!   its own retry works;
+//! - **bounded concurrency**: each attempt holds one of the `upstream.max_in_flight` permits
+//!   ([`crate::upstream::UpstreamLimit`]) until WeChat's headers are in — not while a streamed
+//!   answer trickles to the caller (see `Call::attempt`); the wait for it counts against the
+//!   first silence bound;
 //! - **nothing secret leaks**: the caller's `Authorization` (its wxgate API key) and other
 //!   headers are not forwarded, only `REQUEST_HEADERS`; logs carry the path, never the query
 //!   (it holds the token), plus WeChat's `rid` and wxgate's request id for failed calls;
@@ -25,7 +29,7 @@
 //! The caller's body comes in as a stream of byte chunks and WeChat's answer goes out as plain
 //! data ([`Forwarded`]); the HTTP layer turns one into the other.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,8 +39,8 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use tokio::time::Instant;
 
+use super::idle::{idle_bounded, send_within, Progress, SendError};
 use super::path::{upstream_query, WechatPath};
 use super::{ByteStream, Forwarded, ForwardedBody, ProxyError};
 use crate::config::Account;
@@ -167,35 +171,6 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok())
-}
-
-/// Progress of one attempt's request body, shared with the stream that feeds it.
-struct Progress {
-    origin: Instant,
-    /// Milliseconds after `origin` of the last byte handed to WeChat.
-    last_ms: AtomicU64,
-    too_large: AtomicBool,
-    caller_failed: AtomicBool,
-}
-
-impl Progress {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            origin: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            too_large: AtomicBool::new(false),
-            caller_failed: AtomicBool::new(false),
-        })
-    }
-
-    fn touch(&self) {
-        let ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    fn idle_deadline(&self, timeout: Duration) -> Instant {
-        self.origin + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + timeout
-    }
 }
 
 /// The request body as it will be sent.
@@ -414,35 +389,6 @@ impl Answer {
     }
 }
 
-/// `prefix` (already read), then `inner`, ended with an error when `inner` stays silent for
-/// longer than `idle`.
-fn idle_bounded(
-    prefix: Vec<Bytes>,
-    inner: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
-    idle: Duration,
-) -> ByteStream {
-    let rest = stream::unfold(Some(inner.boxed()), move |state| async move {
-        let mut inner = state?;
-        match tokio::time::timeout(idle, inner.next()).await {
-            Ok(Some(item)) => Some((item, Some(inner))),
-            Ok(None) => None,
-            Err(_) => {
-                tracing::warn!(
-                    idle_ms = idle.as_millis(),
-                    "proxied download stalled; cut off"
-                );
-                Some((
-                    Err(std::io::Error::other(
-                        "WeChat stopped sending the response body",
-                    )),
-                    None,
-                ))
-            }
-        }
-    });
-    stream::iter(prefix.into_iter().map(Ok)).chain(rest).boxed()
-}
-
 /// WeChat answers JSON as `application/json`, sometimes `text/plain`, occasionally without a
 /// content type; media is `image/*`, `audio/*`, `application/octet-stream`, … and is never held.
 fn looks_like_json(headers: &HeaderMap) -> bool {
@@ -476,6 +422,18 @@ impl Call<'_> {
             upstream_query(self.query.as_deref(), token.expose_secret())
         );
         let progress = Progress::new();
+        // One of `upstream.max_in_flight` calls, waited for within the first silence bound.
+        // Held until WeChat's headers (and a small JSON answer) are in: by then WeChat has done
+        // its work. Not for a streamed answer: that runs at the pace of the caller's reading
+        // for up to TRANSFER_CAP, and a few slow downloads would hold every permit and stall
+        // every token fetch of the instance. (An upload does hold it: WeChat answers after the
+        // last byte, and the silence bound stops an upload that stalls.)
+        let deadline = progress.idle_deadline(timeout);
+        let Ok(permit) = gateway.client.limit().acquire_until(deadline).await else {
+            let error = UpstreamError::Saturated;
+            self.record_failure(&error);
+            return Err(ProxyError::Upstream(error));
+        };
         let mut request = gateway
             .client
             .http()
@@ -511,7 +469,9 @@ impl Call<'_> {
                 return Err(ProxyError::Upstream(error));
             }
         };
-        match Answer::read(resp, &self.method, timeout).await {
+        let read = Answer::read(resp, &self.method, timeout).await;
+        drop(permit);
+        match read {
             Ok((answer, errmsg)) => {
                 self.record(&answer, errmsg);
                 Ok(answer)
@@ -568,33 +528,5 @@ impl Call<'_> {
             error = %error,
             "proxied WeChat call failed"
         );
-    }
-}
-
-/// Why no response headers arrived.
-enum SendError {
-    Reqwest(reqwest::Error),
-    /// Nothing moved for `upstream.timeout_ms`.
-    Idle,
-}
-
-/// Awaits the response headers while the request keeps making progress: fails with a timeout
-/// error once `timeout` passed since the later of the start and the last body byte sent.
-async fn send_within(
-    send: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>,
-    progress: &Progress,
-    timeout: Duration,
-) -> Result<reqwest::Response, SendError> {
-    tokio::pin!(send);
-    loop {
-        let deadline = progress.idle_deadline(timeout);
-        tokio::select! {
-            result = &mut send => return result.map_err(SendError::Reqwest),
-            () = tokio::time::sleep_until(deadline) => {
-                if progress.idle_deadline(timeout) <= Instant::now() {
-                    return Err(SendError::Idle);
-                }
-            }
-        }
     }
 }

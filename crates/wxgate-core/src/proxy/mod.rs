@@ -9,11 +9,14 @@
 //! so a burst of failing calls costs one fetch) and retries once. Paths are validated before any
 //! allowlist is applied, and the token, ticket, quota-reset and `sns/*` endpoints are never
 //! proxied ([`path`], applied by [`allowed_path`]). Forwarding itself lives in [`mod@forward`],
-//! which returns WeChat's answer as plain data ([`Forwarded`]) for the HTTP layer to send.
+//! which returns WeChat's answer as plain data ([`Forwarded`]) for the HTTP layer to send;
+//! its silence bounds (`upstream.timeout_ms` between two moves, not over a whole transfer) are
+//! `idle`.
 //! Refusals are [`ProxyError`]s, mapped to the SPEC's answers by the HTTP layer.
 
 mod error;
 pub mod forward;
+mod idle;
 pub mod path;
 
 use bytes::Bytes;

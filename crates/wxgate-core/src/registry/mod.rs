@@ -115,23 +115,25 @@ impl Registry {
     pub async fn open(
         db: Arc<dyn RegistryDb>,
         vault: Option<Vault>,
-        config: &[AccountSettings],
+        config: Vec<AccountSettings>,
         config_accounts: &Accounts,
         components: Vec<Arc<Component>>,
         file_keys: Vec<SecretString>,
     ) -> Result<Registry, RegistryError> {
-        let config = config
-            .iter()
+        let mut config: Vec<Entry> = config
+            .into_iter()
             .filter_map(|s| {
                 let account = config_accounts.get(&s.name)?;
                 Some(Entry {
                     account: Arc::clone(account),
-                    settings: Arc::new(s.clone()),
+                    settings: Arc::new(s),
                     source: Source::Config,
                     times: None,
                 })
             })
             .collect();
+        // The collect reuses the settings' (larger) buffer: give the rest back.
+        config.shrink_to_fit();
         let registry = Registry {
             db,
             vault: vault.map(Arc::new),

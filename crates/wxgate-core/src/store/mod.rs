@@ -4,7 +4,7 @@
 //!
 //! Everything wxgate coordinates across processes is expressed with the few atomic primitives
 //! of [`Store`], so each backend (in-process memory, an embedded SQLite file shared by the
-//! processes of one host, Redis shared by many hosts) only has to get those right. The backend is
+//! processes of one host, Redis or PostgreSQL shared by many hosts) only has to get those right. The backend is
 //! chosen once at start from `storage.url`.
 //!
 //! Semantics every backend guarantees:
@@ -20,7 +20,9 @@
 mod counted;
 mod memory;
 mod notices;
+mod postgres;
 mod redis;
+mod redis_sentinel;
 mod sqlite;
 
 use std::sync::Arc;
@@ -31,6 +33,7 @@ use async_trait::async_trait;
 pub use self::counted::CountedStore;
 pub use self::memory::MemoryStore;
 pub use self::notices::{Notice, MAX_NOTICE_LEN, NOTICE_QUEUE};
+pub use self::postgres::{PostgresStore, PostgresStoreOptions};
 pub use self::redis::RedisStore;
 pub use self::sqlite::SqliteStore;
 
@@ -116,18 +119,29 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the backend named by `url`: `memory://`, `sqlite://PATH` (relative or absolute,
-/// created when missing; `sqlite::memory:` not supported — use `memory://`), or
-/// `redis://HOST:PORT/DB` (`key_prefix` is prepended to every key, redis only).
+/// created when missing; `sqlite::memory:` not supported — use `memory://`),
+/// `redis://HOST:PORT/DB`, Redis behind Sentinel
+/// (`redis+sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT…]/MASTER[/DB]`) or
+/// `postgres://USER@HOST/DB` (`postgresql://` too; the table `wxgate_store` is created when
+/// missing). `key_prefix` is prepended to every key by Redis and PostgreSQL (memory and SQLite
+/// are not shared between deployments).
 pub async fn connect(url: &str, key_prefix: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("memory://") {
         Ok(Arc::new(MemoryStore::new()))
     } else if url.starts_with("sqlite://") || url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url).await?))
-    } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+    } else if url.starts_with("redis://")
+        || url.starts_with("rediss://")
+        || url.starts_with(redis_sentinel::SCHEME)
+        || url.starts_with(redis_sentinel::TLS_SCHEME)
+    {
         Ok(Arc::new(RedisStore::connect(url, key_prefix).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url, key_prefix).await?))
     } else {
         Err(StoreError::InvalidUrl(format!(
-            "unsupported scheme in {:?}: expected memory://, sqlite://PATH or redis://HOST:PORT/DB",
+            "unsupported scheme in {:?}: expected memory://, sqlite://PATH, redis://HOST:PORT/DB, \
+             redis+sentinel://HOST:PORT[,HOST:PORT…]/MASTER[/DB] or postgres://USER@HOST/DB",
             crate::scrub::redact_url(url)
         )))
     }

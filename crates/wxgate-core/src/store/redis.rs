@@ -19,17 +19,22 @@
 //! telling the follower [`Notice::Missed`]. `get_many` is one `MGET`.
 //!
 //! `connect` PINGs the server and fails within [`CONNECT_TIMEOUT`] when it is unreachable;
-//! afterwards the connection manager reconnects on its own. Errors never include values, nor the
-//! URL (which may contain a password).
+//! afterwards the connection manager reconnects on its own. Behind Sentinel
+//! (`redis+sentinel://…`) the commands go through [`SentinelConnection`] instead, which finds the
+//! primary and follows failovers, and a follower's pub/sub connection moves to the new primary
+//! too (with a [`Notice::Missed`]); everything else here is the same. Errors never include
+//! values, nor the URL (which may contain a password).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt as _;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
-use redis::{Client, Script, Value};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, PubSub};
+use redis::{Client, Cmd, Pipeline, RedisFuture, Script, Value};
+use tokio::sync::watch;
 
 use super::notices::{self, Notice, NoticeSender};
+use super::redis_sentinel::{self, Addr, SentinelConnection};
 use super::{Store, StoreError};
 
 /// Upper bound for `connect`, including retries and the PING.
@@ -100,9 +105,9 @@ return 0
 
 /// Redis-backed store; see the module documentation.
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
     /// Opens the followers' pub/sub connections.
-    client: Client,
+    pubsub: PubSubSource,
     key_prefix: String,
     put_if_newer: Script,
     delete_if_equals: Script,
@@ -110,9 +115,36 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Connects to `url` (`redis://[:PASSWORD@]HOST:PORT/DB`) and checks the server with a PING.
-    /// Fails within [`CONNECT_TIMEOUT`] when the server is unreachable.
+    /// Connects to `url` (`redis://[:PASSWORD@]HOST:PORT/DB`, or
+    /// `redis+sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT…]/MASTER[/DB]`) and checks the server
+    /// with a PING. Fails within [`CONNECT_TIMEOUT`] when the server (or, behind Sentinel, any
+    /// primary) is unreachable.
     pub async fn connect(url: &str, key_prefix: &str) -> Result<Self, StoreError> {
+        let (conn, pubsub) = if url.starts_with(redis_sentinel::SCHEME)
+            || url.starts_with(redis_sentinel::TLS_SCHEME)
+        {
+            let sentinel = SentinelConnection::connect(redis_sentinel::parse(url)?).await?;
+            (
+                Conn::Sentinel(sentinel.clone()),
+                PubSubSource::Sentinel(sentinel),
+            )
+        } else {
+            let (manager, client) = Self::manager(url).await?;
+            (Conn::Direct(manager), PubSubSource::Direct(client))
+        };
+        Ok(RedisStore {
+            conn,
+            pubsub,
+            key_prefix: key_prefix.to_owned(),
+            put_if_newer: Script::new(PUT_IF_NEWER_LUA),
+            delete_if_equals: Script::new(DELETE_IF_EQUALS_LUA),
+            extend_if_equals: Script::new(EXTEND_IF_EQUALS_LUA),
+        })
+    }
+
+    /// A connection manager for the one server of a `redis://` URL, checked with a PING, and the
+    /// client that opens more connections to it.
+    async fn manager(url: &str) -> Result<(ConnectionManager, Client), StoreError> {
         let client = Client::open(url)
             .map_err(|e| StoreError::InvalidUrl(format!("not a usable redis url: {e}")))?;
         let addr = client.get_connection_info().addr.to_string();
@@ -129,28 +161,15 @@ impl RedisStore {
             redis::cmd("PING").query_async::<()>(&mut conn).await?;
             Ok::<_, redis::RedisError>(conn)
         };
-        let conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => {
-                return Err(StoreError::Backend(format!(
-                    "redis: cannot connect to {addr}: {e}"
-                )))
-            }
-            Err(_) => {
-                return Err(StoreError::Backend(format!(
-                    "redis: no connection to {addr} within {CONNECT_TIMEOUT:?}"
-                )))
-            }
-        };
-
-        Ok(RedisStore {
-            conn,
-            client,
-            key_prefix: key_prefix.to_owned(),
-            put_if_newer: Script::new(PUT_IF_NEWER_LUA),
-            delete_if_equals: Script::new(DELETE_IF_EQUALS_LUA),
-            extend_if_equals: Script::new(EXTEND_IF_EQUALS_LUA),
-        })
+        match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+            Ok(Ok(conn)) => Ok((conn, client)),
+            Ok(Err(e)) => Err(StoreError::Backend(format!(
+                "redis: cannot connect to {addr}: {e}"
+            ))),
+            Err(_) => Err(StoreError::Backend(format!(
+                "redis: no connection to {addr} within {CONNECT_TIMEOUT:?}"
+            ))),
+        }
     }
 
     fn key(&self, key: &str) -> String {
@@ -186,18 +205,114 @@ impl RedisStore {
     }
 }
 
-/// Feeds `tx` from `pubsub` (subscribed to `channel`) until the follower is gone; whenever the
-/// connection is lost, tells the follower that notices may have been missed and opens another.
-async fn follow(mut pubsub: PubSub, client: Client, channel: String, mut tx: NoticeSender) {
-    loop {
+/// Where the commands go: one server, or whichever node Sentinel says is the primary.
+// Cloned for every command, as the manager alone was before; boxing the manager would add an
+// allocation to each clone, to save bytes on the stack.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+enum Conn {
+    Direct(ConnectionManager),
+    Sentinel(SentinelConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Direct(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Direct(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Sentinel(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Direct(c) => c.get_db(),
+            Conn::Sentinel(c) => c.get_db(),
+        }
+    }
+}
+
+/// Where followers' pub/sub connections go: the one server, or the current primary.
+#[derive(Clone)]
+enum PubSubSource {
+    Direct(Client),
+    Sentinel(SentinelConnection),
+}
+
+impl PubSubSource {
+    /// A new pub/sub connection subscribed to `channel`, and (behind Sentinel) the address of
+    /// the primary it is on.
+    async fn subscribed(&self, channel: &str) -> Result<(PubSub, Option<Addr>), StoreError> {
+        let (pubsub, at) = match self {
+            PubSubSource::Direct(client) => (client.get_async_pubsub().await, None),
+            PubSubSource::Sentinel(sentinel) => match sentinel.pubsub().await {
+                Ok((pubsub, at)) => (Ok(pubsub), Some(at)),
+                Err(e) => (Err(e), None),
+            },
+        };
+        let mut pubsub = pubsub.map_err(|e| backend("subscribe", &e))?;
+        pubsub
+            .subscribe(channel)
+            .await
+            .map_err(|e| backend("subscribe", &e))?;
+        Ok((pubsub, at))
+    }
+
+    /// Follows where the primary is (behind Sentinel).
+    fn primary_moves(&self) -> Option<watch::Receiver<Option<Addr>>> {
+        match self {
+            PubSubSource::Direct(_) => None,
+            PubSubSource::Sentinel(sentinel) => Some(sentinel.primary_moves()),
+        }
+    }
+}
+
+/// Resolves once the primary is known to be somewhere else than `at`; never for one server.
+async fn moved_from(moves: &mut Option<watch::Receiver<Option<Addr>>>, at: &Option<Addr>) {
+    if let Some(moves) = moves {
+        if moves
+            .wait_for(|now| now.is_some() && now != at)
+            .await
+            .is_ok()
         {
+            return;
+        }
+    }
+    std::future::pending().await
+}
+
+/// Feeds `tx` from `pubsub` (subscribed to `channel` on the primary at `at`) until the follower
+/// is gone; whenever the connection is lost, or the primary moves elsewhere (behind Sentinel),
+/// tells the follower that notices may have been missed and opens another.
+async fn follow(
+    mut pubsub: PubSub,
+    mut at: Option<Addr>,
+    source: PubSubSource,
+    channel: String,
+    mut tx: NoticeSender,
+) {
+    let mut moves = source.primary_moves();
+    loop {
+        let moved = {
             let mut messages = pubsub.on_message();
             loop {
                 let message = tokio::select! {
                     () = tx.closed() => return,
+                    () = moved_from(&mut moves, &at) => break true,
                     message = messages.next() => message,
                 };
-                let Some(message) = message else { break };
+                let Some(message) = message else { break false };
                 let Ok(text) = message.get_payload::<String>() else {
                     continue;
                 };
@@ -205,9 +320,13 @@ async fn follow(mut pubsub: PubSub, client: Client, channel: String, mut tx: Not
                     return;
                 }
             }
+        };
+        if moved {
+            tracing::warn!("the store's primary moved; following notices on the new one");
+        } else {
+            tracing::warn!("the store's notice connection was lost; reconnecting");
         }
-        tracing::warn!("the store's notice connection was lost; reconnecting");
-        pubsub = loop {
+        (pubsub, at) = loop {
             if !tx.send(Notice::Missed) {
                 return;
             }
@@ -215,25 +334,12 @@ async fn follow(mut pubsub: PubSub, client: Client, channel: String, mut tx: Not
                 () = tx.closed() => return,
                 () = tokio::time::sleep(RESUBSCRIBE_PAUSE) => {}
             }
-            match subscribed(&client, &channel).await {
+            match source.subscribed(&channel).await {
                 Ok(p) => break p,
                 Err(e) => tracing::warn!(error = %e, "cannot follow store notices; retrying"),
             }
         };
     }
-}
-
-/// A new pub/sub connection subscribed to `channel`.
-async fn subscribed(client: &Client, channel: &str) -> Result<PubSub, StoreError> {
-    let mut pubsub = client
-        .get_async_pubsub()
-        .await
-        .map_err(|e| backend("subscribe", &e))?;
-    pubsub
-        .subscribe(channel)
-        .await
-        .map_err(|e| backend("subscribe", &e))?;
-    Ok(pubsub)
 }
 
 /// Header (version with the sign bit flipped, big-endian) followed by the value.
@@ -399,9 +505,9 @@ impl Store for RedisStore {
         let channel = self.notice_channel();
         // The first connection is opened here, so the follower receives every notice sent
         // after this returns, and an unreachable server is reported to the caller.
-        let pubsub = subscribed(&self.client, &channel).await?;
+        let (pubsub, at) = self.pubsub.subscribed(&channel).await?;
         let (tx, rx) = notices::queue();
-        tokio::spawn(follow(pubsub, self.client.clone(), channel, tx));
+        tokio::spawn(follow(pubsub, at, self.pubsub.clone(), channel, tx));
         Ok(rx)
     }
 }

@@ -1,13 +1,14 @@
 //! [`WechatClient`]: typed calls to the WeChat API with retries, metrics and no leaked secrets.
 //!
-//! Every call goes through one attempt loop that bounds each attempt by
-//! [`ClientOptions::timeout`], records it with [`Metrics::upstream_call`], maps the answer to a
-//! typed success or an [`UpstreamError`], and retries transient failures with exponential
-//! backoff and full jitter. How much may be retried depends on the call: credential fetches
-//! are idempotent enough to retry every transient failure; the OAuth code exchange (a code is
-//! single use) and the customer-service message (a retry could send the message twice) are
-//! only retried when the request provably never reached WeChat. Request URLs carry AppSecrets
-//! and tokens, so they are never logged and are stripped from transport errors.
+//! Every call goes through one attempt loop that bounds each attempt by [`ClientOptions::timeout`]
+//! (the wait for one of the `max_in_flight` permits of [`UpstreamLimit`] included: a permit is held
+//! per attempt, never across a backoff), records it with [`Metrics::upstream_call`], maps the
+//! answer to a typed success or an [`UpstreamError`] (the reading is `answer.rs`'s), and retries
+//! transient failures with exponential backoff and full jitter. How much may be retried depends on
+//! the call: credential fetches are idempotent enough to retry every transient failure; the OAuth
+//! code exchange (a code is single use) and the customer-service message (a retry could send the
+//! message twice) are only retried when the request provably never reached WeChat. Request URLs
+//! carry AppSecrets and tokens, so they are never logged and are stripped from transport errors.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::UpstreamError;
+use super::answer::{check, credential, oauth_token};
+use super::{UpstreamError, UpstreamLimit};
 use crate::domain::{redact, TicketKind, TokenApi};
 use crate::metrics::Metrics;
 use crate::scrub::reqwest_error;
@@ -66,9 +68,12 @@ impl RetryPolicy {
 pub struct ClientOptions {
     /// `https://api.weixin.qq.com` or a mock; a trailing `/` is ignored.
     pub api_base: String,
-    /// Bound of one attempt, connect to last body byte.
+    /// Bound of one attempt, from the wait for a permit to the last body byte.
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    /// Most attempts in flight at once, over every clone of the client and the API proxy
+    /// (`upstream.max_in_flight`).
+    pub max_in_flight: usize,
 }
 
 /// A credential WeChat issued, with the lifetime WeChat gave (seconds from now).
@@ -138,6 +143,7 @@ pub struct WechatClient {
     api_base: Arc<str>,
     timeout: Duration,
     retry: RetryPolicy,
+    limit: UpstreamLimit,
     metrics: Arc<Metrics>,
 }
 
@@ -147,6 +153,7 @@ impl std::fmt::Debug for WechatClient {
             .field("api_base", &self.api_base)
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
+            .field("limit", &self.limit)
             .finish_non_exhaustive()
     }
 }
@@ -181,6 +188,7 @@ impl WechatClient {
             api_base: api_base.into(),
             timeout: options.timeout,
             retry: options.retry,
+            limit: UpstreamLimit::new(options.max_in_flight),
             metrics,
         })
     }
@@ -190,9 +198,15 @@ impl WechatClient {
         &self.api_base
     }
 
-    /// The underlying HTTP client (shared pool), for callers that forward raw requests.
+    /// The underlying HTTP client (shared pool), for callers that forward raw requests. They
+    /// hold a permit of [`Self::limit`] per request like the client's own calls.
     pub fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// The bound of WeChat calls in flight (`upstream.max_in_flight`), shared by every clone.
+    pub fn limit(&self) -> &UpstreamLimit {
+        &self.limit
     }
 
     /// Fetches an access_token with `cgi-bin/stable_token` (`force_refresh` honoured) or
@@ -438,9 +452,23 @@ impl WechatClient {
         }
     }
 
+    /// One attempt: a permit, then the exchange, both within `timeout`. A caller that waited
+    /// for its permit has only the rest of the time for WeChat, so a full queue never makes an
+    /// attempt longer than `upstream.timeout_ms`.
     async fn attempt(&self, request: reqwest::RequestBuilder) -> Result<Value, Failure> {
-        // reqwest enforces the per-attempt timeout too; this is a backstop covering the whole
-        // exchange should a body stall in a way reqwest does not see.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let Ok(_permit) = self.limit.acquire_until(deadline).await else {
+            return Err(Failure {
+                error: UpstreamError::Saturated,
+                maybe_delivered: false,
+            });
+        };
+        let left = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(Duration::from_millis(1));
+        let request = request.timeout(left);
+        // reqwest enforces the rest of the attempt's time; this is a backstop covering the
+        // whole exchange should a body stall in a way reqwest does not see.
         let exchange = async {
             let response = request.send().await.map_err(request_failure)?;
             let status = response.status();
@@ -448,7 +476,7 @@ impl WechatClient {
             Ok::<_, Failure>((status, body))
         };
         let (status, body) =
-            match tokio::time::timeout(self.timeout + Duration::from_millis(250), exchange).await {
+            match tokio::time::timeout(left + Duration::from_millis(250), exchange).await {
                 Ok(result) => result?,
                 Err(_) => {
                     return Err(Failure {
@@ -457,45 +485,18 @@ impl WechatClient {
                     })
                 }
             };
-        let delivered = |error| Failure {
+        check(status, &body).map_err(|error| Failure {
             error,
             maybe_delivered: true,
-        };
-        if !status.is_success() {
-            return Err(delivered(UpstreamError::HttpStatus(status.as_u16())));
-        }
-        let value: Value = serde_json::from_slice(&body).map_err(|_| {
-            delivered(UpstreamError::Unparseable(format!(
-                "HTTP {} with a {}-byte body that is not JSON",
-                status.as_u16(),
-                body.len()
-            )))
-        })?;
-        if !value.is_object() {
-            return Err(delivered(UpstreamError::Unparseable(
-                "the JSON answer is not an object".into(),
-            )));
-        }
-        match value.get("errcode") {
-            None | Some(Value::Null) => Ok(value),
-            Some(code) => {
-                let errcode = code
-                    .as_i64()
-                    .or_else(|| code.as_str().and_then(|s| s.trim().parse().ok()))
-                    .ok_or_else(|| {
-                        delivered(UpstreamError::Unparseable("errcode is not a number".into()))
-                    })?;
-                if errcode == 0 {
-                    return Ok(value);
-                }
-                let errmsg = value
-                    .get("errmsg")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                Err(delivered(UpstreamError::wechat(errcode, errmsg)))
-            }
-        }
+        })
     }
+}
+
+/// Serializes as raw UTF-8 JSON (serde_json never writes `\uXXXX` for non-ASCII).
+pub(super) fn json_bytes<T: Serialize + ?Sized>(value: &T) -> Result<bytes::Bytes, UpstreamError> {
+    serde_json::to_vec(value)
+        .map(bytes::Bytes::from)
+        .map_err(|e| UpstreamError::Unparseable(format!("request body not serializable: {e}")))
 }
 
 /// Maps a reqwest failure without ever keeping its URL (it carries secrets).
@@ -510,70 +511,6 @@ fn request_failure(e: reqwest::Error) -> Failure {
         error,
         maybe_delivered,
     }
-}
-
-/// The answer of a web-login code exchange (`sns/oauth2/access_token` and its component
-/// flavour) → an [`OAuthToken`].
-pub(super) fn oauth_token(answer: &Value) -> Result<OAuthToken, UpstreamError> {
-    let access = credential(answer, "access_token")?;
-    let refresh_token = str_field(answer, "refresh_token")
-        .ok_or_else(|| missing("refresh_token"))?
-        .to_owned();
-    let openid = str_field(answer, "openid")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| missing("openid"))?
-        .to_owned();
-    let scope = str_field(answer, "scope").unwrap_or_default().to_owned();
-    let unionid = str_field(answer, "unionid")
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned);
-    let is_snapshotuser = match answer.get("is_snapshotuser") {
-        Some(Value::Number(n)) => n.as_i64() == Some(1),
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => s == "1",
-        _ => false,
-    };
-    Ok(OAuthToken {
-        access_token: access.value,
-        expires_in: access.expires_in,
-        refresh_token: SecretString::from(refresh_token),
-        openid,
-        scope,
-        unionid,
-        is_snapshotuser,
-    })
-}
-
-/// Serializes as raw UTF-8 JSON (serde_json never writes `\uXXXX` for non-ASCII).
-pub(super) fn json_bytes<T: Serialize + ?Sized>(value: &T) -> Result<bytes::Bytes, UpstreamError> {
-    serde_json::to_vec(value)
-        .map(bytes::Bytes::from)
-        .map_err(|e| UpstreamError::Unparseable(format!("request body not serializable: {e}")))
-}
-
-pub(super) fn str_field<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
-    value.get(key).and_then(Value::as_str)
-}
-
-pub(super) fn missing(field: &str) -> UpstreamError {
-    UpstreamError::Unparseable(format!("the answer has no `{field}`"))
-}
-
-/// `{"<field>": "...", "expires_in": N}` → an [`IssuedCredential`].
-pub(super) fn credential(answer: &Value, field: &str) -> Result<IssuedCredential, UpstreamError> {
-    let value = str_field(answer, field)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| missing(field))?;
-    let expires_in = match answer.get("expires_in") {
-        Some(Value::Number(n)) => n.as_u64(),
-        Some(Value::String(s)) => s.trim().parse().ok(),
-        _ => None,
-    }
-    .ok_or_else(|| missing("expires_in"))?;
-    Ok(IssuedCredential {
-        value: SecretString::from(value.to_owned()),
-        expires_in,
-    })
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::client::{credential, json_bytes, missing, oauth_token, str_field, Retry};
+use super::answer::{credential, missing, oauth_token, str_field};
+use super::client::{json_bytes, Retry};
 use super::{IssuedCredential, OAuthToken, UpstreamError, WechatClient};
 
 /// What `api_query_auth` answers: the authorizer, its first token and its refresh token.

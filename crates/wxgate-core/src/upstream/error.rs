@@ -31,6 +31,10 @@ pub enum UpstreamError {
     /// A 2xx answer that is not the JSON we expect.
     #[error("WeChat answered something unreadable: {0}")]
     Unparseable(String),
+    /// Not sent: all `upstream.max_in_flight` calls of this instance stayed busy for the
+    /// attempt's `upstream.timeout_ms`.
+    #[error("too many WeChat calls in flight; this one was not sent")]
+    Saturated,
 }
 
 /// Whether a WeChat errcode says the access_token used is invalid or expired (40001 invalid,
@@ -75,7 +79,8 @@ impl UpstreamError {
             UpstreamError::HttpStatus(s) => *s >= 500,
             UpstreamError::Timeout
             | UpstreamError::Transport(_)
-            | UpstreamError::Unparseable(_) => true,
+            | UpstreamError::Unparseable(_)
+            | UpstreamError::Saturated => true,
         }
     }
 
@@ -111,7 +116,7 @@ impl UpstreamError {
         }
     }
 
-    /// A short label for metrics: `errcode_40001`, `http_502`, `timeout`, ...
+    /// A short label for metrics: `errcode_40001`, `http_502`, `timeout`, `saturated`, ...
     pub fn outcome_label(&self) -> String {
         match self {
             UpstreamError::WeChat { errcode, .. } => format!("errcode_{errcode}"),
@@ -119,6 +124,7 @@ impl UpstreamError {
             UpstreamError::Timeout => "timeout".into(),
             UpstreamError::Transport(_) => "transport".into(),
             UpstreamError::Unparseable(_) => "unparseable".into(),
+            UpstreamError::Saturated => "saturated".into(),
         }
     }
 
@@ -146,6 +152,12 @@ impl UpstreamError {
                 "WeChat answered something that is not the expected JSON ({msg}); check that \
                  upstream.api_base points at the WeChat API and not at a proxy or login page"
             ),
+            UpstreamError::Saturated => "every one of this instance's upstream.max_in_flight \
+                 WeChat calls stayed busy for upstream.timeout_ms, so this call was not sent: \
+                 WeChat is answering slowly or this instance has more callers than it may \
+                 serve — see wxgate_upstream_waiting in /metrics, raise \
+                 upstream.max_in_flight or add instances"
+                .into(),
         }
     }
 }

@@ -4,11 +4,14 @@
 //! answer into either a typed success or an [`UpstreamError`] carrying errcode, errmsg and rid,
 //! retries what is transient (-1, 45011, HTTP 5xx, timeouts, unparseable bodies) with
 //! exponential backoff and jitter, and never retries configuration errors. URLs carrying an
-//! AppSecret or token never reach a log line or an error message.
+//! AppSecret or token never reach a log line or an error message. Every attempt holds one of
+//! the `upstream.max_in_flight` permits of [`UpstreamLimit`] while it talks to WeChat.
 
+mod answer;
 mod client;
 mod component;
 mod error;
+mod limit;
 mod webhook_client;
 
 pub use self::client::{
@@ -16,4 +19,5 @@ pub use self::client::{
 };
 pub use self::component::{Authorization, AuthorizerInfo, AuthorizerToken};
 pub use self::error::{is_token_invalid_errcode, UpstreamError};
+pub use self::limit::{Permit, Saturated, UpstreamLimit};
 pub use self::webhook_client::WebhookClient;

@@ -15,22 +15,18 @@
 //! Migrations are embedded in the binary and applied at connect in one transaction that first
 //! takes a transaction-scoped advisory lock, so instances starting at once apply each migration
 //! exactly once and the others wait, then find nothing to do. Connecting is bounded by
-//! [`CONNECT_TIMEOUT`] and fails with the server's own reason (refused, unknown host, bad
-//! password...). No message ever contains the URL's password.
-
-use std::str::FromStr as _;
-use std::time::Duration;
+//! [`pg::CONNECT_TIMEOUT`](crate::pg::CONNECT_TIMEOUT) and fails with the server's own reason
+//! (refused, unknown host, bad password...). No message ever contains the URL's password.
 
 use futures::future::BoxFuture;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
-use sqlx::{ConnectOptions as _, Connection as _, Postgres};
+use sqlx::postgres::PgConnection;
+use sqlx::{Connection as _, Postgres};
 
 use super::sql::{apply_migrations, SqlUserDb};
 use super::{Migration, UserDbError};
-use crate::scrub::{redact_url, scrub};
+use crate::pg;
+use crate::scrub::scrub;
 
-/// Bound on establishing one connection (TCP, TLS, authentication), at start and in the pool.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections per process.
 const MAX_CONNECTIONS: u32 = 10;
 /// Key of the advisory lock serialising migrations ("wxgate" in ASCII, then 1).
@@ -44,43 +40,17 @@ pub type PostgresUserDb = SqlUserDb<Postgres>;
 impl SqlUserDb<Postgres> {
     /// Connects to `postgres://...` / `postgresql://...`, applies pending migrations on a first
     /// connection (so an unreachable server or bad credentials fail here, within
-    /// `CONNECT_TIMEOUT`), then builds the pool.
+    /// `pg::CONNECT_TIMEOUT`), then builds the pool.
     pub async fn connect(url: &str) -> Result<Self, UserDbError> {
-        let shown = redact_url(url);
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| UserDbError::InvalidUrl(scrub(format!("{shown:?}: {e}"), url)))?;
-        // Statement logging would be at info level by default; keep queries out of the logs.
-        let options = options.disable_statement_logging();
-
-        let mut conn =
-            match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options)).await
-            {
-                Ok(Ok(conn)) => conn,
-                Ok(Err(e)) => {
-                    return Err(UserDbError::Unavailable(scrub(
-                        format!("postgres: connecting to {shown}: {e}"),
-                        url,
-                    )))
-                }
-                Err(_) => {
-                    return Err(UserDbError::Unavailable(format!(
-                        "postgres: connecting to {shown}: no answer within {} s",
-                        CONNECT_TIMEOUT.as_secs()
-                    )))
-                }
-            };
+        let options = pg::options(url).map_err(UserDbError::InvalidUrl)?;
+        let mut conn = pg::connect_once(&options, url)
+            .await
+            .map_err(UserDbError::Unavailable)?;
         migrate(&mut conn)
             .await
             .map_err(|e| UserDbError::Migration(scrub(format!("postgres: {e}"), url)))?;
-        if let Err(e) = conn.close().await {
-            tracing::debug!(error = %e, "postgres user database: closing the setup connection failed");
-        }
-
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_lazy_with(options);
-        Ok(SqlUserDb::new(pool))
+        pg::close(conn, "postgres user database").await;
+        Ok(SqlUserDb::new(pg::pool(options, MAX_CONNECTIONS)))
     }
 }
 

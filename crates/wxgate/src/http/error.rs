@@ -200,7 +200,9 @@ fn upstream_response(e: &UpstreamError, detailed: bool) -> Response {
         UpstreamError::HttpStatus(_) | UpstreamError::Unparseable(_) => {
             (StatusCode::BAD_GATEWAY, "upstream_unavailable")
         }
-        UpstreamError::Transport(_) => (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable"),
+        UpstreamError::Transport(_) | UpstreamError::Saturated => {
+            (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable")
+        }
     };
     tracing::warn!(error = %e, hint = %e.hint(), code, public = !detailed,
         "upstream failure answered to the client");

@@ -104,6 +104,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         })
         .collect();
     gauges.extend(crate::platform::report::gauges(&state).await);
+    gauges.extend(state.client.limit().gauges());
     (
         [(
             header::CONTENT_TYPE,

@@ -92,6 +92,7 @@ impl Env {
                     base_delay: Duration::from_millis(5),
                     max_delay: Duration::from_millis(20),
                 },
+                max_in_flight: 64,
             },
             Arc::new(Metrics::new()),
         )

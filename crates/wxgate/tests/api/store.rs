@@ -3,8 +3,8 @@
 //! a real Redis server when `WXGATE_TEST_REDIS_URL` is set (e.g. `redis://127.0.0.1:6379/0`).
 //!
 //! Every backend runs the same suite ([`conformance`]); the cross-handle races ([`two_handles`])
-//! run on two SQLite handles of one file and on two Redis connections. Without the variable the
-//! Redis tests say so and pass; with it set but Redis unreachable they fail.
+//! run on two SQLite handles of one file and on two Redis connections (PostgreSQL: `store_postgres`).
+//! Without the variable the Redis tests say so and pass; with it set but Redis unreachable, fail.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -27,11 +27,11 @@ const CHILD_INCREMENTS: usize = 25;
 /// Bytes that are not UTF-8 and contain NULs, to catch any text conversion on the way.
 const BINARY: &[u8] = &[0x00, 0xff, 0xfe, 0x00, 0xc3, 0x28, b'a', 0x80, 0x00];
 
-fn ms(n: u64) -> Option<Duration> {
+pub(crate) fn ms(n: u64) -> Option<Duration> {
     Some(Duration::from_millis(n))
 }
 
-fn random_hex() -> String {
+pub(crate) fn random_hex() -> String {
     let bytes: [u8; 8] = rand::thread_rng().gen();
     hex::encode(bytes)
 }
@@ -61,7 +61,7 @@ where
 }
 
 /// The behaviour every backend must show.
-async fn conformance(s: Arc<dyn Store>) {
+pub(crate) async fn conformance(s: Arc<dyn Store>) {
     basics(&*s).await;
     binary_values(&*s).await;
     ttl_expiry(&*s).await;
@@ -463,7 +463,7 @@ async fn races(s: &Arc<dyn Store>) {
 
 /// Two handles on the same shared state (two SQLite pools on one file, two Redis connections),
 /// as two processes would have.
-async fn two_handles(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+pub(crate) async fn two_handles(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     const N: usize = 50;
     let pick = |i: usize| {
         if i % 2 == 0 {
@@ -1073,7 +1073,7 @@ async fn redis_unreachable_fails_fast() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_scheme_is_invalid_url() {
     for url in [
-        "postgres://localhost/db",
+        "mysql://localhost/db",
         "",
         "memory:",
         "redis:/x",

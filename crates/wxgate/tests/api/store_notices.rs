@@ -13,7 +13,7 @@ use wxgate::store::{MemoryStore, Notice, RedisStore, SqliteStore, Store, MAX_NOT
 const ARRIVES_WITHIN: Duration = Duration::from_secs(5);
 
 /// The next message, skipping `Missed` (which a backend may send at any time).
-async fn next_message(rx: &mut Receiver<Notice>) -> String {
+pub(crate) async fn next_message(rx: &mut Receiver<Notice>) -> String {
     let deadline = tokio::time::Instant::now() + ARRIVES_WITHIN;
     loop {
         match tokio::time::timeout_at(deadline, rx.recv()).await {

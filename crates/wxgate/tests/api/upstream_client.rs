@@ -31,6 +31,7 @@ fn client_with(
                 base_delay: Duration::from_millis(5),
                 max_delay: Duration::from_millis(20),
             },
+            max_in_flight: 64,
         },
         metrics.clone(),
     )
@@ -400,6 +401,7 @@ async fn transport_error_hides_the_url() {
                 base_delay: Duration::from_millis(1),
                 max_delay: Duration::from_millis(2),
             },
+            max_in_flight: 64,
         },
         Arc::new(Metrics::new()),
     )

@@ -18,6 +18,13 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
         60_000,
         "must be between 1 and 60000 milliseconds",
     )?;
+    within(
+        "upstream.max_in_flight",
+        s.upstream.max_in_flight,
+        1,
+        crate::config::MAX_IN_FLIGHT_LIMIT,
+        "must be between 1 and 10000 calls",
+    )?;
     if s.push.dedup_ttl_s == 0 {
         return Err(invalid(
             "push.dedup_ttl_s",
@@ -29,18 +36,22 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
     s.admin.vault().map(drop)
 }
 
-/// `sqlite:` always; `memory://` and `redis://` for the store (`redis_allowed`), PostgreSQL for
-/// the user database.
+/// `sqlite:` and PostgreSQL always; `memory://`, `redis://` and `redis+sentinel://` for the
+/// store (`redis_allowed`; the sentinel form is read in full when the store opens).
 fn store_url(key: &str, value: &str, redis_allowed: bool) -> Result<(), ConfigError> {
     let ok = value.starts_with("sqlite:")
-        || (redis_allowed && (value == "memory://" || value.starts_with("redis://")))
-        || (!redis_allowed
-            && (value.starts_with("postgres://") || value.starts_with("postgresql://")));
+        || value.starts_with("postgres://")
+        || value.starts_with("postgresql://")
+        || (redis_allowed
+            && (value == "memory://"
+                || value.starts_with("redis://")
+                || value.starts_with("redis+sentinel://")));
     if ok {
         return Ok(());
     }
     let expected = if redis_allowed {
-        "expected sqlite://PATH, memory:// or redis://HOST:PORT/DB"
+        "expected sqlite://PATH, memory://, redis://HOST:PORT/DB, \
+         redis+sentinel://HOST:PORT[,HOST:PORT…]/MASTER[/DB] or postgres://USER@HOST/DB"
     } else {
         "expected sqlite://PATH or postgres://USER@HOST/DB"
     };
@@ -72,8 +83,12 @@ mod tests {
         assert!(store_url("storage.url", "memory://", true).is_ok());
         assert!(store_url("storage.url", "redis://h:6379/0", true).is_ok());
         assert!(store_url("database.url", "redis://h:6379/0", false).is_err());
+        assert!(store_url("storage.url", "redis+sentinel://h1,h2:26380/m/1", true).is_ok());
+        assert!(store_url("database.url", "redis+sentinel://h1/m", false).is_err());
         assert!(store_url("database.url", "postgresql://u@h/db", false).is_ok());
-        assert!(store_url("storage.url", "postgres://u@h/db", true).is_err());
+        assert!(store_url("storage.url", "postgres://u@h/db", true).is_ok());
+        assert!(store_url("storage.url", "postgresql://u@h/db", true).is_ok());
+        assert!(store_url("storage.url", "mongodb://h/db", true).is_err());
         assert!(store_url("database.url", "sqlite://x.db", false).is_ok());
     }
 

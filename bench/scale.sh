@@ -96,10 +96,17 @@ fetches() { curl -fsS "http://$MOCK/__mock/calls" | jq '(."cgi-bin/token" // 0) 
 # wechat_calls: every WeChat API call the mock has answered so far.
 wechat_calls() { curl -fsS "http://$MOCK/__mock/calls" | jq '[.[]] | add // 0'; }
 wait_ok() { for _ in $(seq 1 1200); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.05; done; die "not up: $1"; }
-# store_ops PORT: the sum of wxgate_store_operations_total over its labels, or "n/a".
+# store_ops PORT FILE: the sum of wxgate_store_operations_total over its labels, or "n/a";
+# the counter's lines kept in FILE (for by_op).
 store_ops() {
-  curl -fsS "http://127.0.0.1:$1/metrics" | awk '/^wxgate_store_operations_total[{ ]/ { s += $NF; seen = 1 }
-    END { if (seen) printf "%.0f\n", s; else print "n/a" }'
+  curl -fsS "http://127.0.0.1:$1/metrics" | { grep '^wxgate_store_operations_total[{ ]' || true; } >"$2"
+  awk '{ s += $NF; seen = 1 } END { if (seen) printf "%.0f\n", s; else print "n/a" }' "$2"
+}
+# by_op BEFORE AFTER: the operations that changed between two store_ops files, "op +n, …".
+by_op() {
+  awk 'match($0, /op="[^"]*"/) { op = substr($0, RSTART + 4, RLENGTH - 5)
+      if (FNR == NR) before[op] = $NF; else if ($NF != before[op]) { printf "%s%s +%d", sep, op, $NF - before[op]; sep = ", " } }
+    END { if (sep == "") printf "none" }' "$1" "$2"
 }
 # backend_ops PHASE: the backend's own operation counter (see the header), or "n/a".
 backend_ops() {
@@ -116,7 +123,7 @@ backend_cpu() {
     redis-cli -u "$REDIS_URL" INFO cpu | tr -d '\r' | awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" { s += $2 } END { printf "%.3f\n", s }'
   else echo n/a; fi
 }
-rate() { if [ "$1" = n/a ] || [ "$2" = n/a ]; then echo n/a; else awk -v d=$(($2 - $1)) -v ms="$3" 'BEGIN { printf "%.1f", d * 1000 / ms }'; fi; }
+rate() { if [ "$1" = n/a ] || [ "$2" = n/a ]; then echo n/a; else awk -v d=$(($2 - $1)) -v ms="$3" 'BEGIN { printf "%.2f", d * 1000 / ms }'; fi; }
 cpu_pct() { awk -v t="$1" -v hz="$TICKS_PER_S" -v s="$IDLE_S" 'BEGIN { printf "%.2f", 100 * t / hz / s }'; }
 
 for port in $(seq 19920 19923); do
@@ -245,7 +252,11 @@ cpu_after() {
   local i p gw=() all=("${GW_PIDS[@]}" "$MOCK_PID")
   for i in "${!all[@]}"; do
     p=$(awk -v t=$(($(cpu_ticks "${all[i]}") - CPU0[i])) -v hz="$TICKS_PER_S" 'BEGIN { printf "%.2f", t / hz }')
-    if [ "$i" -lt "${#GW_PIDS[@]}" ]; then gw+=("$p"); else WARM_CPU="$(IFS=/; echo "${gw[*]}" | sed 's#/# / #g') s, mock $p s"; fi
+    if [ "$i" -lt "${#GW_PIDS[@]}" ]; then gw+=("$p"); else
+      local joined
+      joined=$(IFS=/; echo "${gw[*]}")
+      WARM_CPU="${joined//\// / } s, mock $p s"
+    fi
   done
 }
 
@@ -255,10 +266,13 @@ idle() {
   local phase=$1
   shift
   local ports=("$@") i ops0=() ops1=() m0=() m1=() t0=() t1=() b0 b1 bc0 bc1 bm0 bm1 c0 c1
+  # PostgreSQL's backends report their transactions to pg_stat_database lazily (an idle one
+  # within 10 s, PGSTAT_IDLE_INTERVAL): without a wait, the warm round's would count here.
+  [ "$STORE" != postgres ] || sleep 11
   # The gateways' counters are read first and last, each over its own elapsed time, so the
   # CPU window (between them) does not include a scrape of /metrics.
   for i in "${!ports[@]}"; do
-    ops0[i]=$(store_ops "${ports[i]}")
+    ops0[i]=$(store_ops "${ports[i]}" "$work/ops-$phase-$i-0")
     m0[i]=$(now_ms)
   done
   c0=$(wechat_calls)
@@ -274,11 +288,12 @@ idle() {
   c1=$(wechat_calls)
   for i in "${!ports[@]}"; do
     m1[i]=$(now_ms)
-    ops1[i]=$(store_ops "${ports[i]}")
+    ops1[i]=$(store_ops "${ports[i]}" "$work/ops-$phase-$i-1")
   done
-  IDLE_CPU=() IDLE_STORE=()
+  IDLE_CPU=() IDLE_STORE=() IDLE_BY_OP=()
   for i in "${!ports[@]}"; do
     IDLE_CPU[i]=$(cpu_pct $((t1[i] - t0[i])))
+    IDLE_BY_OP[i]=$(by_op "$work/ops-$phase-$i-0" "$work/ops-$phase-$i-1")
     IDLE_STORE[i]=$(rate "${ops0[i]}" "${ops1[i]}" $((m1[i] - m0[i])))
   done
   IDLE_BACKEND=$(rate "$b0" "$b1" $((bm1 - bm0)))
@@ -329,7 +344,7 @@ sleep 2
 s_rss_warm=$(rss_kb "${GW_PIDS[0]}")
 echo "  warm: $N requests in $(secs "$s_warm_ms") s (CPU: gateway $s_warm_cpu), $s_warm_fetches token fetches; RSS $(mib "$s_rss_warm") MiB"
 idle single "$GW_PORT"
-s_idle_cpu=${IDLE_CPU[0]} s_idle_store=${IDLE_STORE[0]} s_idle_backend=$IDLE_BACKEND s_idle_backend_cpu=$IDLE_BACKEND_CPU s_idle_calls=$IDLE_CALLS
+s_idle_cpu=${IDLE_CPU[0]} s_idle_store=${IDLE_STORE[0]} s_idle_backend=$IDLE_BACKEND s_idle_backend_cpu=$IDLE_BACKEND_CPU s_idle_calls=$IDLE_CALLS s_idle_by_op=${IDLE_BY_OP[0]}
 echo "  idle ${IDLE_S} s: CPU $s_idle_cpu % of a core, store ops/s $s_idle_store (gateway) $s_idle_backend (backend), WeChat calls $s_idle_calls"
 stop_all
 
@@ -379,6 +394,7 @@ line "1 instance: memory per account, (RSS warm - baseline)/(N-1)" "$(per_accoun
 line "1 instance: idle CPU, ${IDLE_S} s, $N tokens cached" "$s_idle_cpu % of a core"
 line "1 instance: idle WeChat calls (0 expected)" "$s_idle_calls"
 line "1 instance: idle store ops/s, gateway counter" "$s_idle_store"
+line "1 instance: idle store ops, gateway counter, by operation" "$s_idle_by_op"
 line "1 instance: idle store ops/s, backend ($STORE)" "$s_idle_backend"
 line "1 instance: idle store server CPU (Redis only)" "$s_idle_backend_cpu"
 line "3 instances: start, spawned together" "$(secs "${t_ready[0]}") / $(secs "${t_ready[1]}") / $(secs "${t_ready[2]}") s"
@@ -390,6 +406,7 @@ line "3 instances: RSS after warm" "$(mib "${t_rss_warm[0]}") / $(mib "${t_rss_w
 line "3 instances: idle CPU, ${IDLE_S} s, each" "${IDLE_CPU[0]} / ${IDLE_CPU[1]} / ${IDLE_CPU[2]} % of a core"
 line "3 instances: idle WeChat calls, all three (0 expected)" "$IDLE_CALLS"
 line "3 instances: idle store ops/s, gateway counters, each" "${IDLE_STORE[0]} / ${IDLE_STORE[1]} / ${IDLE_STORE[2]}"
+line "3 instances: idle store ops, by operation, each" "${IDLE_BY_OP[0]} / ${IDLE_BY_OP[1]} / ${IDLE_BY_OP[2]}"
 line "3 instances: idle store ops/s, backend ($STORE), all three" "$IDLE_BACKEND"
 line "3 instances: idle store server CPU (Redis only)" "$IDLE_BACKEND_CPU"
 check "1 instance: token fetches at start + warm" $((s_start_fetches + s_warm_fetches)) "$N"

@@ -108,13 +108,16 @@ struct UpstreamLog {
     names: HashSet<Arc<str>>,
 }
 
+/// Counts by a pair of interned names (`(endpoint, outcome)`, `(credential, reason)`).
+type Counts = Box<[(Arc<str>, Arc<str>, u64)]>;
+
 /// One account's counts, in boxed slices sized to fit (usually one entry each).
 #[derive(Default)]
 struct AccountLog {
     /// `(endpoint, outcome)` → calls.
-    calls: Box<[(Arc<str>, Arc<str>, u64)]>,
+    calls: Counts,
     /// `(credential, reason)` → credentials fetched.
-    refreshes: Box<[(Arc<str>, Arc<str>, u64)]>,
+    refreshes: Counts,
     /// endpoint → the latest failure.
     last_errors: Box<[(Arc<str>, ErrorRecord)]>,
 }
@@ -140,13 +143,7 @@ impl UpstreamLog {
     }
 
     /// Adds one to the count of `(a, b)` in `counts`.
-    fn count(
-        &mut self,
-        pick: fn(&mut AccountLog) -> &mut Box<[(Arc<str>, Arc<str>, u64)]>,
-        account: &str,
-        a: &str,
-        b: &str,
-    ) {
+    fn count(&mut self, pick: fn(&mut AccountLog) -> &mut Counts, account: &str, a: &str, b: &str) {
         let counts = pick(self.account(account));
         if let Some(entry) = counts.iter_mut().find(|(x, y, _)| &**x == a && &**y == b) {
             entry.2 += 1;

@@ -35,6 +35,27 @@ use crate::domain::AuthorizerStatus;
 use crate::users::UserDbError;
 use crate::vault::Vault;
 
+/// What the registry keeps of a config account's settings: everything its admin view shows,
+/// which secrets are set, and no secret's value — the validated [`Account`] holds those, and a
+/// config account is never merged with a `PUT`. One copy of each secret in memory, not two.
+fn without_secret_values(mut s: AccountSettings) -> AccountSettings {
+    let blank = || SecretString::from(String::new());
+    s.secret = blank();
+    for set in [
+        &mut s.token,
+        &mut s.encoding_aes_key,
+        &mut s.encoding_aes_key_previous,
+    ] {
+        if set.is_some() {
+            *set = Some(blank());
+        }
+    }
+    if let Some(w) = s.webhook.as_mut() {
+        w.secret = blank();
+    }
+    s
+}
+
 /// One account as the registry holds it.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -126,7 +147,7 @@ impl Registry {
                 let account = config_accounts.get(&s.name)?;
                 Some(Entry {
                     account: Arc::clone(account),
-                    settings: Arc::new(s),
+                    settings: Arc::new(without_secret_values(s)),
                     source: Source::Config,
                     times: None,
                 })

@@ -16,7 +16,7 @@
 //! the recorder until drained into the page's buckets: rendering drains them, and so does one
 //! thread of the process every 5 s (`keep_up`), so a gateway nobody scrapes does not grow.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, Once, OnceLock, Weak};
 use std::time::Duration;
 
@@ -99,15 +99,62 @@ impl RouteMetrics {
     }
 }
 
-/// What the status API reads back, kept beside the recorder.
+/// What the status API reads back, kept beside the recorder, by account: a status call looks
+/// up its account, not every entry, and an account costs one map entry and its few counts
+/// (the endpoint, outcome and reason names are interned: a handful of distinct strings).
 #[derive(Default)]
 struct UpstreamLog {
-    /// `(account, endpoint, outcome)` → calls.
-    calls: BTreeMap<(String, String, String), u64>,
-    /// `(account, credential, reason)` → credentials fetched.
-    refreshes: BTreeMap<(String, String, String), u64>,
-    /// `(account, endpoint)` → the latest failure.
-    last_errors: BTreeMap<(String, String), ErrorRecord>,
+    by_account: HashMap<Arc<str>, AccountLog>,
+    names: HashSet<Arc<str>>,
+}
+
+/// Counts by a pair of interned names (`(endpoint, outcome)`, `(credential, reason)`).
+type Counts = Box<[(Arc<str>, Arc<str>, u64)]>;
+
+/// One account's counts, in boxed slices sized to fit (usually one entry each).
+#[derive(Default)]
+struct AccountLog {
+    /// `(endpoint, outcome)` → calls.
+    calls: Counts,
+    /// `(credential, reason)` → credentials fetched.
+    refreshes: Counts,
+    /// endpoint → the latest failure.
+    last_errors: Box<[(Arc<str>, ErrorRecord)]>,
+}
+
+impl UpstreamLog {
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(found) = self.names.get(name) {
+            return Arc::clone(found);
+        }
+        let name: Arc<str> = Arc::from(name);
+        self.names.insert(Arc::clone(&name));
+        name
+    }
+
+    fn account(&mut self, account: &str) -> &mut AccountLog {
+        if !self.by_account.contains_key(account) {
+            self.by_account
+                .insert(Arc::from(account), AccountLog::default());
+        }
+        self.by_account
+            .get_mut(account)
+            .unwrap_or_else(|| unreachable!("inserted above"))
+    }
+
+    /// Adds one to the count of `(a, b)` in `counts`.
+    fn count(&mut self, pick: fn(&mut AccountLog) -> &mut Counts, account: &str, a: &str, b: &str) {
+        let counts = pick(self.account(account));
+        if let Some(entry) = counts.iter_mut().find(|(x, y, _)| &**x == a && &**y == b) {
+            entry.2 += 1;
+            return;
+        }
+        let (a, b) = (self.intern(a), self.intern(b));
+        let counts = pick(self.account(account));
+        let mut grown = std::mem::take(counts).into_vec();
+        grown.push((a, b, 1));
+        *counts = grown.into_boxed_slice();
+    }
 }
 
 /// One gateway's figures; thread-safe, shared behind an `Arc`.
@@ -161,35 +208,46 @@ impl Metrics {
     /// `http_N`, `timeout`, `transport`, `unparseable` or `saturated` (not sent: no free call
     /// under `upstream.max_in_flight` in time).
     pub fn upstream_call(&self, account: &str, endpoint: &str, outcome: &str) {
-        *lock(&self.upstream)
-            .calls
-            .entry((account.to_owned(), endpoint.to_owned(), outcome.to_owned()))
-            .or_default() += 1;
+        lock(&self.upstream).count(|l| &mut l.calls, account, endpoint, outcome);
     }
 
     /// Remembers the latest failed upstream call of `account` on `endpoint` (status API).
     pub fn upstream_error(&self, account: &str, endpoint: &str, record: ErrorRecord) {
-        lock(&self.upstream)
-            .last_errors
-            .insert((account.to_owned(), endpoint.to_owned()), record);
+        let mut log = lock(&self.upstream);
+        let errors = &mut log.account(account).last_errors;
+        if let Some(entry) = errors.iter_mut().find(|(e, _)| &**e == endpoint) {
+            entry.1 = record;
+            return;
+        }
+        let endpoint = log.intern(endpoint);
+        let errors = &mut log.account(account).last_errors;
+        let mut grown = std::mem::take(errors).into_vec();
+        grown.push((endpoint, record));
+        *errors = grown.into_boxed_slice();
     }
 
     /// The latest failed upstream call of one account, keyed by endpoint.
     pub fn last_upstream_errors(&self, account: &str) -> BTreeMap<String, ErrorRecord> {
         lock(&self.upstream)
-            .last_errors
-            .iter()
-            .filter(|((a, _), _)| a == account)
-            .map(|((_, e), r)| (e.clone(), r.clone()))
-            .collect()
+            .by_account
+            .get(account)
+            .map(|l| {
+                l.last_errors
+                    .iter()
+                    .map(|(e, r)| (e.to_string(), r.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Upstream call counts of one account, keyed `endpoint` → `outcome` → count.
     pub fn upstream_counts(&self, account: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
         let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-        for ((a, e, o), n) in &lock(&self.upstream).calls {
-            if a == account {
-                out.entry(e.clone()).or_default().insert(o.clone(), *n);
+        if let Some(l) = lock(&self.upstream).by_account.get(account) {
+            for (e, o, n) in l.calls.iter() {
+                out.entry(e.to_string())
+                    .or_default()
+                    .insert(o.to_string(), *n);
             }
         }
         out
@@ -208,10 +266,7 @@ impl Metrics {
 
     /// A credential fetched from WeChat (`reason`: `initial`, `ahead`, `forced`, `token_invalid`).
     pub fn credential_refresh(&self, account: &str, kind: &str, reason: &str) {
-        *lock(&self.upstream)
-            .refreshes
-            .entry((account.to_owned(), kind.to_owned(), reason.to_owned()))
-            .or_default() += 1;
+        lock(&self.upstream).count(|l| &mut l.refreshes, account, kind, reason);
     }
 
     /// The counter of store calls of operation `op` (a handle: counting is one atomic add).
@@ -249,19 +304,21 @@ impl Metrics {
             );
             metrics::describe_counter!(REFRESHES, "Credentials fetched from WeChat by reason.");
             let log = lock(&self.upstream);
-            for ((account, endpoint, outcome), n) in &log.calls {
-                metrics::counter!(UPSTREAM_CALLS,
-                    "account" => account.clone(),
-                    "endpoint" => endpoint.clone(),
-                    "outcome" => outcome.clone())
-                .absolute(*n);
-            }
-            for ((account, credential, reason), n) in &log.refreshes {
-                metrics::counter!(REFRESHES,
-                    "account" => account.clone(),
-                    "credential" => credential.clone(),
-                    "reason" => reason.clone())
-                .absolute(*n);
+            for (account, l) in &log.by_account {
+                for (endpoint, outcome, n) in l.calls.iter() {
+                    metrics::counter!(UPSTREAM_CALLS,
+                        "account" => account.to_string(),
+                        "endpoint" => endpoint.to_string(),
+                        "outcome" => outcome.to_string())
+                    .absolute(*n);
+                }
+                for (credential, reason, n) in l.refreshes.iter() {
+                    metrics::counter!(REFRESHES,
+                        "account" => account.to_string(),
+                        "credential" => credential.to_string(),
+                        "reason" => reason.to_string())
+                    .absolute(*n);
+                }
             }
             drop(log);
             for g in gauges {

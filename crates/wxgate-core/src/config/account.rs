@@ -54,12 +54,12 @@ pub struct Account {
     /// The server Token of message push; `None` = push disabled for this account.
     pub token: Option<SecretString>,
     /// `None` when the account has no `encoding_aes_key` (plaintext mode only).
-    pub keyring: Option<KeyRing>,
+    pub keyring: Option<Box<KeyRing>>,
     pub token_api: TokenApi,
     /// Empty = every host may be signed.
     pub js_domains: Vec<DomainPattern>,
     pub oauth_redirects: Vec<String>,
-    pub webhook: Option<WebhookTarget>,
+    pub webhook: Option<Box<WebhookTarget>>,
     pub proxy_allow: Vec<String>,
     pub verify_files: BTreeMap<String, String>,
     /// Passive-reply rules in configuration order (shared by a platform's authorizers).

@@ -51,26 +51,26 @@ mod platform;
 mod refresh;
 mod retry;
 mod schedule;
+mod slots;
 mod status;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use self::cache::CachedCredential;
-use self::failures::FailureMemory;
 use self::lease::Lease;
 pub use self::platform::{
     CurrentRefreshToken, PlatformSecrets, StoredTicket, REFRESH_TOKEN_INVALID, TICKET_MAX_AGE_S,
 };
 pub use self::retry::{Again, Fresh, NotRetried};
+use self::slots::{AccountCreds, Slot, Slots};
 pub use self::status::{CredentialStatus, ErrorRecord};
-use crate::config::{Account, Accounts, Component};
+use crate::config::{Accounts, Component};
 use crate::domain::{lock, redact, unix_now, CredentialKind};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -231,62 +231,6 @@ impl ManagerOptions {
             failure_backoff: FAILURE_BACKOFF,
             reconcile_every: RECONCILE_EVERY,
         }
-    }
-}
-
-struct Slot {
-    kind: CredentialKind,
-    /// This instance's last view of the stored credential (saves a store read per request).
-    cached: CachedCredential,
-    /// Single flight inside the process.
-    flight: tokio::sync::Mutex<()>,
-    /// The last failed fetch, shared with the callers queued behind it.
-    failures: FailureMemory,
-    status: Mutex<status::SlotStatus>,
-}
-
-struct AccountCreds {
-    settings: Arc<Account>,
-    /// Shared with the entry that replaces this one when the account's settings change but its
-    /// AppID and token API do not, so a replace keeps the credentials (see [`CredentialManager::sync`]).
-    slots: Arc<Slots>,
-}
-
-/// An account's credential slots, one per [`CredentialKind::ALL`] in that order, each made when
-/// its credential is first asked for: most accounts only ever use their access token, and an
-/// empty slot costs 16 bytes instead of a few hundred (what keeps 100 000 accounts small).
-#[derive(Default)]
-struct Slots([std::sync::OnceLock<Box<Slot>>; 3]);
-
-impl Slots {
-    /// The slots made so far.
-    fn made(&self) -> impl Iterator<Item = &Slot> {
-        self.0.iter().filter_map(|s| s.get().map(|b| &**b))
-    }
-}
-
-impl AccountCreds {
-    /// The slot of `kind`, made on first use.
-    fn slot(&self, kind: CredentialKind) -> &Slot {
-        let idx = CredentialKind::ALL
-            .iter()
-            .position(|k| *k == kind)
-            .unwrap_or(0);
-        self.slots.0[idx].get_or_init(|| {
-            Box::new(Slot {
-                kind,
-                cached: CachedCredential::default(),
-                flight: tokio::sync::Mutex::new(()),
-                failures: FailureMemory::default(),
-                status: Mutex::new(status::SlotStatus::default()),
-            })
-        })
-    }
-
-    /// The slot of `kind` when it was made (never makes one).
-    fn made_slot(&self, kind: CredentialKind) -> Option<&Slot> {
-        let idx = CredentialKind::ALL.iter().position(|k| *k == kind)?;
-        self.slots.0[idx].get().map(|b| &**b)
     }
 }
 

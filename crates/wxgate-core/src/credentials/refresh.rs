@@ -49,7 +49,7 @@ impl CredentialManager {
     /// credential that is due, retries later after a failure, and otherwise does nothing (the
     /// account is gone, or its credential was replaced and scheduled anew).
     async fn refresh_entry(&self, due: Due) {
-        let Some(acct) = self.accounts.load().get(&*due.account).cloned() else {
+        let Some(acct) = self.accounts.load().get(&due.account.name).cloned() else {
             return;
         };
         let Some(slot) = acct.made_slot(due.kind) else {
@@ -125,7 +125,10 @@ impl CredentialManager {
 
     /// Puts a credential this instance adopted in the refresh queue at its due time.
     pub(super) fn schedule(&self, account: &str, slot: &Slot, cred: &super::Credential) {
-        self.queue
-            .push(schedule::due_at_ms(cred), Arc::from(account), slot.kind);
+        if let Some(acct) = self.accounts.load().get(account) {
+            let settings = Arc::clone(&acct.settings);
+            self.queue
+                .push(schedule::due_at_ms(cred), settings, slot.kind);
+        }
     }
 }

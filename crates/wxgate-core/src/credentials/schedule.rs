@@ -22,6 +22,7 @@ use rand::Rng as _;
 use tokio::sync::Notify;
 
 use super::Credential;
+use crate::config::Account;
 use crate::domain::{lock, CredentialKind};
 
 /// The longest the refresher sleeps before looking at the clock again.
@@ -34,9 +35,11 @@ const JITTER_DIVISOR: i64 = 10;
 /// One credential to look at, at `at_ms`.
 pub(super) struct Due {
     pub(super) at_ms: i64,
-    /// The account's name, looked up again when the entry comes due (the account may have
-    /// been replaced — keeping its credentials — or deleted meanwhile).
-    pub(super) account: Arc<str>,
+    /// The account it was scheduled for, looked up again by name when the entry comes due
+    /// (the account may have been replaced — keeping its credentials — or deleted meanwhile;
+    /// a deleted account's settings are then kept until its entries come due). Shared, so an
+    /// entry allocates nothing of its own.
+    pub(super) account: Arc<Account>,
     pub(super) kind: CredentialKind,
 }
 
@@ -77,7 +80,7 @@ pub(super) fn due_at_ms(cred: &Credential) -> i64 {
 
 impl RefreshQueue {
     /// Schedules a look at `kind` of `account` at `at_ms`.
-    pub(super) fn push(&self, at_ms: i64, account: Arc<str>, kind: CredentialKind) {
+    pub(super) fn push(&self, at_ms: i64, account: Arc<Account>, kind: CredentialKind) {
         let mut heap = lock(&self.heap);
         let earliest = heap.peek().is_none_or(|Reverse(first)| at_ms < first.at_ms);
         heap.push(Reverse(Due {
@@ -127,8 +130,12 @@ impl RefreshQueue {
 mod tests {
     use super::*;
 
-    fn account(name: &str) -> Arc<str> {
-        Arc::from(name)
+    fn account(name: &str) -> Arc<Account> {
+        let settings: crate::config::AccountSettings = toml::from_str(&format!(
+            "name = '{name}'\nappid = 'wx0000000000000001'\nsecret = 's'"
+        ))
+        .unwrap();
+        Arc::new(Account::try_from(&settings).unwrap())
     }
 
     #[test]
@@ -143,7 +150,7 @@ mod tests {
         assert_eq!(q.pop_due(500).err(), Some(Duration::from_millis(500)));
         let first = q.pop_due(2_500).unwrap();
         assert_eq!(first.at_ms, 1_000);
-        assert_eq!(&*first.account, "b");
+        assert_eq!(first.account.name, "b");
         let second = q.pop_due(2_500).unwrap();
         assert_eq!((second.at_ms, second.kind), (2_000, CredentialKind::ALL[1]));
         assert_eq!(q.pop_due(2_500).err(), Some(Duration::from_millis(500)));

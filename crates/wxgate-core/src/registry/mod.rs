@@ -28,7 +28,7 @@ pub use self::db::{
     SealedRefreshToken, SealedTicket, StoredAccount, StoredAuthorizer, StoredKey, WriteOutcome,
 };
 use self::keys::{KeyEntry, KeyTable};
-use self::record::{RecordError, Source};
+use self::record::{RecordError, Source, ViewSettings};
 use crate::api_keys::ApiKeys;
 use crate::config::{Account, AccountSettings, Accounts, Component};
 use crate::domain::AuthorizerStatus;
@@ -39,8 +39,9 @@ use crate::vault::Vault;
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub account: Arc<Account>,
-    /// Its settings (with secrets, never answered), for the admin API's view and merges.
-    pub settings: Arc<AccountSettings>,
+    /// What its admin view shows of its settings (no secret; shared by a platform's
+    /// authorizers).
+    pub settings: Arc<ViewSettings>,
     pub source: Source,
     /// Created and updated (unix seconds) for database accounts.
     pub times: Option<(i64, i64)>,
@@ -104,6 +105,8 @@ pub struct Registry {
     vault: Option<Arc<Vault>>,
     config: Vec<Entry>,
     components: Vec<Arc<Component>>,
+    /// Per platform (in `components`' order), the view settings all its authorizers share.
+    component_views: Vec<Arc<ViewSettings>>,
     file_keys: Vec<SecretString>,
     current: ArcSwap<Snapshot>,
     applied: tokio::sync::Mutex<Applied>,
@@ -126,7 +129,7 @@ impl Registry {
                 let account = config_accounts.get(&s.name)?;
                 Some(Entry {
                     account: Arc::clone(account),
-                    settings: Arc::new(s),
+                    settings: Arc::new(ViewSettings::from(&s)),
                     source: Source::Config,
                     times: None,
                 })
@@ -134,11 +137,16 @@ impl Registry {
             .collect();
         // The collect reuses the settings' (larger) buffer: give the rest back.
         config.shrink_to_fit();
+        let component_views = components
+            .iter()
+            .map(|c| Arc::new(ViewSettings::from(&*c.authorizer_settings())))
+            .collect();
         let registry = Registry {
             db,
             vault: vault.map(Arc::new),
             config,
             components,
+            component_views,
             file_keys,
             current: ArcSwap::from_pointee(Snapshot::default()),
             applied: tokio::sync::Mutex::new(Applied::default()),
@@ -208,7 +216,7 @@ impl Registry {
         }
         for row in &changes.authorizers {
             self.apply_authorizer(&mut next.authorizers, row);
-            let shadowed = self.config.iter().any(|c| c.settings.name == row.appid)
+            let shadowed = self.config.iter().any(|c| c.account.name == row.appid)
                 || next.accounts.contains_key(&row.appid);
             if shadowed && next.authorizers.contains_key(&row.appid) {
                 tracing::warn!(appid = %row.appid, component = %row.component,
@@ -232,7 +240,12 @@ impl Registry {
             }
             served.remove(&row.appid);
         }
-        let Some(component) = self.components.iter().find(|c| c.name == row.component) else {
+        let Some((component, view)) = self
+            .components
+            .iter()
+            .zip(&self.component_views)
+            .find(|(c, _)| c.name == row.component)
+        else {
             return;
         };
         let status = match AuthorizerStatus::parse(&row.status) {
@@ -247,7 +260,7 @@ impl Registry {
             row.appid.clone(),
             Entry {
                 account: Arc::new(component.authorizer(&row.appid, status)),
-                settings: component.authorizer_settings(),
+                settings: Arc::clone(view),
                 source,
                 times: Some((row.authorized_at, row.updated_at)),
             },
@@ -256,7 +269,7 @@ impl Registry {
 
     /// One stored account, opened and validated; `None` (logged) when it cannot be served.
     async fn open_row(&self, row: &StoredAccount) -> Result<Option<Entry>, RegistryError> {
-        if self.config.iter().any(|c| c.settings.name == row.name) {
+        if self.config.iter().any(|c| c.account.name == row.name) {
             tracing::warn!(account = %row.name,
                 "an account of the config file has the name of a database account; the config file's is served");
             return Ok(None);
@@ -276,7 +289,7 @@ impl Registry {
         }
         Ok(Some(Entry {
             account: Arc::new(account),
-            settings: Arc::new(opened.settings),
+            settings: Arc::new(ViewSettings::from(&opened.settings)),
             source: Source::Database,
             times: Some((row.created_at, row.updated_at)),
         }))
@@ -308,7 +321,7 @@ impl Registry {
         let mut entries: BTreeMap<String, Entry> = self
             .config
             .iter()
-            .map(|e| (e.settings.name.clone(), e.clone()))
+            .map(|e| (e.account.name.clone(), e.clone()))
             .collect();
         let mut in_order: Vec<Arc<Account>> =
             self.config.iter().map(|e| Arc::clone(&e.account)).collect();

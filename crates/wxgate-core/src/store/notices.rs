@@ -5,7 +5,8 @@
 //! credential manager) may be slower. Rather than buffering without bound or blocking the
 //! connection, a full queue drops the notice and remembers it did; as soon as there is room
 //! again the follower is sent [`Notice::Missed`], which it treats like a reconnection: re-read
-//! what it relies on.
+//! what it relies on. A backend whose notices wait in a table (SQLite) waits for room instead
+//! ([`NoticeSender::send_waiting`]): nothing is lost by reading the table later.
 
 use tokio::sync::mpsc;
 
@@ -58,6 +59,12 @@ impl NoticeSender {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
+    }
+
+    /// Queues `notice`, waiting for room: for a backend whose notices wait for it anyway (a
+    /// table read at its own pace), so none is dropped. Returns false once the follower is gone.
+    pub(super) async fn send_waiting(&mut self, notice: Notice) -> bool {
+        self.tx.send(notice).await.is_ok()
     }
 
     /// Resolves once the follower has dropped its receiver.

@@ -180,3 +180,23 @@ async fn redis_notices_and_get_many() {
             .unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_a_slow_follower_loses_nothing() {
+    // SQLite's notices wait in their table, so a follower that does not keep up is waited
+    // for rather than told it missed some (which would make it re-read everything it holds).
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("slow.db").display());
+    let s = SqliteStore::open(&url).await.unwrap();
+    let mut rx = s.subscribe().await.unwrap();
+    let n = wxgate::store::NOTICE_QUEUE + 500;
+    for i in 0..n {
+        s.notify(&format!("n{i}")).await.unwrap();
+    }
+    for i in 0..n {
+        match tokio::time::timeout(ARRIVES_WITHIN, rx.recv()).await {
+            Ok(Some(Notice::Message(m))) => assert_eq!(m, format!("n{i}")),
+            other => panic!("notice {i}: {other:?}"),
+        }
+    }
+}

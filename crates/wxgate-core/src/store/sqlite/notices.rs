@@ -99,8 +99,10 @@ pub(super) async fn follow(mut follower: Follower, mut tx: NoticeSender) {
         loop {
             match follower.read() {
                 Ok((notices, more)) => {
+                    // The rows stay in the table: wait for the follower rather than drop one
+                    // (a dropped notice makes it re-read everything it holds).
                     for notice in notices {
-                        if !tx.send(notice) {
+                        if !tx.send_waiting(notice).await {
                             return;
                         }
                     }

@@ -4,36 +4,17 @@
 //! to the other instance by a store notice. Without the variable the tests
 //! say so and pass.
 
-use std::collections::HashSet;
-use std::time::Duration;
-
-use futures::future::join_all;
-
 use crate::credential_sync::a_forced_refresh_reaches_the_other_instance;
 use crate::helpers::*;
-use crate::multi_instance::a_refresh_that_outlives_one_lease_ttl_stays_the_only_one;
+use crate::multi_instance::{
+    a_refresh_that_outlives_one_lease_ttl_stays_the_only_one, one_fetch_for_concurrent_requests,
+};
 
 #[tokio::test]
 async fn two_processes_on_postgres_make_one_fetch_for_200_concurrent_requests() {
     in_fresh_pg_schema("pg_two_processes", |url| async move {
-        let (mock, addr) = start_mock().await;
-        mock.set_latency(Duration::from_millis(300));
-        let mut config = GatewayConfig::new(addr);
-        config.storage_url = url;
-        config.key_prefix = unique_prefix();
-        let gateways = join_all((0..2).map(|_| GatewayProcess::start(&config))).await;
+        let (mock, config, tokens, gateways) = one_fetch_for_concurrent_requests(url, 2, 200).await;
         let http = http_client();
-        let urls: Vec<String> = (0..200)
-            .map(|i| gateways[i % 2].api("main/access_token"))
-            .collect();
-        let answers = join_all(urls.iter().map(|u| get_json(&http, u))).await;
-        let mut tokens = HashSet::new();
-        for (status, body) in &answers {
-            assert_eq!(*status, 200, "{body}");
-            tokens.insert(body["access_token"].as_str().unwrap().to_owned());
-        }
-        assert_eq!(tokens.len(), 1, "one token everywhere");
-        assert_eq!(mock.calls("cgi-bin/stable_token"), 1);
         // A third instance started later finds the token in the database.
         let late = GatewayProcess::start(&config).await;
         let (status, body) = get_json(&http, &late.api("main/access_token")).await;

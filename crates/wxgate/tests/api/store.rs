@@ -968,7 +968,7 @@ async fn redis_store(url: &str, prefix: &str) -> Arc<dyn Store> {
 }
 
 /// Deletes every key under `prefix` so test runs leave nothing behind.
-async fn redis_cleanup(url: &str, prefix: &str) {
+pub(crate) async fn redis_cleanup(url: &str, prefix: &str) {
     let client = redis::Client::open(url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")

@@ -165,20 +165,7 @@ async fn redis_notices_and_get_many() {
     a.notify("not for other").await.unwrap();
     other.notify("for other").await.unwrap();
     assert_eq!(next_message(&mut on_other).await, "for other");
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    if !keys.is_empty() {
-        redis::cmd("DEL")
-            .arg(&keys)
-            .query_async::<()>(&mut conn)
-            .await
-            .unwrap();
-    }
+    crate::store::redis_cleanup(&url, &prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

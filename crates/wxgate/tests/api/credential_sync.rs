@@ -175,16 +175,11 @@ async fn an_idle_gateway_holding_many_tokens_makes_no_store_calls_and_no_fetches
     let dir = tempfile::tempdir().unwrap();
     let mut config = GatewayConfig::new(addr);
     config.storage_url = format!("sqlite://{}", dir.path().join("store.db").display());
-    for i in 0..N {
-        let appid = format!("wx{i:016x}");
-        mock.add_account(&appid, SECRET);
-        config.tail.push_str(&format!(
-            "[[accounts]]\nname = \"a{i}\"\nappid = \"{appid}\"\nsecret = \"{SECRET}\"\n"
-        ));
-    }
+    let (tail, accounts) = more_accounts(&mock, N);
+    config.tail = tail;
     let app = spawn_app(&config).await;
-    for i in 0..N {
-        let (status, body) = app.get_json(&format!("a{i}/access_token")).await;
+    for (name, _) in &accounts {
+        let (status, body) = app.get_json(&format!("{name}/access_token")).await;
         assert_eq!(status, 200, "{body}");
     }
     let fetches = mock.total_calls();
@@ -197,5 +192,41 @@ async fn an_idle_gateway_holding_many_tokens_makes_no_store_calls_and_no_fetches
     let idle = store_operations(&app).await - before;
     assert!(idle <= 2, "{idle} store calls while idle");
     assert_eq!(mock.total_calls(), fetches, "no fetch while idle");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn refreshes_that_fall_due_together_run_at_most_16_at_once() {
+    // 40 tokens fetched together with a 10 s lifetime fall due together 5 s later (plus at most
+    // 0.5 s of jitter); WeChat then takes a second per call, so without the bound all 40
+    // refreshes would be in flight at once (`upstream.max_in_flight` is 64 here).
+    const N: usize = 40;
+    let (mock, addr) = start_mock_with(|c| c.token_ttl_s = 10).await;
+    let mut config = GatewayConfig::new(addr);
+    let (tail, accounts) = more_accounts(&mock, N);
+    config.tail = tail;
+    let app = spawn_app(&config).await;
+    let paths: Vec<String> = accounts
+        .iter()
+        .map(|(name, _)| format!("{name}/access_token"))
+        .collect();
+    let warm = paths.iter().map(|path| app.get_json(path));
+    for (status, body) in futures::future::join_all(warm).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(mock.calls("cgi-bin/stable_token"), N as u64);
+    mock.set_latency(Duration::from_secs(1));
+    mock.reset_max_in_flight();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while mock.calls("cgi-bin/stable_token") < 2 * N as u64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} refreshes",
+            mock.calls("cgi-bin/stable_token") - N as u64
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let most = mock.max_in_flight();
+    assert!((1..=16).contains(&most), "{most} refreshes at once");
     app.stop().await;
 }

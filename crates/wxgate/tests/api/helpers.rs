@@ -534,3 +534,23 @@ where
         std::panic::resume_unwind(panic);
     }
 }
+
+/// `n` more accounts `acct01`…, known to `mock`: their `[[accounts]]` tables (for
+/// `GatewayConfig::tail`) and their names and appids.
+pub fn more_accounts(mock: &MockWechat, n: usize) -> (String, Vec<(String, String)>) {
+    let mut toml = String::new();
+    let mut accounts = Vec::new();
+    for i in 1..=n {
+        let (name, appid, secret) = (
+            format!("acct{i:02}"),
+            format!("wx{i:016}"),
+            format!("secret-{i}"),
+        );
+        mock.add_account(&appid, &secret);
+        toml.push_str(&format!(
+            "[[accounts]]\nname = \"{name}\"\nappid = \"{appid}\"\nsecret = \"{secret}\"\n"
+        ));
+        accounts.push((name, appid));
+    }
+    (toml, accounts)
+}

@@ -1056,8 +1056,14 @@ async fn redis_via_connect() {
 /// Needs no Redis: nothing listens on port 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_unreachable_fails_fast() {
+    unreachable_fails_fast("redis://:hunter2@127.0.0.1:1/").await;
+}
+
+/// Connecting to `url` (nothing listens at 127.0.0.1:1; its password is `hunter2`) fails
+/// within 6 s with a backend error that names the address and not the password.
+pub(crate) async fn unreachable_fails_fast(url: &str) {
     let started = Instant::now();
-    let result = store::connect("redis://:hunter2@127.0.0.1:1/", "p:").await;
+    let result = store::connect(url, "p:").await;
     let elapsed = started.elapsed();
     match result {
         Err(StoreError::Backend(msg)) => {

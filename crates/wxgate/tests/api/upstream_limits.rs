@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, start_mock, GatewayConfig, TestApp, API_KEY};
+use wxgate_mock::MockWechat;
+
+use crate::helpers::{more_accounts, spawn_app_with, start_mock, GatewayConfig, TestApp, API_KEY};
 
 /// Far enough away that the test's own hold on a permit never expires first.
 fn far() -> tokio::time::Instant {
@@ -31,18 +33,19 @@ async fn until_waiting(app: &TestApp, waiting: usize) {
     }
 }
 
-/// `[[accounts]]` tables `acct01`… for `n` more accounts, and their appids.
-fn more_accounts(n: usize) -> (String, Vec<(String, String)>) {
-    let mut toml = String::new();
-    let mut accounts = Vec::new();
-    for i in 1..=n {
-        let (name, appid) = (format!("acct{i:02}"), format!("wx{i:016}"));
-        toml.push_str(&format!(
-            "[[accounts]]\nname = \"{name}\"\nappid = \"{appid}\"\nsecret = \"secret-{i}\"\n"
-        ));
-        accounts.push((name, appid));
-    }
-    (toml, accounts)
+/// A gateway with `main` and one more account, one WeChat call at a time
+/// (`upstream.max_in_flight = 1`), `upstream.timeout_ms` as given; the other account's name
+/// and appid.
+async fn main_and_another_on_one_permit(
+    timeout_ms: u64,
+) -> (MockWechat, TestApp, (String, String)) {
+    let (mock, addr) = start_mock().await;
+    let (tail, accounts) = more_accounts(&mock, 1);
+    let mut config = GatewayConfig::new(addr);
+    config.tail = tail;
+    config.timeout_ms = timeout_ms;
+    let app = spawn_app_with(&config, |s| s.upstream.max_in_flight = 1).await;
+    (mock, app, accounts[0].clone())
 }
 
 /// The value of an unlabelled gauge on a `/metrics` page.
@@ -58,10 +61,7 @@ fn gauge(page: &str, name: &str) -> f64 {
 #[tokio::test]
 async fn a_cold_start_of_40_accounts_never_has_more_than_4_calls_open_and_serves_all() {
     let (mock, addr) = start_mock().await;
-    let (tail, accounts) = more_accounts(39);
-    for (i, (_, appid)) in accounts.iter().enumerate() {
-        mock.add_account(appid, &format!("secret-{}", i + 1));
-    }
+    let (tail, accounts) = more_accounts(&mock, 39);
     let mut config = GatewayConfig::new(addr);
     config.tail = tail;
     // The wait for a permit counts against each attempt's time: ten rounds of 300 ms fit.
@@ -120,14 +120,7 @@ async fn a_cold_start_of_40_accounts_never_has_more_than_4_calls_open_and_serves
 #[tokio::test]
 async fn a_busy_account_cannot_starve_another_one() {
     const BURST: usize = 10;
-    let (mock, addr) = start_mock().await;
-    let (tail, accounts) = more_accounts(1);
-    let (other, other_appid) = accounts[0].clone();
-    mock.add_account(&other_appid, "secret-1");
-    let mut config = GatewayConfig::new(addr);
-    config.tail = tail;
-    config.timeout_ms = 10_000;
-    let app = spawn_app_with(&config, |s| s.upstream.max_in_flight = 1).await;
+    let (mock, app, (other, other_appid)) = main_and_another_on_one_permit(10_000).await;
     for name in ["main", other.as_str()] {
         assert_eq!(app.get_json(&format!("{name}/access_token")).await.0, 200);
     }
@@ -184,14 +177,7 @@ async fn a_busy_account_cannot_starve_another_one() {
 /// asked; once a permit is free, calls go through again.
 #[tokio::test]
 async fn a_caller_that_gets_no_permit_in_time_is_answered_503_and_wechat_is_not_called() {
-    let (mock, addr) = start_mock().await;
-    let (tail, accounts) = more_accounts(1);
-    let (other, other_appid) = accounts[0].clone();
-    mock.add_account(&other_appid, "secret-1");
-    let mut config = GatewayConfig::new(addr);
-    config.tail = tail;
-    config.timeout_ms = 200;
-    let app = spawn_app_with(&config, |s| s.upstream.max_in_flight = 1).await;
+    let (mock, app, (other, _)) = main_and_another_on_one_permit(200).await;
     assert_eq!(app.get_json("main/access_token").await.0, 200);
     let before = mock.total_calls();
 

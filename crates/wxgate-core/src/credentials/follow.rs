@@ -25,7 +25,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{AccountCreds, Credential, CredentialManager};
+use super::{valid_stored, AccountCreds, CredentialManager};
 use crate::domain::{unix_now, CredentialKind};
 use crate::store::Notice;
 
@@ -140,11 +140,10 @@ impl CredentialManager {
             let Some(slot) = accounts.get(account).and_then(|a| a.made_slot(*kind)) else {
                 continue;
             };
-            let cred = raw.and_then(|raw| serde_json::from_slice::<Credential>(&raw).ok());
-            match cred {
-                Some(c) if c.is_valid_at(now) => self.adopt(account, slot, &Arc::new(c)),
-                _ if announced => slot.cached.clear(),
-                _ => {}
+            match valid_stored(account, *kind, raw.as_deref(), now) {
+                Some(c) => self.adopt(account, slot, &Arc::new(c)),
+                None if announced => slot.cached.clear(),
+                None => {}
             }
         }
     }

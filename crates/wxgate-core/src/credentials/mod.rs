@@ -42,6 +42,7 @@
 //!   history ([`history`]), which `diagnose` reads to recognise a replaced ticket.
 
 mod cache;
+mod credential;
 mod failures;
 mod fetch;
 mod follow;
@@ -61,8 +62,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 
+use self::credential::valid_stored;
+pub use self::credential::{capped_lifetime, Credential};
 use self::lease::Lease;
 pub use self::platform::{
     CurrentRefreshToken, PlatformSecrets, StoredTicket, REFRESH_TOKEN_INVALID, TICKET_MAX_AGE_S,
@@ -71,7 +73,7 @@ pub use self::retry::{Again, Fresh, NotRetried};
 use self::slots::{AccountCreds, Slot, Slots};
 pub use self::status::{CredentialStatus, ErrorRecord};
 use crate::config::{Accounts, Component};
-use crate::domain::{lock, redact, unix_now, CredentialKind};
+use crate::domain::{lock, unix_now, CredentialKind};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use crate::upstream::{UpstreamError, WechatClient};
@@ -90,91 +92,6 @@ pub const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(300);
 /// How often store-polling waiters look for a credential another instance is fetching.
 const WAIT_POLL: Duration = Duration::from_millis(25);
-
-/// A credential as stored and handed out.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct Credential {
-    pub value: String,
-    /// WeChat's own expiry: fetch start + the `expires_in` WeChat gave, capped at
-    /// [`MAX_LIFETIME_S`] (unix seconds; counted from the start, so never later than WeChat's).
-    pub expires_at: i64,
-    /// When the fetch that produced it started (unix seconds).
-    pub fetched_at: i64,
-    /// When the fetch that produced it completed (unix milliseconds): the version that orders
-    /// concurrent writers, so the credential WeChat issued last wins. Stored under its former
-    /// name, which older versions read as a version too.
-    #[serde(rename = "fetched_at_ms")]
-    pub version_ms: i64,
-    /// Lifetime WeChat gave, seconds (capped at [`MAX_LIFETIME_S`]).
-    pub lifetime_s: i64,
-    /// Why it was fetched: `initial`, `ahead`, `forced`, `token_invalid`.
-    pub reason: String,
-}
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credential")
-            .field("value", &redact(&self.value))
-            .field("expires_at", &self.expires_at)
-            .field("fetched_at", &self.fetched_at)
-            .field("reason", &self.reason)
-            .finish()
-    }
-}
-
-/// The lifetime believed from WeChat's `expires_in`: at least 1 s, at most [`MAX_LIFETIME_S`].
-pub fn capped_lifetime(expires_in: u64) -> i64 {
-    i64::try_from(expires_in)
-        .unwrap_or(i64::MAX)
-        .clamp(1, MAX_LIFETIME_S)
-}
-
-impl Credential {
-    /// A credential WeChat issued with `expires_in`, for a fetch that started at `started_ms`
-    /// and completed at `completed_ms` (unix milliseconds). Never overflows.
-    pub fn issued(
-        value: String,
-        expires_in: u64,
-        started_ms: i64,
-        completed_ms: i64,
-        reason: &str,
-    ) -> Self {
-        let lifetime = capped_lifetime(expires_in);
-        let fetched_at = started_ms.div_euclid(1000);
-        Credential {
-            value,
-            expires_at: fetched_at.saturating_add(lifetime),
-            fetched_at,
-            version_ms: completed_ms.max(started_ms),
-            lifetime_s: lifetime,
-            reason: reason.to_owned(),
-        }
-    }
-
-    /// Usable right now.
-    pub fn is_valid_at(&self, now: i64) -> bool {
-        now < self.expires_at
-    }
-
-    /// Seconds left at `now` (negative when expired).
-    pub fn expires_in(&self, now: i64) -> i64 {
-        self.expires_at.saturating_sub(now)
-    }
-
-    /// Remaining seconds at which a refresh-ahead should start.
-    pub fn refresh_threshold(&self) -> i64 {
-        if self.lifetime_s >= 2 * REFRESH_AHEAD_S {
-            REFRESH_AHEAD_S
-        } else {
-            (self.lifetime_s / 2).max(1)
-        }
-    }
-
-    /// Due for a refresh-ahead at `now`.
-    pub fn is_due_at(&self, now: i64) -> bool {
-        self.expires_in(now) <= self.refresh_threshold()
-    }
-}
 
 /// Why a credential could not be handed out.
 #[derive(Debug, thiserror::Error)]
@@ -521,18 +438,22 @@ impl CredentialManager {
         account: &str,
         slot: &Slot,
     ) -> Result<Option<Arc<Credential>>, CredentialError> {
-        let raw = self.store.get(&Self::store_key(account, slot.kind)).await?;
-        let Some(raw) = raw else { return Ok(None) };
-        let Ok(cred) = serde_json::from_slice::<Credential>(&raw) else {
-            tracing::warn!(account, credential = %slot.kind, "ignoring an unreadable stored credential");
+        let Some(cred) = self.read_stored(account, slot.kind).await? else {
             return Ok(None);
         };
-        if !cred.is_valid_at(unix_now()) {
-            return Ok(None);
-        }
         let cred = Arc::new(cred);
         self.adopt(account, slot, &cred);
         Ok(Some(cred))
+    }
+
+    /// The stored credential when valid, without touching this instance's view.
+    async fn read_stored(
+        &self,
+        account: &str,
+        kind: CredentialKind,
+    ) -> Result<Option<Credential>, CredentialError> {
+        let raw = self.store.get(&Self::store_key(account, kind)).await?;
+        Ok(valid_stored(account, kind, raw.as_deref(), unix_now()))
     }
 
     /// The account's last few tickets of `kind` (the current one included), newest first, as
@@ -550,15 +471,22 @@ impl CredentialManager {
         let now = unix_now();
         let mut out = Vec::new();
         for kind in CredentialKind::ALL {
-            let slot = acct.slot(kind);
-            let stored = self.load_stored(account, slot).await.ok().flatten();
-            let st = lock(&slot.status).clone();
-            out.push(CredentialStatus::build(
-                slot.kind,
-                stored.as_deref(),
-                &st,
-                now,
-            ));
+            // A credential never asked for here has no slot, and looking does not make one.
+            let (stored, st) = match acct.made_slot(kind) {
+                Some(slot) => (
+                    self.load_stored(account, slot).await.ok().flatten(),
+                    lock(&slot.status).clone(),
+                ),
+                None => (
+                    self.read_stored(account, kind)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(Arc::new),
+                    status::SlotStatus::default(),
+                ),
+            };
+            out.push(CredentialStatus::build(kind, stored.as_deref(), &st, now));
         }
         Ok(out)
     }
@@ -576,41 +504,5 @@ impl CredentialManager {
         }
         out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_huge_expires_in_is_capped_and_never_overflows() {
-        let started_ms = 1_700_000_000_000;
-        for huge in [u64::MAX, 1 << 62, i64::MAX as u64, (i64::MAX as u64) + 1] {
-            let c = Credential::issued("t".into(), huge, started_ms, started_ms + 5, "initial");
-            assert_eq!(c.lifetime_s, MAX_LIFETIME_S);
-            assert_eq!(c.expires_at, 1_700_000_000 + MAX_LIFETIME_S);
-            assert_eq!(c.refresh_threshold(), REFRESH_AHEAD_S);
-        }
-        // Even from an absurd start time.
-        let c = Credential::issued("t".into(), u64::MAX, i64::MAX, i64::MAX, "initial");
-        assert_eq!(c.expires_at, i64::MAX / 1000 + MAX_LIFETIME_S);
-        assert_eq!(c.expires_in(i64::MIN), i64::MAX, "saturates");
-        // Ordinary and degenerate lifetimes are kept as given, at least 1 s.
-        let c = Credential::issued("t".into(), 7200, started_ms, started_ms + 5, "initial");
-        assert_eq!((c.lifetime_s, c.expires_at), (7200, 1_700_000_000 + 7200));
-        assert_eq!(capped_lifetime(0), 1);
-    }
-
-    #[test]
-    fn a_credential_is_versioned_by_when_its_fetch_completed() {
-        let slow = Credential::issued("old".into(), 7200, 1_000, 9_000, "token_invalid");
-        let quick = Credential::issued("new".into(), 7200, 2_000, 2_500, "initial");
-        assert_eq!(slow.version_ms, 9_000);
-        assert_eq!(slow.fetched_at, 1);
-        assert!(slow.version_ms > quick.version_ms, "issued last wins");
-        // Stored under the field name older versions read.
-        let json = serde_json::to_value(&slow).unwrap_or_default();
-        assert_eq!(json["fetched_at_ms"], 9_000);
     }
 }

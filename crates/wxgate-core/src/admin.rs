@@ -133,6 +133,7 @@ pub async fn delete_account(gateway: &Gateway, name: &str) -> Result<(), AdminEr
         return Err(AdminError::UnknownAccount(name.to_owned()));
     }
     forget_credentials(gateway, name).await;
+    gateway.activity.forget(name).await;
     gateway.follow_registry().await?;
     Ok(())
 }

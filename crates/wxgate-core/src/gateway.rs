@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use crate::activity::{Activity, ActivityOptions};
 use crate::api_keys::ApiKeys;
 use crate::config::{Account, Settings, Validated};
 use crate::credentials::{CredentialManager, ManagerOptions};
@@ -62,6 +63,9 @@ pub struct Gateway {
     pub oauth_keys: StateKeys,
     /// Work that outlives its request (webhook calls, late replies); shutdown waits for it.
     pub tasks: BackgroundTasks,
+    /// What wxgate observed per account, for the admin console ([`crate::activity`]); its
+    /// `run_background` is spawned at start.
+    pub activity: Arc<Activity>,
 }
 
 impl Gateway {
@@ -100,6 +104,14 @@ impl Gateway {
         let webhooks = crate::upstream::WebhookClient::new().map_err(StartupError::Push)?;
         let metrics = Arc::new(Metrics::new());
         let store: Arc<dyn store::Store> = Arc::new(store::CountedStore::new(store, &metrics));
+        let activity = Arc::new(Activity::new(
+            store.clone(),
+            ActivityOptions {
+                keep_message_content: settings.admin.console_message_content,
+                ..ActivityOptions::new(env!("CARGO_PKG_VERSION"))
+            },
+        ));
+        metrics.attach_activity(Arc::clone(&activity));
         let retry = RetryPolicy::default();
         let attempts = retry.attempts;
         let client = WechatClient::new(
@@ -143,6 +155,7 @@ impl Gateway {
             webhooks,
             oauth_keys,
             tasks: BackgroundTasks::new(),
+            activity,
         })
     }
 

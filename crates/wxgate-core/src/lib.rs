@@ -7,6 +7,7 @@
 //! crate's HTTP layer calls these services and maps their errors to answers, once, so the
 //! dependencies point one way — HTTP → core → protocol (`wxgate-proto`).
 
+pub mod activity;
 pub mod admin;
 pub mod api_keys;
 pub mod config;

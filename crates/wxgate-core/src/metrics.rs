@@ -163,6 +163,9 @@ pub struct Metrics {
     /// Looked up once per route (see [`Metrics::route`]), not per request.
     routes: Mutex<HashMap<String, Arc<RouteMetrics>>>,
     upstream: Mutex<UpstreamLog>,
+    /// Where upstream calls are also recorded for the admin console (attached once by the
+    /// gateway; the client, the proxy and the webhooks reach it through here).
+    activity: std::sync::OnceLock<Arc<crate::activity::Activity>>,
 }
 
 impl Default for Metrics {
@@ -201,6 +204,7 @@ impl Metrics {
             recorder,
             routes: Mutex::default(),
             upstream: Mutex::default(),
+            activity: std::sync::OnceLock::new(),
         }
     }
 
@@ -209,6 +213,19 @@ impl Metrics {
     /// under `upstream.max_in_flight` in time).
     pub fn upstream_call(&self, account: &str, endpoint: &str, outcome: &str) {
         lock(&self.upstream).count(|l| &mut l.calls, account, endpoint, outcome);
+        if let Some(activity) = self.activity.get() {
+            activity.call(account, endpoint, outcome == "ok");
+        }
+    }
+
+    /// Attaches the recorder of what wxgate observes (once; later calls are ignored).
+    pub fn attach_activity(&self, activity: Arc<crate::activity::Activity>) {
+        let _ = self.activity.set(activity);
+    }
+
+    /// The recorder attached with [`Metrics::attach_activity`], if any.
+    pub fn activity(&self) -> Option<&Arc<crate::activity::Activity>> {
+        self.activity.get()
     }
 
     /// Remembers the latest failed upstream call of `account` on `endpoint` (status API).

@@ -28,6 +28,7 @@
 
 mod media;
 mod platform;
+mod quota;
 mod routes;
 mod state;
 mod wire;

@@ -32,6 +32,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/cgi-bin/ticket/getticket", any(getticket))
         .route("/cgi-bin/getcallbackip", any(getcallbackip))
         .route("/cgi-bin/message/custom/send", any(custom_send))
+        .route("/cgi-bin/openapi/quota/get", any(super::quota::quota_get))
         .route("/cgi-bin/media/upload", any(super::media::upload))
         .route("/cgi-bin/media/get", any(super::media::get))
         .route("/connect/oauth2/authorize", get(authorize))
@@ -70,6 +71,7 @@ async fn gate(State(shared): St, req: Request, next: Next) -> Response {
     let (latency, down, fault) = {
         let mut s = shared.lock();
         s.count_call(&path);
+        s.count_quota_use(&path, req.uri().query());
         let fault = if s.down { None } else { s.pop_fault(&path) };
         (s.latency, s.down, fault)
     };

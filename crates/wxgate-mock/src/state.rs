@@ -93,6 +93,8 @@ pub(crate) struct Inner {
     pub media: Vec<super::MockMedia>,
     /// The third-party platform (开放平台) side.
     pub platform: Platform,
+    /// Calls made with a valid access token, per appid and path (`openapi/quota/get`'s `used`).
+    pub quota_used: HashMap<(String, String), u64>,
 }
 
 /// Endpoint labels are paths without the leading `/`.
@@ -132,6 +134,7 @@ impl Inner {
             custom_senders: Vec::new(),
             media: Vec::new(),
             platform,
+            quota_used: HashMap::new(),
         }
     }
 
@@ -194,6 +197,7 @@ impl Inner {
     /// disturbed by a test resetting the mock between cases.
     pub fn reset(&mut self) {
         self.calls.clear();
+        self.quota_used.clear();
         self.faults.clear();
         self.latency = self.config.latency;
         self.down = false;

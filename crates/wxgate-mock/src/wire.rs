@@ -58,6 +58,8 @@ pub(crate) fn errmsg_for(code: i64) -> &'static str {
         61010 => "code is expired",
         61011 => "invalid component",
         61023 => "refresh_token is invalid",
+        76021 => "cgi_path not found, please check",
+        76022 => "could not use this cgi_path，no permission",
         _ => "mock error",
     }
 }

@@ -127,6 +127,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let refresher = tokio::spawn(self.state.creds.clone().run_background());
         let registry_watch = tokio::spawn(Arc::clone(&self.state.0).run_registry_watch());
+        let activity = tokio::spawn(Arc::clone(&self.state.activity).run_background());
         let app = http::service(self.state.clone(), self.extra_routes);
         let server = Server::new(ServeOptions::from_settings(&self.state.settings.server));
         tracing::info!(addr = %self.addr, accounts = self.state.registry.snapshot().accounts.len(), "wxgate is listening");
@@ -151,6 +152,10 @@ impl Application {
         }
         refresher.abort();
         registry_watch.abort();
+        activity.abort();
+        if let Err(e) = self.state.activity.flush().await {
+            tracing::warn!(error = %e, "activity: what was observed last could not be written");
+        }
         Ok(())
     }
 }

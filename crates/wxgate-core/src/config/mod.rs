@@ -234,6 +234,10 @@ pub struct AdminSettings {
     /// The key before a rotation: still opens, and what it opens is re-sealed with `master_key`.
     #[serde(default)]
     pub master_key_previous: Option<SecretString>,
+    /// The admin console's list of recent pushes keeps each message's text (at most 200
+    /// characters). Off by default: only the type, time and who answered.
+    #[serde(default)]
+    pub console_message_content: bool,
 }
 
 impl AdminSettings {

@@ -335,3 +335,22 @@ fn upstream_max_in_flight_defaults_to_64_and_takes_1_to_10000() {
     let bad_env = load(MINIMAL, &[("WXGATE__UPSTREAM__MAX_IN_FLIGHT", "0")]);
     assert_eq!(err_key(bad_env), "upstream.max_in_flight");
 }
+
+#[test]
+fn console_message_content_is_off_by_default_and_a_boolean() {
+    assert!(!load(MINIMAL, &[]).unwrap().admin.console_message_content);
+    let with = |v: &str| {
+        load(
+            &format!("[admin]\nconsole_message_content = {v}\n{MINIMAL}"),
+            &[],
+        )
+    };
+    assert!(with("true").unwrap().admin.console_message_content);
+    assert_eq!(err_key(with("\"yes\"")), "admin.console_message_content");
+    let env = load(
+        MINIMAL,
+        &[("WXGATE__ADMIN__CONSOLE_MESSAGE_CONTENT", "true")],
+    )
+    .unwrap();
+    assert!(env.admin.console_message_content);
+}

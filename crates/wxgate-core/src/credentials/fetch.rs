@@ -16,6 +16,7 @@ use super::{
     history, AccountCreds, Again, Credential, CredentialError, CredentialManager, Fresh, Lease,
     NotRetried, Slot, FORCED_REFRESH_GUARD, WAIT_POLL,
 };
+use crate::activity::{RefreshSeen, Step, StepOutcome};
 use crate::config::TokenSource;
 use crate::domain::{lock, redact, unix_now, unix_now_ms, CredentialKind, TokenApi};
 use crate::store::StoreError;
@@ -123,6 +124,7 @@ impl CredentialManager {
             Ok(i) => i,
             Err(e) => {
                 lock(&slot.status).record_error(&e);
+                self.observed(account, slot.kind, reason, Err(&e));
                 tracing::warn!(account, credential = %slot.kind, error = %e, hint = %e.hint(), "credential fetch failed");
                 return Err(e.into());
             }
@@ -137,6 +139,7 @@ impl CredentialManager {
         self.metrics
             .credential_refresh(account, slot.kind.as_str(), reason);
         lock(&slot.status).record_refresh(&cred);
+        self.observed(account, slot.kind, reason, Ok(()));
         tracing::info!(account, credential = %slot.kind, reason, expires_in = cred.lifetime_s,
             value = %redact(&cred.value), "fetched a credential from WeChat");
         if lease.is_lost() {
@@ -169,6 +172,45 @@ impl CredentialManager {
         self.adopt(account, slot, &cred);
         self.announce(account, slot.kind).await;
         Ok(cred)
+    }
+
+    /// Tells the activity recorder (admin console) about one fetch: its refresh history and,
+    /// for an access_token, the onboarding step "token fetched" (reached, or failing with
+    /// WeChat's errcode and the hint).
+    fn observed(
+        &self,
+        account: &str,
+        kind: CredentialKind,
+        reason: &str,
+        result: Result<(), &UpstreamError>,
+    ) {
+        let Some(activity) = self.metrics.activity() else {
+            return;
+        };
+        let forced = matches!(reason, "forced" | "token_invalid");
+        activity.refresh(
+            account,
+            RefreshSeen {
+                at: unix_now_ms(),
+                kind,
+                ok: result.is_ok(),
+                forced,
+                errcode: result.err().and_then(UpstreamError::wechat_errcode),
+                message: result.err().map(ToString::to_string),
+            },
+        );
+        if kind != CredentialKind::AccessToken {
+            return;
+        }
+        let outcome = match result {
+            Ok(()) => StepOutcome::Reached { detail: None },
+            Err(e) => StepOutcome::Failed {
+                errcode: e.wechat_errcode(),
+                message: e.to_string(),
+                hint: Some(e.hint()),
+            },
+        };
+        activity.step(account, Step::TokenFetched, outcome);
     }
 
     /// One access_token fetch. `reported_invalid` is the token a caller reported as rejected;

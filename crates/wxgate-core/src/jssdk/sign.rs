@@ -12,6 +12,7 @@ use wxgate_proto::signature::Sha1Hex;
 
 use super::page::PageUrl;
 use super::JssdkError;
+use crate::activity::{Step, StepOutcome};
 use crate::config::Account;
 use crate::credentials::Credential;
 use crate::domain::{unix_now, CredentialKind};
@@ -61,7 +62,22 @@ pub async fn sign_config<'a>(
     page: &'a PageUrl,
     apis: Vec<String>,
 ) -> Result<ConfigAnswer<'a>, JssdkError> {
-    check_domain(account, page)?;
+    if let Err(e) = check_domain(account, page) {
+        gateway.activity.step(
+            &account.name,
+            Step::JssdkSigned,
+            StepOutcome::Failed {
+                errcode: None,
+                message: e.to_string(),
+                hint: Some(format!(
+                    "add {} to the account's `js_domains` (and to the JS接口安全域名 of \
+                     WeChat's console, 设置与开发 → 公众号设置 → 功能设置)",
+                    page.host()
+                )),
+            },
+        );
+        return Err(e);
+    }
     let nonce_str = wxgate_proto::jssdk::nonce_str();
     let sign = |ticket: &Credential, now: i64| {
         let timestamp = u64::try_from(now).unwrap_or(0);
@@ -87,6 +103,13 @@ pub async fn sign_config<'a>(
             sign(&ticket, unix_now())
         }
     };
+    gateway.activity.step(
+        &account.name,
+        Step::JssdkSigned,
+        StepOutcome::Reached {
+            detail: Some(page.host().to_owned()),
+        },
+    );
     Ok(ConfigAnswer {
         app_id: &account.appid,
         timestamp,

@@ -38,6 +38,7 @@ use super::state_token::{self, Login, Refusal, MAX_REDIRECT_LEN};
 use super::{OauthError, StateProblem};
 use secrecy::SecretString;
 
+use crate::activity::{Step, StepOutcome};
 use crate::config::{Account, Component, TokenSource};
 use crate::domain::{unix_now, CredentialKind};
 use crate::gateway::Gateway;
@@ -345,7 +346,23 @@ async fn complete(
             "access_denied",
         ));
     };
-    let token = exchange_code(gateway, account, code).await?;
+    let token = match exchange_code(gateway, account, code).await {
+        Ok(token) => token,
+        Err(e) => {
+            if let OauthError::Upstream(u) = &e {
+                gateway.activity.step(
+                    &account.name,
+                    Step::LoginCompleted,
+                    StepOutcome::Failed {
+                        errcode: u.wechat_errcode(),
+                        message: u.to_string(),
+                        hint: Some(u.hint()),
+                    },
+                );
+            }
+            return Err(e);
+        }
+    };
     let scope = if token.scope.contains("snsapi_userinfo") {
         Scope::UserInfo
     } else if token.scope.contains("snsapi_base") {
@@ -400,6 +417,11 @@ async fn complete(
             break candidate;
         }
     };
+    gateway.activity.step(
+        &account.name,
+        Step::LoginCompleted,
+        StepOutcome::Reached { detail: None },
+    );
     Ok(redirect::with_param(
         &pending.redirect,
         "wxgate_code",

@@ -23,6 +23,7 @@
 mod dedup;
 mod error;
 mod inbound;
+mod observed;
 mod runtime;
 mod service;
 pub mod webhook;

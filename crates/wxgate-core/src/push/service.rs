@@ -30,7 +30,7 @@ use wxgate_proto::Reply;
 use super::dedup::{self, Answer, Claim, Ticket};
 use super::inbound::{self, Inbound, Mode, Protection, PushQuery};
 use super::runtime::push_token;
-use super::{webhook, PushError};
+use super::{observed, webhook, PushError};
 use crate::config::Account;
 use crate::domain::unix_now;
 use crate::gateway::Gateway;
@@ -50,12 +50,14 @@ pub fn verify_url(
 ) -> Result<String, PushError> {
     push_token(account)?;
     let q = PushQuery::parse(raw_query);
-    inbound::verify_url(
+    let result = inbound::verify_url(
         account,
         &q,
         unix_now(),
         gateway.settings.push.replay_window_s,
-    )
+    );
+    observed::verification(gateway, account, &result);
+    result
 }
 
 /// A push whose query [`check`] accepted: what its body is then opened with.
@@ -91,7 +93,9 @@ pub async fn receive(
 ) -> Result<Answer, PushError> {
     let window = gateway.settings.push.replay_window_s;
     let Checked { query, protection } = checked;
-    let inbound = inbound::open(account, &query, protection, &body, unix_now(), window)?;
+    let opened = inbound::open(account, &query, protection, &body, unix_now(), window);
+    observed::opened(gateway, account, protection, &opened);
+    let inbound = opened?;
 
     let key = format!("push:{}:{}", account.name, inbound.message.dedup_key());
     let deadline = started + ANSWER_BUDGET;
@@ -135,6 +139,7 @@ async fn answer_without_webhook(
     deadline: Instant,
 ) -> Result<Answer, PushError> {
     record_follow(gateway, account, inbound).await?;
+    observed::answered(gateway, account, inbound, observed::by(reply, true));
     let Some(reply) = reply else {
         // `success` is the same bytes for every delivery: nothing to keep.
         return Ok(Answer::Success);
@@ -196,6 +201,12 @@ async fn handle(
         wait,
     )
     .await;
+    observed::answered(
+        &gateway,
+        &account,
+        &inbound,
+        observed::by(reply.as_ref(), false),
+    );
     let answer = render(&account, &inbound, reply.as_ref(), Stamp::Fresh(unix_now()));
     let ttl = Duration::from_secs(gateway.settings.push.dedup_ttl_s);
     ticket.finish(store.as_ref(), &answer, ttl).await;

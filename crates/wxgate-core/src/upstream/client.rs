@@ -418,6 +418,7 @@ impl WechatClient {
                 }) => {
                     let outcome = error.outcome_label();
                     self.metrics.upstream_call(account, endpoint, &outcome);
+                    self.learn_egress_ip(&error);
                     let retryable = match retry {
                         Retry::Transient => error.is_transient(),
                         Retry::NotDelivered => {
@@ -448,6 +449,23 @@ impl WechatClient {
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
+            }
+        }
+    }
+
+    /// Tells the activity recorder this server's egress IP when WeChat named it in a
+    /// whitelist refusal (40164, 61004).
+    fn learn_egress_ip(&self, error: &UpstreamError) {
+        if let UpstreamError::WeChat {
+            errcode: 40164 | 61004,
+            errmsg,
+            ..
+        } = error
+        {
+            if let (Some(activity), Some(ip)) =
+                (self.metrics.activity(), super::error::caller_ip(errmsg))
+            {
+                activity.egress_ip(&ip.to_string());
             }
         }
     }

@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod activity;
+mod activity_http;
 mod admin;
 mod browser;
 mod credential_sync;

@@ -1,6 +1,7 @@
 //! The activity recorder (`wxgate::activity`) on real stores: the in-process map, a SQLite
-//! file, and Redis when `WXGATE_TEST_REDIS_URL` is set (skipped with a message otherwise,
-//! failing when set but unreachable). Everything recorded is read back after `flush`, from the
+//! file, Redis when `WXGATE_TEST_REDIS_URL` is set and PostgreSQL when
+//! `WXGATE_TEST_POSTGRES_URL` is (each skipped with a message otherwise, failing when set but
+//! unreachable). Everything recorded is read back after `flush`, from the
 //! store, as the admin console reads it: steps (sticky, failures rate-limited), bounded lists,
 //! the newest push per account in one read, per-hour calls summed over two instances sharing
 //! the store, the instances seen, the egress IP, and `forget`.
@@ -240,6 +241,17 @@ async fn activity_on_redis() {
         .await
         .expect("WXGATE_TEST_REDIS_URL is set but Redis is unreachable");
     suite(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn activity_on_postgresql() {
+    crate::helpers::in_fresh_pg_schema("activity_on_postgresql", |url| async move {
+        let store = wxgate::store::PostgresStore::connect(&url, &unique_prefix())
+            .await
+            .expect("WXGATE_TEST_POSTGRES_URL is set but PostgreSQL is not usable");
+        suite(Arc::new(store)).await;
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -280,3 +280,71 @@ async fn the_daily_quota_comes_from_wechat_once_per_cache_window() {
     ));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn deleting_an_account_drops_what_was_observed_of_it() {
+    use secrecy::ExposeSecret as _;
+    let (mock, addr) = start_mock().await;
+    mock.add_account("wx00000000000000a1", "shop-secret-0123456789");
+    let mut config = GatewayConfig::new(addr);
+    let master = wxgate::vault::MasterKey::random().to_base64();
+    config.tail = format!(
+        "[admin]\nkeys = [\"test-admin-key-0123456789\"]\nmaster_key = \"{}\"\n",
+        master.expose_secret()
+    );
+    let app = crate::helpers::spawn_app(&config).await;
+    let admin = |method: reqwest::Method, body: Option<Value>| {
+        let mut req = app
+            .http
+            .request(method, format!("{}/admin/api/v1/accounts/shop", app.base))
+            .bearer_auth("test-admin-key-0123456789");
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let body = json!({"appid": "wx00000000000000a1", "secret": "shop-secret-0123456789", "token": "shoptoken42"});
+    assert_eq!(admin(reqwest::Method::PUT, Some(body)).await, 201);
+    app.state.follow_registry().await.unwrap();
+    let ts = now().to_string();
+    let sig = signature("shoptoken42", &ts, "1");
+    let url = format!(
+        "{}/wx/shop?signature={sig}&timestamp={ts}&nonce=1&echostr=e",
+        app.base
+    );
+    assert_eq!(
+        app.http.get(url).send().await.unwrap().status().as_u16(),
+        200
+    );
+    app.state.activity.flush().await.unwrap();
+    let reached = |steps: wxgate::activity::Steps| steps.entries[1].reached_at.is_some();
+    assert!(reached(app.state.activity.steps("shop").await.unwrap()));
+
+    assert_eq!(admin(reqwest::Method::DELETE, None).await, 204);
+    assert!(!reached(app.state.activity.steps("shop").await.unwrap()));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_background_task_writes_a_step_without_being_asked() {
+    let (_mock, addr) = start_mock().await;
+    let app = spawn_web_app(&console_config(addr)).await;
+    assert_eq!(verify_get(&app, TOKEN).await, 200);
+    // No flush here: the gateway's own background task writes it (about a second; the bound
+    // below is generous for a loaded machine, it only proves the task runs).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let steps = app.state.activity.steps("main").await.unwrap();
+        if steps.entries[1].reached_at.is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never written");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let seen = app.state.activity.instances().await.unwrap();
+    assert!(
+        seen.iter().any(|i| i.id == app.state.activity.instance()),
+        "{seen:?}"
+    );
+    app.stop().await;
+}

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub(crate) mod console;
 mod web_login;
 
 use super::platform::Platform;
@@ -93,6 +94,8 @@ pub(crate) struct Inner {
     pub media: Vec<super::MockMedia>,
     /// The third-party platform (开放平台) side.
     pub platform: Platform,
+    /// What tests set in the mock's WeChat console (kept across `reset`, like accounts).
+    pub console: console::ConsoleState,
 }
 
 /// Endpoint labels are paths without the leading `/`.
@@ -132,6 +135,7 @@ impl Inner {
             custom_senders: Vec::new(),
             media: Vec::new(),
             platform,
+            console: console::ConsoleState::default(),
         }
     }
 

@@ -25,7 +25,14 @@
 //! `api_get_authorizer_info`, `api_start_push_ticket` and web login through a component
 //! (`sns/oauth2/component/access_token`). Authorizer access tokens work on every account
 //! endpoint. The message crypto it needs is its own ([`crypto`]), not wxgate's.
+//!
+//! Under `/__mock/console/{appid}` it plays WeChat's console for a test account (a page with
+//! forms, and the same as JSON controls): the server URL verified with `echostr` then pushed
+//! to, the JS-safe and web-authorization domains checked with `MP_verify_<code>.txt`, and an IP
+//! whitelist. Once set, the token endpoints answer 40164 to callers outside the whitelist and
+//! the authorize page refuses redirects outside the web-authorization domain (10003).
 
+mod console;
 mod media;
 mod platform;
 mod quota;
@@ -232,7 +239,9 @@ impl MockWechat {
         mock
     }
 
-    /// The axum app: the WeChat endpoints plus the `/__mock/*` controls.
+    /// The axum app: the WeChat endpoints plus the `/__mock/*` controls. Served without
+    /// connection info (`into_make_service_with_connect_info::<SocketAddr>`, as [`Self::serve`]
+    /// does), callers have no known address, so a console IP whitelist refuses them all.
     pub fn router(&self) -> axum::Router {
         routes::router(self.shared.clone())
     }
@@ -257,7 +266,11 @@ impl MockWechat {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
+        // The caller's address is what the IP whitelist of the mock's console checks.
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
     }
@@ -366,7 +379,7 @@ impl MockWechat {
     /// Forgets counters (per-authorizer ones and the most calls in flight too), faults,
     /// latency, down mode, force-refresh
     /// counters and recorded messages, and stops periodic ticket pushes; components,
-    /// authorizers, issued tokens, tickets and codes stay valid.
+    /// authorizers, issued tokens, tickets, codes and console settings stay.
     pub fn reset(&self) {
         self.shared.lock().reset();
         self.shared.in_flight.reset_max();

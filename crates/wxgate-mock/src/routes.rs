@@ -8,16 +8,17 @@
 //! token or secret.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{RawQuery, Request, State};
+use axum::extract::{ConnectInfo, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{json, Value};
 
 use super::wire::{random_rid, WxErr};
@@ -55,6 +56,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/__mock/tokens", get(ctl_tokens))
         .route("/__mock/info", get(ctl_info))
         .merge(super::platform::routes::router())
+        .merge(super::console::router())
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(shared.clone(), gate))
         .with_state(shared)
@@ -123,14 +125,36 @@ pub(crate) fn params(query: Option<String>) -> HashMap<String, String> {
         .collect()
 }
 
-async fn classic_token(State(shared): St, RawQuery(q): RawQuery) -> Response {
-    let q = params(q);
-    answer(shared.lock().classic_token(&q))
+/// The caller's address (None when the router is served without connection info).
+type Caller = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+fn caller_ip(caller: Caller) -> Option<IpAddr> {
+    caller.map(|Extension(ConnectInfo(addr))| addr.ip())
 }
 
-async fn stable_token(State(shared): St, body: Bytes) -> Response {
+async fn classic_token(State(shared): St, caller: Caller, RawQuery(q): RawQuery) -> Response {
+    let q = params(q);
+    let mut s = shared.lock();
+    let appid = q.get("appid").map(String::as_str).unwrap_or_default();
+    if let Err(e) = s.console.check_ip(appid, caller_ip(caller)) {
+        return wx_error(e);
+    }
+    answer(s.classic_token(&q))
+}
+
+async fn stable_token(State(shared): St, caller: Caller, body: Bytes) -> Response {
     match serde_json::from_slice::<Value>(&body) {
-        Ok(body) => answer(shared.lock().stable_token(&body)),
+        Ok(body) => {
+            let mut s = shared.lock();
+            let appid = body
+                .get("appid")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if let Err(e) = s.console.check_ip(appid, caller_ip(caller)) {
+                return wx_error(e);
+            }
+            answer(s.stable_token(&body))
+        }
         Err(_) => wx_error(WxErr::code(47001)),
     }
 }
@@ -199,6 +223,13 @@ async fn authorize(State(shared): St, RawQuery(q): RawQuery) -> Response {
     else {
         return error_page(10003, "redirect_uri 参数错误");
     };
+    // A 网页授权域名 saved in the console: the redirect must be on it (host and port).
+    if component.is_none() {
+        let domain = shared.lock().console.oauth_domain(appid).map(str::to_owned);
+        if domain.is_some_and(|d| super::state::console::authority(&redirect) != Some(d)) {
+            return error_page(10003, "redirect_uri域名与后台配置不一致");
+        }
+    }
     if q.get("response_type").map(String::as_str) != Some("code") {
         return error_page(10004, "response_type 参数错误");
     }

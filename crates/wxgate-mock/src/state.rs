@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub(crate) mod console;
 mod web_login;
 
 use super::platform::Platform;
@@ -95,6 +96,8 @@ pub(crate) struct Inner {
     pub platform: Platform,
     /// Calls made with a valid access token, per appid and path (`openapi/quota/get`'s `used`).
     pub quota_used: HashMap<(String, String), u64>,
+    /// What tests set in the mock's WeChat console (kept across `reset`, like accounts).
+    pub console: console::ConsoleState,
 }
 
 /// Endpoint labels are paths without the leading `/`.
@@ -135,6 +138,7 @@ impl Inner {
             media: Vec::new(),
             platform,
             quota_used: HashMap::new(),
+            console: console::ConsoleState::default(),
         }
     }
 

@@ -16,7 +16,7 @@ mod api;
 pub mod crypto;
 mod model;
 mod pages;
-mod push;
+pub(crate) mod push;
 pub(crate) mod routes;
 
 use std::time::Duration;

@@ -32,13 +32,13 @@ pub(crate) fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn cdata(out: &mut String, name: &str, value: &str) {
+pub(crate) fn cdata(out: &mut String, name: &str, value: &str) {
     // An appid given by a test could contain "]]>": split it over two CDATA sections.
     let value = value.replace("]]>", "]]]]><![CDATA[>");
     out.push_str(&format!("<{name}><![CDATA[{value}]]></{name}>"));
 }
 
-fn plain(out: &mut String, name: &str, value: u64) {
+pub(crate) fn plain(out: &mut String, name: &str, value: u64) {
     out.push_str(&format!("<{name}>{value}</{name}>"));
 }
 

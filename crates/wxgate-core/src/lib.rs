@@ -11,6 +11,7 @@ pub mod activity;
 pub mod admin;
 pub mod api_keys;
 pub mod config;
+pub mod console;
 pub mod credentials;
 pub mod database;
 pub mod domain;

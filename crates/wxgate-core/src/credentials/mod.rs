@@ -71,7 +71,7 @@ pub use self::platform::{
 };
 pub use self::retry::{Again, Fresh, NotRetried};
 use self::slots::{AccountCreds, Slot, Slots};
-pub use self::status::{CredentialStatus, ErrorRecord};
+pub use self::status::{CredentialStatus, ErrorRecord, Health, HealthLine, EXPIRING_WITHIN_S};
 use crate::config::{Accounts, Component};
 use crate::domain::{lock, unix_now, CredentialKind};
 use crate::metrics::Metrics;
@@ -489,6 +489,19 @@ impl CredentialManager {
             out.push(CredentialStatus::build(kind, stored.as_deref(), &st, now));
         }
         Ok(out)
+    }
+
+    /// The account's credentials in one word, from this instance's memory (the console's
+    /// overview judges every account with it); `None` for an unknown account.
+    pub fn health(&self, account: &str) -> Option<HealthLine> {
+        let acct = self.accounts.load().get(account).cloned()?;
+        let now = unix_now();
+        Some(HealthLine::judge(acct.slots.made().map(|slot| {
+            HealthLine::slot_part(
+                slot.cached.get().map(|c| c.expires_in(now)),
+                &lock(&slot.status),
+            )
+        })))
     }
 
     /// Cached credentials of every account, for the expiry gauges of `/metrics`.

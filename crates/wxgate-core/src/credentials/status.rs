@@ -117,3 +117,107 @@ impl CredentialStatus {
         }
     }
 }
+
+/// An account's credentials in one word, for the admin console's overview: from this
+/// instance's memory only (no store read), so 10 000 accounts are judged in microseconds each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Nothing asked for a credential here yet.
+    Idle,
+    /// Every cached credential is valid for more than [`EXPIRING_WITHIN_S`].
+    Valid,
+    /// A cached credential expires within [`EXPIRING_WITHIN_S`] (refresh-ahead is late).
+    Expiring,
+    /// The newest event of a credential is a failed fetch.
+    Failing,
+}
+
+/// Below this many seconds left, a credential counts as expiring.
+pub const EXPIRING_WITHIN_S: i64 = 300;
+
+impl Health {
+    /// Its word in the console and its filter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Idle => "idle",
+            Health::Valid => "valid",
+            Health::Expiring => "expiring",
+            Health::Failing => "failing",
+        }
+    }
+
+    /// The word back (the console's filter).
+    pub fn parse(s: &str) -> Option<Health> {
+        [
+            Health::Idle,
+            Health::Valid,
+            Health::Expiring,
+            Health::Failing,
+        ]
+        .into_iter()
+        .find(|h| h.as_str() == s)
+    }
+}
+
+/// [`Health`] with the failure behind it.
+#[derive(Debug, Clone)]
+pub struct HealthLine {
+    pub health: Health,
+    /// The newest failure of any of the account's credentials (also when they recovered since).
+    pub last_error: Option<ErrorRecord>,
+    /// Seconds until the soonest cached credential expires.
+    pub expires_in: Option<i64>,
+}
+
+impl HealthLine {
+    /// Judges one slot's part: its cached credential's seconds left and its status.
+    pub(super) fn slot_part(expires_in: Option<i64>, st: &SlotStatus) -> SlotPart {
+        SlotPart {
+            expires_in,
+            failing: st.last_error.as_deref().is_some_and(|e| {
+                st.last_refresh_at.is_none_or(|at| e.at >= at) || st.next_attempt.is_some()
+            }),
+            last_error: st.last_error.as_deref().cloned(),
+        }
+    }
+
+    pub(super) fn judge(slots: impl Iterator<Item = SlotPart>) -> HealthLine {
+        let mut line = HealthLine {
+            health: Health::Idle,
+            last_error: None,
+            expires_in: None,
+        };
+        let mut failing = false;
+        let mut cached = false;
+        for part in slots {
+            failing |= part.failing;
+            if let Some(e) = part.last_error {
+                if line.last_error.as_ref().is_none_or(|l| l.at < e.at) {
+                    line.last_error = Some(e);
+                }
+            }
+            if let Some(left) = part.expires_in.filter(|left| *left > 0) {
+                cached = true;
+                line.expires_in = Some(line.expires_in.map_or(left, |l| l.min(left)));
+            }
+        }
+        line.health = if failing {
+            Health::Failing
+        } else if line.expires_in.is_some_and(|l| l <= EXPIRING_WITHIN_S) {
+            Health::Expiring
+        } else if cached {
+            Health::Valid
+        } else {
+            Health::Idle
+        };
+        line
+    }
+}
+
+/// One slot's share of a [`HealthLine`].
+pub(super) struct SlotPart {
+    expires_in: Option<i64>,
+    failing: bool,
+    last_error: Option<ErrorRecord>,
+}

@@ -188,8 +188,12 @@ reply = {{ type = "text", content = "Hello from the demo platform" }}
         return Err(format!("the demo platform: {e}"));
     }
 
+    // The binary that is running (a `cargo run` user has no `wxgate` on their PATH).
+    let me = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "cargo run --release --".to_owned());
     let simulate = format!(
-        "wxgate simulate --config {} --account {DEMO_ACCOUNT} --url {base}",
+        "{me} simulate --config {} --account {DEMO_ACCOUNT} --url {base}",
         config_file.display()
     );
     let platform_api = format!("{base}/api/v1/components/{DEMO_PLATFORM}");
@@ -208,6 +212,11 @@ wxgate sandbox is running — no WeChat account needed.
   master key      {master_key}   (sandbox only, new each run: seals this run's database)
   store           {db_url}
   demo page       {base}/demo   (JS-SDK signature + web login; {base}/demo?autologin=1 logs in at once)
+  admin console   {base}/admin   (sign in with the admin key above)
+
+Onboard a test account in the console, as you would a real one: {base}/admin/onboard with
+AppID {SHOP_APPID} and AppSecret {shop_secret}; the mock's stand-in for WeChat's console
+(server URL, Token, key, domains, a test message) is {mock_base}/__mock/console/{SHOP_APPID}
 
 Try:
   curl -H 'Authorization: Bearer {api_key}' {api}/access_token

@@ -2,7 +2,7 @@
 //! WeChat account. Only `wxgate sandbox` mounts it (through `Application::with_routes`);
 //! `wxgate serve` never serves `/demo`.
 //!
-//! `GET /demo` is a static page for the gateway's first account: it signs its own URL with
+//! `GET /demo` is a static page for the gateway's first account (or `?account=`): it signs its own URL with
 //! `wxgate.js` (stubbing `window.wx` when WeChat's jweixin cannot load, and showing what
 //! `wx.config` got), checks the signature with `diagnose`, and logs in through the mock's
 //! authorize step (a button, or `?autologin=1`). `GET /demo/login-result?code=` redeems the
@@ -34,19 +34,21 @@ pub fn router() -> Router<AppState> {
         .route("/demo/login-result", get(login_result))
 }
 
-fn demo_account(state: &AppState) -> ApiResult<Arc<Account>> {
-    state
-        .registry
-        .snapshot()
-        .accounts
-        .iter()
-        .next()
-        .cloned()
-        .ok_or_else(|| ApiError::not_found("not_found", "the demo needs a configured account"))
+/// The account of `?account=` (the console's onboarding wizard links to it), else the first.
+fn demo_account(state: &AppState, raw: Option<&str>) -> ApiResult<Arc<Account>> {
+    let snapshot = state.registry.snapshot();
+    let named = query::param(raw, "account")
+        .and_then(Result::ok)
+        .filter(|name| !name.is_empty());
+    let found = match named {
+        Some(name) => snapshot.accounts.get(&name).cloned(),
+        None => snapshot.accounts.iter().next().cloned(),
+    };
+    found.ok_or_else(|| ApiError::not_found("not_found", "the demo needs a configured account"))
 }
 
-async fn page(State(state): State<AppState>) -> ApiResult<Response> {
-    let account = demo_account(&state)?;
+async fn page(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let account = demo_account(&state, raw.as_deref())?;
     let settings = json!({
         "account": account.name,
         "publicUrl": state.settings.server.public_url,
@@ -71,7 +73,7 @@ async fn login_result(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Redeemed>> {
-    let account = demo_account(&state)?;
+    let account = demo_account(&state, raw.as_deref())?;
     let code = match query::param(raw.as_deref(), "code") {
         Some(Ok(c)) if !c.is_empty() => c,
         _ => return Err(ApiError::MissingParameter("code")),

@@ -11,6 +11,7 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod component;
+pub mod console;
 mod cors;
 pub mod deadline;
 pub mod demo;
@@ -79,6 +80,7 @@ fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .merge(verify_files::router())
         .merge(api::router(state.clone()))
         .merge(admin::router(state.clone()))
+        .merge(console::router(state.clone()))
         .route_layer(request_meta::RequestMetaLayer::new(
             Arc::clone(&state.metrics),
             server.request_timeout(),

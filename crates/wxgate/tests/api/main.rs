@@ -10,6 +10,7 @@ mod activity;
 mod activity_http;
 mod admin;
 mod browser;
+mod console;
 mod credential_sync;
 mod credentials;
 mod helpers;

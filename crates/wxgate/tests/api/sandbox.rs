@@ -222,20 +222,38 @@ async fn the_sandbox_serves_a_demo_platform_with_an_authorized_merchant_and_prin
         eprintln!("skipping the printed curl steps: curl is not installed");
     }
 
-    // The printed `wxgate simulate` still reads the sandbox's config (which has the platform).
-    let simulate = sandbox.line("wxgate simulate", "--text help");
-    let args: Vec<&str> = simulate.split_whitespace().skip(1).collect();
-    let out = Command::new(env!("CARGO_BIN_EXE_wxgate"))
-        .args(&args)
-        .output()
-        .await
-        .unwrap();
+    // The printed `simulate` line names the running binary (a `cargo run` user has no
+    // `wxgate` on their PATH) and still reads the sandbox's config (which has the platform).
+    let me = env!("CARGO_BIN_EXE_wxgate");
+    let simulate = sandbox.line(me, "--text help");
+    let mut words = simulate.split_whitespace();
+    let program = words.next().unwrap();
+    assert!(std::path::Path::new(program).is_file(), "{simulate}");
+    let args: Vec<&str> = words.collect();
+    let out = Command::new(program).args(&args).output().await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("Try: hello"),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // The printed console signs in with the printed admin key.
+    let console = sandbox.field("admin console");
+    assert_eq!(console, format!("{base}/admin"));
+    let admin_key = sandbox.field("admin key");
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = no_redirects
+        .post(format!("{console}/sign-in"))
+        .form(&[("key", admin_key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    assert!(signed_in.headers().get("set-cookie").is_some());
 
     // Ctrl-C (SIGTERM) stops it, and its store and config file are gone.
     let store = sandbox.field("store");

@@ -297,3 +297,30 @@ async fn a_reached_step_is_written_once_per_process() {
     a.flush().await.unwrap();
     assert_eq!(a.steps("a").await.unwrap().entries[1].reached_at, None);
 }
+
+#[tokio::test]
+async fn a_flush_of_more_accounts_than_one_read_batch_writes_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
+    let a = activity(&store, "many", false);
+    let names: Vec<String> = (0..1200).map(|i| format!("a{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        a.push(name, push(1000 + i as i64, ""));
+        a.step(
+            name,
+            Step::TokenFetched,
+            StepOutcome::Reached { detail: None },
+        );
+    }
+    a.flush().await.unwrap();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let newest = a.last_pushes(&refs).await.unwrap();
+    assert!(newest
+        .iter()
+        .enumerate()
+        .all(|(i, at)| *at == Some(1000 + i as i64)));
+    for name in [&names[0], &names[700], &names[1199]] {
+        assert!(a.steps(name).await.unwrap().entries[0].reached_at.is_some());
+    }
+}

@@ -184,6 +184,9 @@ async fn an_idle_gateway_holding_many_tokens_makes_no_store_calls_and_no_fetches
     }
     let fetches = mock.total_calls();
     assert_eq!(fetches, N as u64);
+    // What the admin console's recorder observed of those fetches is written now, not in the
+    // idle window below (it writes only what was observed; an idle gateway observes nothing).
+    app.state.activity.flush().await.unwrap();
     let before = store_operations(&app).await;
     // Three seconds idle: the refresh-ahead of the old design re-read all N tokens every 1–3 s
     // (hundreds of reads); now nothing is due, and the reconciliation reads them once per five

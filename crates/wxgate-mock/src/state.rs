@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod miniprogram;
 mod web_login;
 
 use super::platform::Platform;
@@ -93,6 +94,8 @@ pub(crate) struct Inner {
     pub media: Vec<super::MockMedia>,
     /// The third-party platform (开放平台) side.
     pub platform: Platform,
+    /// Mini programs' login codes, sessions and phone-number codes.
+    mini: miniprogram::MiniState,
 }
 
 /// Endpoint labels are paths without the leading `/`.
@@ -132,6 +135,7 @@ impl Inner {
             custom_senders: Vec::new(),
             media: Vec::new(),
             platform,
+            mini: Default::default(),
         }
     }
 

@@ -386,6 +386,13 @@ async fn encrypted_json_pushes_reach_the_webhook_once_and_transfer_to_customer_s
     let (status, _, again) = send_json_push(&app, Some(AES_KEY), &message).await;
     assert_eq!((status, again), (200, first));
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // A customer-service event (the user entered the chat) reaches the webhook too.
+    let event = json!({"ToUserName": "gh_shop", "FromUserName": "o-gina",
+        "CreateTime": message["CreateTime"], "MsgType": "event",
+        "Event": "user_enter_tempsession", "SessionFrom": "sessionFrom"});
+    let (status, _, _) = send_json_push(&app, Some(AES_KEY), &event).await;
+    assert_eq!(status, 200);
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
     // A plaintext JSON push to an account with a key is refused, as for XML.
     let (status, _, body) = send_json_push(&app, None, &message).await;
     assert_eq!(status, 400, "{body}");
@@ -429,4 +436,44 @@ async fn plaintext_json_pushes_go_through_the_rules_and_are_answered_in_json() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 400);
+}
+
+#[tokio::test]
+async fn a_mini_program_added_at_runtime_is_one_and_says_so() {
+    let (mock, addr) = start_mock_with(|c| {
+        c.accounts.push(MockAccount {
+            appid: MINI_APPID.into(),
+            secret: MINI_SECRET.into(),
+        })
+    })
+    .await;
+    let mut config = GatewayConfig::new(addr);
+    let master_key = wxgate::vault::MasterKey::random().to_base64();
+    config.tail = format!(
+        "[admin]\nkeys = [\"admin-key-0123456789\"]\nmaster_key = \"{}\"\n",
+        secrecy::ExposeSecret::expose_secret(&master_key)
+    );
+    let app = spawn_app(&config).await;
+    let put = app
+        .http
+        .put(format!("{}/admin/api/v1/accounts/shop", app.base))
+        .bearer_auth("admin-key-0123456789")
+        .json(&json!({"appid": MINI_APPID, "secret": MINI_SECRET, "kind": "miniprogram"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 201);
+    let view: Value = put.json().await.unwrap();
+    assert_eq!(view["kind"], "miniprogram");
+    let main = app
+        .http
+        .get(format!("{}/admin/api/v1/accounts/main", app.base))
+        .bearer_auth("admin-key-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(main.json::<Value>().await.unwrap()["kind"], "official");
+    let code = mock.mint_login_code(MINI_APPID, "ivy", false);
+    let (status, body) = log_in(&app, &code).await;
+    assert_eq!(status, 200, "{body}");
 }

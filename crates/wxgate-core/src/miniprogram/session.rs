@@ -76,3 +76,42 @@ pub async fn read(
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::AccountSettings;
+    use crate::store::MemoryStore;
+
+    fn account(secret: &str) -> Account {
+        let settings: AccountSettings = toml::from_str(&format!(
+            "name = \"shop\"\nappid = \"wx00000000000000b7\"\nsecret = \"{secret}\"\n\
+             kind = \"miniprogram\""
+        ))
+        .unwrap();
+        Account::try_from(&settings).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_kept_session_opens_only_for_its_user_and_its_app_secret() {
+        let store = MemoryStore::new();
+        let shop = account("secret-one");
+        let session_key = SecretString::from("tiihtNczf5v6AKRyjwEUhQ==".to_owned());
+        keep(&store, &shop, "o-a", &session_key).await.unwrap();
+        let stored = store.get(&store_key("shop", "o-a")).await.unwrap().unwrap();
+        assert!(!String::from_utf8_lossy(&stored).contains("tiihtNczf5v6AKRyjwEUhQ"));
+        let read_back = read(&store, &shop, "o-a").await.unwrap().unwrap();
+        assert_eq!(read_back.expose_secret(), "tiihtNczf5v6AKRyjwEUhQ==");
+        // Moved to another user: opens for nobody.
+        store
+            .put(&store_key("shop", "o-b"), &stored, None)
+            .await
+            .unwrap();
+        assert!(read(&store, &shop, "o-b").await.unwrap().is_none());
+        // After an AppSecret change: no session.
+        let rotated = account("secret-two");
+        assert!(read(&store, &rotated, "o-a").await.unwrap().is_none());
+        assert!(read(&store, &shop, "o-never").await.unwrap().is_none());
+    }
+}

@@ -16,6 +16,53 @@ pub enum TokenApi {
     Classic,
 }
 
+/// What an account is: an Official Account (公众号) or a mini program (小程序). A mini program
+/// has the same access_token and proxy, but no JS-SDK, no web login and no wx_card ticket; it
+/// logs users in with `sns/jscode2session` instead ([`crate::miniprogram`]).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountKind {
+    #[default]
+    Official,
+    Miniprogram,
+}
+
+impl AccountKind {
+    /// The name of the kind in the config and the admin API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::Official => "official",
+            AccountKind::Miniprogram => "miniprogram",
+        }
+    }
+
+    /// The default, left out when settings are written (keeps stored rows as they were).
+    pub fn is_official(&self) -> bool {
+        *self == AccountKind::Official
+    }
+}
+
+/// How an account's pushes are written: XML (every Official Account) or JSON (a mini program
+/// may choose it in its console). Signatures, encryption and de-duplication are the same.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum DataFormat {
+    #[default]
+    Xml,
+    Json,
+}
+
+impl DataFormat {
+    /// The default, left out when settings are written.
+    pub fn is_xml(&self) -> bool {
+        *self == DataFormat::Xml
+    }
+}
+
 /// The JS-SDK tickets, fetched with `cgi-bin/ticket/getticket?type=...`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TicketKind {

@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod jssdk;
 pub mod login_keys;
 pub mod metrics;
+pub mod miniprogram;
 pub mod oauth;
 pub(crate) mod pg;
 pub mod platform;

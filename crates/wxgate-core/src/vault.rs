@@ -50,6 +50,18 @@ impl MasterKey {
         MasterKey(SecretBox::new(Box::new(key)))
     }
 
+    /// A key derived from `secret` for one `purpose` (HMAC-SHA256 keyed by `secret` over
+    /// `purpose`): for values sealed with a secret every instance already holds (a mini
+    /// program's session keys, under its AppSecret) when no master key need be configured.
+    pub fn derive(purpose: &[u8], secret: &[u8]) -> MasterKey {
+        use hmac::{Hmac, Mac};
+        // HMAC takes keys of any length: this never fails.
+        let key: [u8; 32] = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret)
+            .map(|mac| mac.chain_update(purpose).finalize().into_bytes().into())
+            .unwrap_or([0u8; 32]);
+        MasterKey(SecretBox::new(Box::new(key)))
+    }
+
     /// The key in the configuration's form (standard base64).
     pub fn to_base64(&self) -> SecretString {
         SecretString::from(STANDARD.encode(self.0.expose_secret()))

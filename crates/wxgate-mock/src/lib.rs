@@ -34,6 +34,7 @@
 
 mod console;
 mod media;
+mod miniprogram;
 mod platform;
 mod quota;
 mod routes;
@@ -50,6 +51,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use self::media::{media_byte, MockMedia};
+pub use self::miniprogram::{json_push, JsonPush};
 pub use self::platform::crypto;
 pub use self::platform::{MockAuthorizer, MockComponent, PushAnswer, PushError};
 use self::state::Inner;
@@ -273,6 +275,28 @@ impl MockWechat {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
+    }
+
+    /// Mints a `wx.login` code of the mini program `appid` for the user called `user` (the
+    /// same name has the same unionid everywhere); a `risky` user's login is refused (40226).
+    pub fn mint_login_code(&self, appid: &str, user: &str, risky: bool) -> String {
+        self.shared.lock().mint_login_code(appid, user, risky)
+    }
+
+    /// Mints a `getPhoneNumber` code of the mini program `appid` for `phone`.
+    pub fn mint_phone_code(&self, appid: &str, phone: &str) -> String {
+        self.shared.lock().mint_phone_code(appid, phone)
+    }
+
+    /// The session_key of the last login of `openid` at the mini program `appid`.
+    pub fn session_key(&self, appid: &str, openid: &str) -> Option<String> {
+        self.shared.lock().session_key(appid, openid)
+    }
+
+    /// Gives the user a new session_key (as a `wx.login` elsewhere would): the old one no
+    /// longer passes `wxa/checksession`.
+    pub fn renew_session(&self, appid: &str, openid: &str) -> bool {
+        self.shared.lock().renew_session(appid, openid)
     }
 
     /// Calls received by one endpoint, e.g. `"cgi-bin/token"` (a leading `/` is ignored).

@@ -57,6 +57,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/__mock/info", get(ctl_info))
         .merge(super::platform::routes::router())
         .merge(super::console::router())
+        .merge(super::miniprogram::router())
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(shared.clone(), gate))
         .with_state(shared)

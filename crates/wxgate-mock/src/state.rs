@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub(crate) mod console;
+mod miniprogram;
 mod web_login;
 
 use super::platform::Platform;
@@ -98,6 +99,8 @@ pub(crate) struct Inner {
     pub quota_used: HashMap<(String, String), u64>,
     /// What tests set in the mock's WeChat console (kept across `reset`, like accounts).
     pub console: console::ConsoleState,
+    /// Mini programs' login codes, sessions and phone-number codes.
+    mini: miniprogram::MiniState,
 }
 
 /// Endpoint labels are paths without the leading `/`.
@@ -139,6 +142,7 @@ impl Inner {
             platform,
             quota_used: HashMap::new(),
             console: console::ConsoleState::default(),
+            mini: Default::default(),
         }
     }
 

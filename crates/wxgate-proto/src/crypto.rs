@@ -575,7 +575,28 @@ pub fn open_push(
     body_xml: &[u8],
     expected_appid: Option<&str>,
 ) -> Result<OpenedPush, CryptoError> {
-    let envelope = Envelope::parse(body_xml)?;
+    open_envelope(
+        keyring,
+        token,
+        timestamp,
+        nonce,
+        msg_signature,
+        Envelope::parse(body_xml)?,
+        expected_appid,
+    )
+}
+
+/// [`open_push`] for an envelope already read (an XML body's, or a JSON one's:
+/// [`Envelope::parse_json`]).
+pub fn open_envelope(
+    keyring: &KeyRing,
+    token: &str,
+    timestamp: &str,
+    nonce: &str,
+    msg_signature: &str,
+    envelope: Envelope,
+    expected_appid: Option<&str>,
+) -> Result<OpenedPush, CryptoError> {
     if !signature::verify_msg_signature(token, timestamp, nonce, &envelope.encrypt, msg_signature) {
         return Err(CryptoError::InvalidSignature);
     }

@@ -15,6 +15,10 @@
 //! * [`jssdk`] — `wx.config` and `card_ext` signatures (the signature and nonce held inline,
 //!   [`inline_ascii`]);
 //! * [`oauth`] — the web-authorization redirect URL;
+//! * [`json_push`] — pushes and replies in JSON (a mini program's choice), read into the
+//!   same fields as XML;
+//! * [`miniprogram`] — open-data decryption with the session_key and the `checksession`
+//!   signature;
 //! * [`component`] — the third-party platform: authorization events ([`AuthEvent`]) and the
 //!   authorization links.
 //!
@@ -51,8 +55,10 @@
 pub mod component;
 pub mod crypto;
 pub mod inline_ascii;
+pub mod json_push;
 pub mod jssdk;
 pub mod message;
+pub mod miniprogram;
 pub mod oauth;
 pub mod reply;
 pub mod signature;

@@ -43,6 +43,9 @@ pub enum ParseError {
     /// Text or a name is not valid UTF-8.
     #[error("XML document is not valid UTF-8")]
     InvalidUtf8,
+    /// A JSON push (see [`crate::json_push`]) is not a JSON object.
+    #[error("malformed JSON: {0}")]
+    Json(String),
     /// A field every document of this kind must have is missing.
     #[error("missing field <{0}>")]
     MissingField(&'static str),

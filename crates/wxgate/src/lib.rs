@@ -8,7 +8,8 @@
 
 pub use wxgate_core::{
     activity, admin, api_keys, config, console, credentials, domain, gateway, jssdk, metrics,
-    oauth, platform, proxy, push, query, registry, scrub, store, tasks, upstream, users, vault,
+    miniprogram, oauth, platform, proxy, push, query, registry, scrub, store, tasks, upstream,
+    users, vault,
 };
 
 pub mod cli;

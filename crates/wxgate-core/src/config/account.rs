@@ -16,7 +16,7 @@ use wxgate_proto::KeyRing;
 
 use super::rule::Rule;
 use super::{AccountSettings, ConfigError, DomainPattern};
-use crate::domain::{AuthorizerStatus, TokenApi};
+use crate::domain::{AccountKind, AuthorizerStatus, DataFormat, TokenApi};
 
 /// Where an account's webhook lives and how it is signed.
 #[derive(Clone)]
@@ -67,6 +67,10 @@ pub struct Account {
     /// With a key: plaintext pushes are still accepted.
     pub accept_plaintext: bool,
     pub token_source: TokenSource,
+    /// An Official Account or a mini program.
+    pub kind: AccountKind,
+    /// XML or JSON pushes.
+    pub data_format: DataFormat,
 }
 
 impl Account {
@@ -87,6 +91,31 @@ impl Account {
         match &self.token_source {
             TokenSource::Authorizer { component, .. } => Some(component),
             _ => None,
+        }
+    }
+}
+
+/// An area of wxgate that an account's kind does not have: the JS-SDK, web login and the
+/// tickets are for Official Accounts, a mini program has none of them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{area} is for Official Accounts; account {account:?} is a mini program \
+     (kind = \"miniprogram\"), which has none"
+)]
+pub struct NotSupported {
+    pub account: String,
+    pub area: &'static str,
+}
+
+impl Account {
+    /// `Ok` for an Official Account; for a mini program, why `area` is not offered.
+    pub fn require_official(&self, area: &'static str) -> Result<(), NotSupported> {
+        match self.kind {
+            AccountKind::Official => Ok(()),
+            AccountKind::Miniprogram => Err(NotSupported {
+                account: self.name.clone(),
+                area,
+            }),
         }
     }
 }

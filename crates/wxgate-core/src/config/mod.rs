@@ -27,9 +27,9 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::domain::TokenApi;
+use crate::domain::{AccountKind, DataFormat, TokenApi};
 
-pub use self::account::{Account, Accounts, TokenSource, WebhookTarget};
+pub use self::account::{Account, Accounts, NotSupported, TokenSource, WebhookTarget};
 pub use self::component::{Component, Validated};
 pub use self::domain_pattern::DomainPattern;
 
@@ -298,6 +298,12 @@ pub struct AccountSettings {
     /// switch-over to safe mode in WeChat's console). Without a key it changes nothing.
     #[serde(default)]
     pub accept_plaintext: bool,
+    /// `"official"` (default) or `"miniprogram"`.
+    #[serde(default, skip_serializing_if = "AccountKind::is_official")]
+    pub kind: AccountKind,
+    /// `"xml"` (default) or `"json"`: the format of the account's pushes (and passive replies).
+    #[serde(default, skip_serializing_if = "DataFormat::is_xml")]
+    pub data_format: DataFormat,
 }
 
 /// One third-party platform (`[[components]]`): its own credentials, where merchants may be sent

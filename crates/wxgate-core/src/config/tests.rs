@@ -354,3 +354,31 @@ fn console_message_content_is_off_by_default_and_a_boolean() {
     .unwrap();
     assert!(env.admin.console_message_content);
 }
+
+#[test]
+fn an_account_is_official_and_xml_unless_it_says_otherwise() {
+    let s = load(MINIMAL, &[]).unwrap();
+    assert_eq!(s.accounts[0].kind, AccountKind::Official);
+    assert_eq!(s.accounts[0].data_format, DataFormat::Xml);
+    let mini = format!("{MINIMAL}kind = \"miniprogram\"\ndata_format = \"json\"\n");
+    let s = load(&mini, &[]).unwrap();
+    assert_eq!(s.accounts[0].kind, AccountKind::Miniprogram);
+    assert_eq!(s.accounts[0].data_format, DataFormat::Json);
+    let account = Account::try_from(&s.accounts[0]).unwrap();
+    assert_eq!(account.kind, AccountKind::Miniprogram);
+    let refused = account.require_official("the JS-SDK").unwrap_err();
+    assert!(refused.to_string().contains("mini program"), "{refused}");
+    // Written settings leave the defaults out (stored rows keep their shape).
+    let official = serde_json::to_value(&load(MINIMAL, &[]).unwrap().accounts[0]).unwrap();
+    assert!(official.get("kind").is_none() && official.get("data_format").is_none());
+    let written = serde_json::to_value(&s.accounts[0]).unwrap();
+    assert_eq!(written["kind"], "miniprogram");
+    assert_eq!(written["data_format"], "json");
+}
+
+#[test]
+fn an_unknown_kind_or_data_format_is_refused() {
+    for line in ["kind = \"applet\"", "data_format = \"yaml\""] {
+        assert!(load(&format!("{MINIMAL}{line}\n"), &[]).is_err(), "{line}");
+    }
+}

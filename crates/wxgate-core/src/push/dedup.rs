@@ -48,6 +48,8 @@ const TAG_PENDING: u8 = 0;
 const TAG_SUCCESS: u8 = 1;
 const TAG_XML: u8 = 2;
 const TAG_SEALED: u8 = 3;
+const TAG_JSON: u8 = 4;
+const TAG_SEALED_JSON: u8 = 5;
 
 /// The final answer to a push, as stored for retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +60,10 @@ pub enum Answer {
     Xml(String),
     /// An encrypted passive reply: `200` with its XML envelope.
     Sealed(EncryptedReply),
+    /// A plaintext passive reply of a JSON account (`data_format = "json"`): `200` JSON.
+    Json(String),
+    /// An encrypted passive reply of a JSON account: `200` with its JSON envelope.
+    SealedJson(EncryptedReply),
 }
 
 impl Answer {
@@ -76,6 +82,11 @@ impl Answer {
                 Some(compact) => tagged(TAG_SEALED, &compact),
                 None => tagged(TAG_XML, sealed.to_xml().as_bytes()),
             },
+            Answer::Json(json) => tagged(TAG_JSON, json.as_bytes()),
+            Answer::SealedJson(sealed) => match sealed.to_compact() {
+                Some(compact) => tagged(TAG_SEALED_JSON, &compact),
+                None => tagged(TAG_JSON, sealed.to_json().as_bytes()),
+            },
         }
     }
 
@@ -86,6 +97,10 @@ impl Answer {
             Some((&TAG_SEALED, compact)) => {
                 EncryptedReply::from_compact(compact).map(Answer::Sealed)
             }
+            Some((&TAG_JSON, json)) => String::from_utf8(json.to_vec()).ok().map(Answer::Json),
+            Some((&TAG_SEALED_JSON, compact)) => {
+                EncryptedReply::from_compact(compact).map(Answer::SealedJson)
+            }
             _ => None,
         }
     }
@@ -95,6 +110,8 @@ impl Answer {
 pub const TEXT: &str = "text/plain; charset=utf-8";
 /// The content type of a passive reply, plain or sealed.
 pub const XML: &str = "application/xml; charset=utf-8";
+/// The content type of a JSON account's passive reply, plain or sealed.
+pub const JSON: &str = "application/json";
 
 impl Answer {
     /// What WeChat is sent: the content type and the body (`success`, or the reply's XML; a
@@ -104,6 +121,8 @@ impl Answer {
             Answer::Success => (TEXT, Cow::Borrowed("success")),
             Answer::Xml(xml) => (XML, Cow::Owned(xml)),
             Answer::Sealed(sealed) => (XML, Cow::Owned(sealed.to_xml())),
+            Answer::Json(json) => (JSON, Cow::Owned(json)),
+            Answer::SealedJson(sealed) => (JSON, Cow::Owned(sealed.to_json())),
         }
     }
 }
@@ -258,6 +277,8 @@ mod tests {
             Answer::Success,
             Answer::Xml("<xml>é</xml>".into()),
             Answer::Sealed(sealed.clone()),
+            Answer::Json(r#"{"MsgType":"transfer_customer_service"}"#.into()),
+            Answer::SealedJson(sealed.clone()),
         ] {
             assert_eq!(Answer::decode(&a.encode()), Some(a));
         }

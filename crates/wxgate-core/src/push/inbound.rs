@@ -7,16 +7,18 @@
 //! compatible mode (`encrypt_type=aes`) the ciphertext is authenticated by `msg_signature`
 //! before it is decrypted, decrypted with the current EncodingAESKey or else the previous one,
 //! and must name the account's own appid. XML is read by `wxgate_proto`, which refuses any
-//! DOCTYPE (no entity is ever expanded). Every failure is a client error with a stable code,
+//! DOCTYPE (no entity is ever expanded); an account with `data_format = "json"` (a mini
+//! program's choice) is read as JSON instead, into the same message, with the same checks. Every failure is a client error with a stable code,
 //! never a panic.
 
-use wxgate_proto::crypto::{open_push, CryptoError, KeyUsed};
+use wxgate_proto::crypto::{open_envelope, CryptoError, KeyUsed};
 use wxgate_proto::signature::verify_signature;
-use wxgate_proto::Message;
+use wxgate_proto::{Envelope, Message, ParseError};
 
 use super::runtime::push_token;
 use super::PushError;
 use crate::config::Account;
+use crate::domain::DataFormat;
 
 /// The query string of a push or URL verification, read leniently (bad percent-encoding is
 /// replaced, never rejected: the signature check decides).
@@ -194,7 +196,7 @@ pub fn open(
 ) -> Result<Inbound, PushError> {
     let inbound = match protection {
         Protection::Plain => Inbound {
-            message: Message::parse(body).map_err(PushError::invalid_body)?,
+            message: parse_message(account, body).map_err(PushError::invalid_body)?,
             mode: Mode::Plain,
         },
         Protection::Aes => open_encrypted(account, q, body)?,
@@ -213,7 +215,7 @@ pub fn open(
 
 fn open_encrypted(account: &Account, q: &PushQuery, body: &[u8]) -> Result<Inbound, PushError> {
     let (plaintext, key_used) = open_sealed(account, q, body)?;
-    let message = Message::parse(plaintext.as_bytes()).map_err(|e| {
+    let message = parse_message(account, plaintext.as_bytes()).map_err(|e| {
         PushError::InvalidMessage(format!("the decrypted message is not a valid push: {e}"))
     })?;
     Ok(Inbound {
@@ -240,17 +242,30 @@ pub fn open_sealed(
     let token = push_token(account)?;
     let timestamp = required(&q.timestamp, "timestamp")?;
     let nonce = required(&q.nonce, "nonce")?;
-    let opened = open_push(
+    let envelope = match account.data_format {
+        DataFormat::Xml => Envelope::parse(body),
+        DataFormat::Json => Envelope::parse_json(body),
+    }
+    .map_err(PushError::invalid_body)?;
+    let opened = open_envelope(
         keyring,
         token,
         timestamp,
         nonce,
         msg_signature,
-        body,
+        envelope,
         Some(account.receive_id()),
     )
     .map_err(crypto_error)?;
     Ok((opened.plaintext, opened.key_used))
+}
+
+/// A push's message in the account's `data_format` (XML, or a mini program's JSON).
+fn parse_message(account: &Account, bytes: &[u8]) -> Result<Message, ParseError> {
+    match account.data_format {
+        DataFormat::Xml => Message::parse(bytes),
+        DataFormat::Json => Message::parse_json(bytes),
+    }
 }
 
 fn crypto_error(e: CryptoError) -> PushError {

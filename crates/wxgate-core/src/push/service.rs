@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wxgate_proto::crypto::{seal_reply, seal_reply_derived};
+use wxgate_proto::json_push::reply_to_json;
 use wxgate_proto::Reply;
 
 use super::dedup::{self, Answer, Claim, Ticket};
@@ -32,7 +33,7 @@ use super::inbound::{self, Inbound, Mode, Protection, PushQuery};
 use super::runtime::push_token;
 use super::{observed, webhook, PushError};
 use crate::config::Account;
-use crate::domain::unix_now;
+use crate::domain::{unix_now, DataFormat};
 use crate::gateway::Gateway;
 
 /// Time from a push's arrival within which it is answered (WeChat waits 5 s).
@@ -261,8 +262,9 @@ enum Stamp<'a> {
     Derived { time: u64, push: &'a str },
 }
 
-/// The bytes WeChat gets: `success`, the reply XML, or the reply sealed with the key that
-/// opened the push (timestamp and nonce of the [`Stamp`], never the request's).
+/// The bytes WeChat gets: `success`, the reply XML (JSON for a `data_format = "json"`
+/// account), or the reply sealed with the key that opened the push (timestamp and nonce of the
+/// [`Stamp`], never the request's).
 fn render(account: &Account, inbound: &Inbound, reply: Option<&Reply>, stamp: Stamp) -> Answer {
     let Some(reply) = reply else {
         return Answer::Success;
@@ -279,8 +281,23 @@ fn render(account: &Account, inbound: &Inbound, reply: Option<&Reply>, stamp: St
             return Answer::Success;
         }
     };
+    // A JSON account (`data_format = "json"`) is answered in JSON: the same reply, its XML
+    // read back into WeChat's JSON form.
+    let json = account.data_format == DataFormat::Json;
+    let body = if json {
+        match reply_to_json(&xml) {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::warn!(account = %account.name, error = %e, "push: reply cannot be rendered as JSON; answering success");
+                return Answer::Success;
+            }
+        }
+    } else {
+        xml
+    };
     match inbound.mode {
-        Mode::Plain => Answer::Xml(xml),
+        Mode::Plain if json => Answer::Json(body),
+        Mode::Plain => Answer::Xml(body),
         Mode::Encrypted(key_used) => {
             let (Some(ring), Ok(token)) = (account.keyring.as_ref(), push_token(account)) else {
                 return Answer::Success;
@@ -291,7 +308,7 @@ fn render(account: &Account, inbound: &Inbound, reply: Option<&Reply>, stamp: St
                     key,
                     token,
                     account.receive_id(),
-                    &xml,
+                    &body,
                     u64::try_from(now).ok(),
                     None,
                 ),
@@ -299,12 +316,16 @@ fn render(account: &Account, inbound: &Inbound, reply: Option<&Reply>, stamp: St
                     key,
                     token,
                     account.receive_id(),
-                    &xml,
+                    &body,
                     time,
                     push.as_bytes(),
                 ),
             };
-            Answer::Sealed(sealed)
+            if json {
+                Answer::SealedJson(sealed)
+            } else {
+                Answer::Sealed(sealed)
+            }
         }
     }
 }

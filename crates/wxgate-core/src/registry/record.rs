@@ -348,7 +348,7 @@ impl<'a> AccountView<'a> {
         AccountView {
             name: &account.name,
             appid: &account.appid,
-            kind: "official",
+            kind: account.kind.as_str(),
             source,
             token_api: s.token_api,
             js_domains: &s.js_domains,

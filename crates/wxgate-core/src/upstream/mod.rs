@@ -12,6 +12,7 @@ mod client;
 mod component;
 mod error;
 mod limit;
+mod miniprogram;
 mod quota;
 mod webhook_client;
 
@@ -21,5 +22,6 @@ pub use self::client::{
 pub use self::component::{Authorization, AuthorizerInfo, AuthorizerToken};
 pub use self::error::{is_token_invalid_errcode, UpstreamError};
 pub use self::limit::{Permit, Saturated, UpstreamLimit};
+pub use self::miniprogram::{CodeSession, PhoneNumber};
 pub use self::quota::DailyQuota;
 pub use self::webhook_client::WebhookClient;

@@ -90,6 +90,15 @@ pub struct UserRecord {
     pub updated_at: i64,
 }
 
+/// A user record with the account it belongs to ([`UserDb::find_by_unionid`]); serialized
+/// as the record with an `"account"` key added.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AccountUser {
+    pub account: String,
+    #[serde(flatten)]
+    pub user: UserRecord,
+}
+
 /// The user-records database. Implementations are cheap to share (`Arc<dyn UserDb>`) and safe
 /// to use from many tasks and many processes at once.
 #[async_trait]
@@ -130,6 +139,14 @@ pub trait UserDb: Send + Sync + 'static {
     /// Up to `limit` users (clamped to `1..=`[`MAX_LIST_LIMIT`]) whose openid is strictly
     /// greater than `after` (all when `None`), ordered by openid in byte order.
     async fn list(&self, after: Option<&str>, limit: u32) -> Result<Vec<UserRecord>, UserDbError>;
+
+    /// Every account's record whose `unionid` is `unionid` — one person across the Official
+    /// Accounts and mini programs bound to one WeChat Open Platform account (the follower, the
+    /// mini-program user, …). Unlike every other call it is NOT limited to the handle's
+    /// account: any handle finds the records of all accounts. Rows from before users belonged
+    /// to accounts (account `""`) are left out. At most [`MAX_LIST_LIMIT`] records (one per
+    /// account at most, so in practice all), ordered by account name in byte order.
+    async fn find_by_unionid(&self, unionid: &str) -> Result<Vec<AccountUser>, UserDbError>;
 
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> Result<(), UserDbError>;
@@ -205,6 +222,15 @@ macro_rules! migrations {
                     "../../migrations/",
                     $backend,
                     "/0004_authorizers.sql"
+                )),
+            },
+            Migration {
+                version: 5,
+                description: "users by unionid",
+                sql: include_str!(concat!(
+                    "../../migrations/",
+                    $backend,
+                    "/0005_users_unionid.sql"
                 )),
             },
         ]

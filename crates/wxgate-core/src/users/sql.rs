@@ -20,7 +20,10 @@ use sqlx::{
     Type,
 };
 
-use super::{clamp_limit, now_secs, LoginProfile, Migration, UserDb, UserDbError, UserRecord};
+use super::{
+    clamp_limit, now_secs, AccountUser, LoginProfile, Migration, UserDb, UserDbError, UserRecord,
+    MAX_LIST_LIMIT,
+};
 
 /// The columns [`user_from_row`] reads, as a literal for `concat!` in `SELECT` statements.
 macro_rules! user_columns {
@@ -138,6 +141,8 @@ pub struct SqlUserDb<DB: Database> {
     list_first: String,
     /// A page after an openid, in byte order.
     list_after: String,
+    /// Every account's record of a unionid, by account in byte order.
+    by_unionid: String,
 }
 
 impl<DB: Dialect> SqlUserDb<DB> {
@@ -155,6 +160,12 @@ impl<DB: Dialect> SqlUserDb<DB> {
             account: String::new(),
             list_first: list("", "$2"),
             list_after: list("AND openid > $2 ", "$3"),
+            by_unionid: format!(
+                "SELECT account, {} FROM wxgate_users WHERE unionid = $1 AND account <> '' \
+                 ORDER BY account COLLATE {} LIMIT {MAX_LIST_LIMIT}",
+                user_columns!(),
+                DB::BYTE_ORDER
+            ),
         }
     }
 }
@@ -173,6 +184,7 @@ impl<DB: Database> Clone for SqlUserDb<DB> {
             account: self.account.clone(),
             list_first: self.list_first.clone(),
             list_after: self.list_after.clone(),
+            by_unionid: self.by_unionid.clone(),
         }
     }
 }
@@ -295,6 +307,23 @@ where
             .map(user_from_row)
             .collect::<Result<_, _>>()
             .map_err(|e| backend::<DB>("list", &e))
+    }
+
+    async fn find_by_unionid(&self, unionid: &str) -> Result<Vec<AccountUser>, UserDbError> {
+        let rows = sqlx::query(&self.by_unionid)
+            .bind(unionid)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| backend::<DB>("find_by_unionid", &e))?;
+        rows.iter()
+            .map(|row| {
+                Ok(AccountUser {
+                    account: row.try_get("account")?,
+                    user: user_from_row(row)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| backend::<DB>("find_by_unionid", &e))
     }
 
     async fn ping(&self) -> Result<(), UserDbError> {

@@ -37,6 +37,9 @@ pub const DEMO_MERCHANT_APPID: &str = "wxdemomerchant0001";
 const DEMO_MERCHANT_NAME: &str = "演示商户";
 /// The AppID the printed example of another authorization uses.
 pub const NEXT_MERCHANT_APPID: &str = "wxdemomerchant0002";
+/// The demo mini program (小程序): its account name and AppID.
+pub const DEMO_MINI: &str = "demo-mini";
+pub const DEMO_MINI_APPID: &str = "wxdemominiprog0001";
 /// Where a merchant lands after authorizing (the sandbox's own page, under `auth_redirects`).
 const LANDING: &str = "/demo/authorized";
 
@@ -62,6 +65,7 @@ pub async fn run(listen: SocketAddr, mock_listen: SocketAddr) -> Result<(), Stri
     let component_secret = random(32);
     let component_token = random(16);
     let component_aes_key = random(43);
+    let mini_secret = random(32);
 
     let mock_listener = tokio::net::TcpListener::bind(mock_listen)
         .await
@@ -78,6 +82,10 @@ pub async fn run(listen: SocketAddr, mock_listen: SocketAddr) -> Result<(), Stri
             MockAccount {
                 appid: SHOP_APPID.into(),
                 secret: shop_secret.clone(),
+            },
+            MockAccount {
+                appid: DEMO_MINI_APPID.into(),
+                secret: mini_secret.clone(),
             },
         ],
         open_base_public: Some(mock_base.clone()),
@@ -133,6 +141,11 @@ reply = {{ type = "text", content = "欢迎关注 wxgate sandbox" }}
 [[accounts.rules]]
 keyword = "help"
 reply = {{ type = "text", content = "Try: hello" }}
+[[accounts]]
+name = "{DEMO_MINI}"
+kind = "miniprogram"
+appid = "{DEMO_MINI_APPID}"
+secret = "{mini_secret}"
 [[components]]
 name = "{DEMO_PLATFORM}"
 appid = "{DEMO_COMPONENT_APPID}"
@@ -206,6 +219,7 @@ wxgate sandbox is running — no WeChat account needed.
   mock WeChat API {mock_base}   (calls: {mock_base}/__mock/calls)
   demo account    {DEMO_ACCOUNT} (appid {DEMO_APPID}, token_api stable)
   demo platform   {DEMO_PLATFORM} (component_appid {DEMO_COMPONENT_APPID}; events at {base}/wx/component/{DEMO_PLATFORM})
+  mini program    {DEMO_MINI} (appid {DEMO_MINI_APPID}, kind miniprogram)
   authorizer      {DEMO_MERCHANT_APPID} ({DEMO_MERCHANT_NAME}; authorized the demo platform at start, served like an account)
   API key         {api_key}
   admin key       {admin_key}
@@ -245,6 +259,11 @@ Add an account at runtime (admin API; the mock WeChat knows this AppID and AppSe
        {base}/admin/api/v1/accounts/shop
   curl -H 'Authorization: Bearer {api_key}' {base}/api/v1/accounts/shop/access_token
   curl -H 'Authorization: Bearer {admin_key}' {base}/admin/api/v1/accounts
+
+The demo mini program: mint a wx.login code at the mock (what WeChat gives the mini program),
+then log the user in (the answer has the openid and unionid, never the session_key):
+  code=$(curl -s -X POST -d '{{"appid":"{DEMO_MINI_APPID}","user":"alice"}}' {mock_base}/__mock/miniprogram/code | sed 's/.*"code":"\([^"]*\)".*/\1/')
+  curl -X POST -H 'Authorization: Bearer {api_key}' -d "{{\"code\":\"$code\"}}" {base}/api/v1/accounts/{DEMO_MINI}/miniprogram/login
 
 Act as WeChat (a signed, encrypted push to {base}/wx/{DEMO_ACCOUNT}; prints the decoded reply):
   {simulate} --text help

@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(status)
         .merge(super::oauth::api_router().route_layer(require(Scope::Users)))
         .merge(super::users::router().route_layer(require(Scope::Users)))
+        .merge(super::miniprogram::router().route_layer(require(Scope::Users)))
         .merge(super::proxy::api_router().route_layer(require(Scope::Proxy)))
 }
 
@@ -126,6 +127,7 @@ async fn refresh(
 }
 
 async fn jsapi_ticket(State(state): State<AppState>, account: AccountPath) -> ApiResult<Response> {
+    account.require_official("the jsapi_ticket (JS-SDK)")?;
     let c = state
         .creds
         .get(&account.name, CredentialKind::jsapi())
@@ -137,6 +139,7 @@ async fn wx_card_ticket(
     State(state): State<AppState>,
     account: AccountPath,
 ) -> ApiResult<Response> {
+    account.require_official("the wx_card ticket")?;
     let c = state
         .creds
         .get(&account.name, CredentialKind::wx_card())

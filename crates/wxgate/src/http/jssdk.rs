@@ -95,6 +95,7 @@ async fn config_answer(
     account: &Account,
     raw: Option<&str>,
 ) -> ApiResult<Response> {
+    account.require_official("the JS-SDK")?;
     let [url, apis] = query::params(raw, ["url", "apis"]);
     let page = jssdk::page_url(required_value(url, "url", "invalid_url")?)?;
     let apis = match apis {
@@ -138,6 +139,7 @@ async fn diagnose_answer(
     account: &Account,
     raw: Option<&str>,
 ) -> ApiResult<Response> {
+    account.require_official("the JS-SDK")?;
     let url = required(raw, "url", "invalid_url")?;
     let signature = required(raw, "signature", "invalid_parameter")?;
     let timestamp = required(raw, "timestamp", "invalid_parameter")?;

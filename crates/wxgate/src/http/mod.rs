@@ -20,6 +20,7 @@ pub mod extract;
 pub mod front;
 pub mod json;
 pub mod jssdk;
+pub mod miniprogram;
 pub mod oauth;
 pub mod ops;
 pub mod params;

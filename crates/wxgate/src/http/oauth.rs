@@ -98,6 +98,7 @@ async fn start_login(
     account: &AccountPath,
     raw: Option<&str>,
 ) -> ApiResult<Response> {
+    account.require_official("web login (OAuth)")?;
     let redirect = optional(raw, "redirect")?.ok_or(ApiError::MissingParameter("redirect"))?;
     let scope = match optional(raw, "scope")? {
         None => Scope::Base,
@@ -134,6 +135,7 @@ async fn finish_login(
     raw: Option<&str>,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
+    account.require_official("web login (OAuth)")?;
     let code = optional(raw, "code")?;
     let login_state = optional(raw, "state")?;
     let cookies = cookie_headers(headers);
@@ -194,5 +196,6 @@ async fn redeem(
     account: AccountPath,
     Path((_, code)): Path<(String, String)>,
 ) -> ApiResult<Json<Redeemed>> {
+    account.require_official("web login (OAuth)")?;
     Ok(Json(flow::redeem(&state, &account, &code).await?))
 }

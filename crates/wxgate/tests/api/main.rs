@@ -17,6 +17,7 @@ mod helpers;
 mod jssdk;
 mod log_secrets;
 mod metrics_access;
+mod miniprogram;
 mod mock_wechat;
 mod multi_instance;
 mod multi_instance_postgres;

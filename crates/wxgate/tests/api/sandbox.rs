@@ -222,6 +222,36 @@ async fn the_sandbox_serves_a_demo_platform_with_an_authorized_merchant_and_prin
         eprintln!("skipping the printed curl steps: curl is not installed");
     }
 
+    // The demo mini program: the printed curl mints a wx.login code at the mock and logs in.
+    assert_eq!(sandbox.field("mini program"), "demo-mini");
+    let login = sandbox.block_after("then log the user in");
+    assert_eq!(login.len(), 2, "{login:?}");
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(login.join("\n"))
+            .output()
+            .await
+            .unwrap();
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{e}: {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        assert!(
+            answer["openid"].as_str().is_some_and(|o| !o.is_empty()),
+            "{answer}"
+        );
+        assert!(answer["unionid"].is_string(), "{answer}");
+        assert!(answer.get("session_key").is_none(), "{answer}");
+    }
+
     // The printed `simulate` line names the running binary (a `cargo run` user has no
     // `wxgate` on their PATH) and still reads the sandbox's config (which has the platform).
     let me = env!("CARGO_BIN_EXE_wxgate");

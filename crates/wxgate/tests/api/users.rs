@@ -16,7 +16,7 @@ use sqlx::Connection as _;
 use wxgate::users::{connect, LoginProfile, UserDb, UserDbError, UserRecord, MAX_LIST_LIMIT};
 
 /// Every embedded migration, as recorded once applied.
-const MIGRATIONS: &[i64] = &[1, 2, 3, 4];
+const MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5];
 const POSTGRES_VAR: &str = "WXGATE_TEST_POSTGRES_URL";
 
 /// One isolated database: a SQLite file in a temporary directory, or a PostgreSQL schema that
@@ -150,6 +150,7 @@ conformance!(
     migrations_are_idempotent,
     concurrent_connects_migrate_once,
     ping_answers,
+    one_unionid_across_accounts,
 );
 
 fn now() -> i64 {
@@ -524,6 +525,41 @@ async fn concurrent_logins_keep_latest_time(fx: &Fixture) {
     assert_eq!(user.last_login_at, Some(129));
     assert_eq!(user.nickname.as_deref(), Some("seven"));
     assert_eq!(instances[0].list(None, 10).await.unwrap().len(), 1);
+}
+
+/// `find_by_unionid`: every account's record of the unionid, by account, whatever handle
+/// asks; other unionids and legacy rows left out.
+async fn one_unionid_across_accounts(fx: &Fixture) {
+    let db = fx.db().await;
+    let person = |openid: &str, unionid: &str| LoginProfile {
+        unionid: Some(unionid.to_owned()),
+        ..login(openid)
+    };
+    db.record_login(&person("legacy-o", "u-1"), 1)
+        .await
+        .unwrap();
+    let shop = db.for_account("shop");
+    shop.record_login(&person("o-shop", "u-1"), 10)
+        .await
+        .unwrap();
+    let main = db.for_account("main");
+    main.record_follow("o-main", true, None, 20).await.unwrap();
+    main.record_login(&person("o-main", "u-1"), 21)
+        .await
+        .unwrap();
+    main.record_login(&person("o-other", "u-2"), 22)
+        .await
+        .unwrap();
+    let found = shop.find_by_unionid("u-1").await.unwrap();
+    let accounts: Vec<(&str, &str)> = found
+        .iter()
+        .map(|r| (r.account.as_str(), r.user.openid.as_str()))
+        .collect();
+    assert_eq!(accounts, [("main", "o-main"), ("shop", "o-shop")]);
+    assert_eq!(found[0].user.subscribed, Some(true));
+    assert_eq!(found[1].user.last_login_at, Some(10));
+    assert_eq!(db.find_by_unionid("u-1").await.unwrap(), found);
+    assert!(db.find_by_unionid("u-3").await.unwrap().is_empty());
 }
 
 async fn migrations_are_idempotent(fx: &Fixture) {

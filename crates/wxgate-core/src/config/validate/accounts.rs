@@ -92,6 +92,8 @@ pub(crate) fn build(a: &AccountSettings) -> Result<Account, ConfigError> {
         rules: rules.into(),
         accept_plaintext: a.accept_plaintext,
         token_source: crate::config::TokenSource::AppSecret,
+        kind: a.kind,
+        data_format: a.data_format,
     })
 }
 

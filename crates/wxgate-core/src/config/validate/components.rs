@@ -82,5 +82,7 @@ fn inherited_settings(c: &ComponentSettings) -> AccountSettings {
         verify_files: Default::default(),
         rules: c.rules.clone(),
         accept_plaintext: false,
+        kind: Default::default(),
+        data_format: Default::default(),
     }
 }

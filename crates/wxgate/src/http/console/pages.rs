@@ -216,8 +216,18 @@ pub async fn account(
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty());
     let users_db = state.users.for_account(&name);
-    let found = match &search {
-        Some(id) => users_db.get(id).await.ok().flatten().into_iter().collect(),
+    // An openid of this account, else a unionid: that person in every account.
+    let found: Vec<Value> = match &search {
+        Some(id) => match users_db.get(id).await.ok().flatten() {
+            Some(user) => vec![json!({ "account": name, "user": user })],
+            None => users_db
+                .find_by_unionid(id)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|u| json!({ "account": u.account, "user": u.user }))
+                .collect(),
+        },
         None => Vec::new(),
     };
     let users = users_db.list(None, 20).await.unwrap_or_default();

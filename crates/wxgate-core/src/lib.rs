@@ -17,6 +17,7 @@ pub mod gateway;
 pub mod jssdk;
 pub mod login_keys;
 pub mod metrics;
+pub mod mongo;
 pub mod oauth;
 pub(crate) mod pg;
 pub mod platform;

@@ -7,8 +7,8 @@
 //! modules are re-exported under their own names, so `wxgate::config` is `wxgate_core::config`.
 
 pub use wxgate_core::{
-    admin, api_keys, config, credentials, domain, gateway, jssdk, metrics, oauth, platform, proxy,
-    push, query, registry, scrub, store, tasks, upstream, users, vault,
+    admin, api_keys, config, credentials, database, domain, gateway, jssdk, metrics, mongo, oauth,
+    platform, proxy, push, query, registry, scrub, store, tasks, upstream, users, vault,
 };
 
 pub mod cli;

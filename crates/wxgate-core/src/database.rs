@@ -12,6 +12,7 @@ pub async fn connect(url: &str) -> Result<Database, UserDbError> {
     Ok(match users::open(url).await? {
         Opened::Sqlite(db) => Database::over(Arc::new(db)),
         Opened::Postgres(db) => Database::over(Arc::new(db)),
+        Opened::Mongo(db) => Database::over(Arc::new(db)),
     })
 }
 

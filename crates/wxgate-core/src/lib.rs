@@ -20,6 +20,7 @@ pub mod jssdk;
 pub mod login_keys;
 pub mod metrics;
 pub mod miniprogram;
+pub mod mongo;
 pub mod oauth;
 pub(crate) mod pg;
 pub mod platform;

@@ -7,9 +7,9 @@
 //! modules are re-exported under their own names, so `wxgate::config` is `wxgate_core::config`.
 
 pub use wxgate_core::{
-    activity, admin, api_keys, config, console, credentials, domain, gateway, jssdk, metrics,
-    miniprogram, oauth, platform, proxy, push, query, registry, scrub, store, tasks, upstream,
-    users, vault,
+    activity, admin, api_keys, config, console, credentials, database, domain, gateway, jssdk,
+    metrics, miniprogram, mongo, oauth, platform, proxy, push, query, registry, scrub, store,
+    tasks, upstream, users, vault,
 };
 
 pub mod cli;

@@ -150,6 +150,17 @@ pub trait UserDb: Send + Sync + 'static {
 
     /// Cheap round trip for `/readyz`.
     async fn ping(&self) -> Result<(), UserDbError>;
+
+    /// Writes `user` exactly as given (its times included) when its openid is unknown to the
+    /// account — `wxgate db import`, moving records between databases; a known user is left as
+    /// it is. Later follow events are compared with the newer of its subscribe and unsubscribe
+    /// times. Returns whether it was written.
+    async fn restore(&self, user: &UserRecord) -> Result<bool, UserDbError>;
+}
+
+/// The time of the latest follow event a restored record reflects.
+pub(crate) fn follow_event_at(user: &UserRecord) -> Option<i64> {
+    user.subscribed_at.max(user.unsubscribed_at)
 }
 
 /// Opens the database named by `url` and applies pending migrations:
@@ -157,11 +168,14 @@ pub trait UserDb: Send + Sync + 'static {
 ///   (it may be the same file as the key-value store; the tables do not collide);
 /// - `postgres://...` or `postgresql://...`: a pool with a bounded connect timeout; an
 ///   unreachable server fails here, promptly, with [`UserDbError::Unavailable`]. The usual libpq
-///   URL parameters work, e.g. `?options=-csearch_path%3Dmyschema` to use another schema.
+///   URL parameters work, e.g. `?options=-csearch_path%3Dmyschema` to use another schema;
+/// - `mongodb://HOST:PORT/DB` (see [`crate::mongo`]): the database name is required; an
+///   unreachable server fails here within seconds, with [`UserDbError::Unavailable`].
 pub async fn connect(url: &str) -> Result<Arc<dyn UserDb>, UserDbError> {
     Ok(match open(url).await? {
         Opened::Sqlite(db) => Arc::new(db),
         Opened::Postgres(db) => Arc::new(db),
+        Opened::Mongo(db) => Arc::new(db),
     })
 }
 
@@ -170,6 +184,7 @@ pub async fn connect(url: &str) -> Result<Arc<dyn UserDb>, UserDbError> {
 pub(crate) enum Opened {
     Sqlite(SqliteUserDb),
     Postgres(PostgresUserDb),
+    Mongo(crate::mongo::MongoDb),
 }
 
 /// Picks the backend from the URL, opens it and applies pending migrations.
@@ -178,9 +193,11 @@ pub(crate) async fn open(url: &str) -> Result<Opened, UserDbError> {
         Ok(Opened::Sqlite(SqliteUserDb::open(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Opened::Postgres(PostgresUserDb::connect(url).await?))
+    } else if url.starts_with("mongodb://") {
+        Ok(Opened::Mongo(crate::mongo::MongoDb::connect(url).await?))
     } else {
         Err(UserDbError::InvalidUrl(format!(
-            "{:?}: expected sqlite://PATH or postgres://USER@HOST/DB",
+            "{:?}: expected sqlite://PATH, postgres://USER@HOST/DB or mongodb://HOST:PORT/DB",
             crate::scrub::redact_url(url)
         )))
     }

@@ -121,6 +121,12 @@ const SQL_RECORD_LOGIN: &str = "INSERT INTO wxgate_users
             THEN excluded.last_login_at ELSE wxgate_users.last_login_at END,
         updated_at = excluded.updated_at";
 
+const SQL_RESTORE: &str = "INSERT INTO wxgate_users
+        (account, openid, unionid, nickname, headimgurl, subscribed, subscribe_scene,
+         subscribed_at, unsubscribed_at, follow_event_at, last_login_at, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+    ON CONFLICT (account, openid) DO NOTHING";
+
 const SQL_GET: &str = concat!(
     "SELECT ",
     user_columns!(),
@@ -212,6 +218,7 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
     for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<bool>: Encode<'q, DB>,
     for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'r> String: Decode<'r, DB> + Type<DB>,
@@ -324,6 +331,27 @@ where
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(|e| backend::<DB>("find_by_unionid", &e))
+    }
+
+    async fn restore(&self, user: &UserRecord) -> Result<bool, UserDbError> {
+        let done = sqlx::query(SQL_RESTORE)
+            .bind(self.account.as_str())
+            .bind(user.openid.as_str())
+            .bind(user.unionid.as_deref())
+            .bind(user.nickname.as_deref())
+            .bind(user.headimgurl.as_deref())
+            .bind(user.subscribed)
+            .bind(user.subscribe_scene.as_deref())
+            .bind(user.subscribed_at)
+            .bind(user.unsubscribed_at)
+            .bind(super::follow_event_at(user))
+            .bind(user.last_login_at)
+            .bind(user.created_at)
+            .bind(user.updated_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| backend::<DB>("restore", &e))?;
+        Ok(DB::rows_affected(&done) > 0)
     }
 
     async fn ping(&self) -> Result<(), UserDbError> {

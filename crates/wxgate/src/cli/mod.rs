@@ -1,7 +1,8 @@
 //! The `wxgate` command line: `serve`, `check`, `sandbox`, `mock-wechat`, `simulate`,
-//! `accounts`.
+//! `accounts`, `db`.
 
 mod accounts;
+mod db;
 mod sandbox;
 mod simulate;
 
@@ -51,6 +52,9 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Manage the accounts of a running gateway through its admin API: list, get, put, delete.
     Accounts(accounts::AccountsArgs),
+    /// The user records of `database.url` as JSON lines: export, import (between SQLite,
+    /// PostgreSQL and MongoDB).
+    Db(db::DbArgs),
     /// Run only the mock WeChat API (for tests of other services).
     MockWechat {
         #[arg(long, default_value = "127.0.0.1:9900")]
@@ -97,6 +101,7 @@ pub fn main() -> ExitCode {
 async fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Accounts(args) => accounts::run(args).await,
+        Command::Db(args) => db::run(args).await,
         Command::Serve { config } => {
             let (settings, accounts) =
                 Settings::load_validated(&config).map_err(|e| e.to_string())?;

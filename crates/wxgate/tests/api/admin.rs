@@ -228,6 +228,16 @@ async fn a_runtime_account_reaches_a_second_instance_on_postgresql() {
 }
 
 #[tokio::test]
+async fn a_runtime_account_reaches_a_second_instance_on_mongodb() {
+    let (_mock, mut config) = setup().await;
+    in_fresh_mongo_db("admin_follow_mongo", |url| async move {
+        config.database_url = url;
+        a_runtime_account_reaches_a_second_instance(config).await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_rotated_aes_key_still_opens_pushes_sealed_with_the_old_one() {
     let (_mock, config) = setup().await;
     let app = spawn_app(&config).await;
@@ -271,6 +281,16 @@ async fn scoped_keys_reach_their_accounts_and_scopes_only_and_die_everywhere_on_
 async fn scoped_keys_reach_their_accounts_and_scopes_only_and_die_everywhere_on_postgresql() {
     let (_mock, mut config) = setup().await;
     in_fresh_pg_schema("admin_keys", |url| async move {
+        config.database_url = url;
+        scoped_keys_reach_their_accounts_and_scopes_only_and_die_everywhere(config).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn scoped_keys_reach_their_accounts_and_scopes_only_and_die_everywhere_on_mongodb() {
+    let (_mock, mut config) = setup().await;
+    in_fresh_mongo_db("admin_keys_mongo", |url| async move {
         config.database_url = url;
         scoped_keys_reach_their_accounts_and_scopes_only_and_die_everywhere(config).await;
     })

@@ -14,6 +14,8 @@ use wxgate::http::AppState;
 use wxgate::startup::Application;
 use wxgate_mock::{MockAccount, MockConfig, MockWechat};
 
+pub use crate::mongo_db::{drop_mongo_db, fresh_mongo_db, in_fresh_mongo_db, mongo_client};
+
 pub const APPID: &str = "wx1234567890abcdef";
 pub const SECRET: &str = "the-app-secret-0123456789abcdef";
 pub const API_KEY: &str = "test-api-key-0123456789";

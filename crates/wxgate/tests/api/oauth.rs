@@ -132,8 +132,22 @@ async fn login_refuses_redirects_outside_oauth_redirects_including_prefix_tricks
 
 #[tokio::test]
 async fn a_base_login_ends_on_the_page_with_a_one_time_code_for_the_backend() {
+    base_login_case(None).await;
+}
+
+#[tokio::test]
+async fn a_base_login_ends_on_the_page_with_a_one_time_code_for_the_backend_on_mongodb() {
+    crate::helpers::in_fresh_mongo_db("oauth_base_mongo", |url| base_login_case(Some(url))).await;
+}
+
+/// The case on the database of `database_url` (the default SQLite file when `None`).
+async fn base_login_case(database_url: Option<String>) {
     let (mock, addr) = start_mock().await;
-    let app = spawn_web_app(&oauth_config(addr)).await;
+    let mut config = oauth_config(addr);
+    if let Some(url) = database_url {
+        config.database_url = url;
+    }
+    let app = spawn_web_app(&config).await;
     let page = "https://h5.example.com/app/page?x=1&y=%20#/route?z=2";
     let location = full_login(&app, page, None, "mock_openid=alice").await;
     let (before, fragment) = location.split_once('#').unwrap();
@@ -172,8 +186,23 @@ async fn a_base_login_ends_on_the_page_with_a_one_time_code_for_the_backend() {
 
 #[tokio::test]
 async fn a_userinfo_login_stores_the_profile() {
+    userinfo_login_case(None).await;
+}
+
+#[tokio::test]
+async fn a_userinfo_login_stores_the_profile_on_mongodb() {
+    crate::helpers::in_fresh_mongo_db("oauth_userinfo_mongo", |url| userinfo_login_case(Some(url)))
+        .await;
+}
+
+/// The case on the database of `database_url` (the default SQLite file when `None`).
+async fn userinfo_login_case(database_url: Option<String>) {
     let (mock, addr) = start_mock().await;
-    let app = spawn_web_app(&oauth_config(addr)).await;
+    let mut config = oauth_config(addr);
+    if let Some(url) = database_url {
+        config.database_url = url;
+    }
+    let app = spawn_web_app(&config).await;
     let location = full_login(&app, REDIRECT, Some("snsapi_userinfo"), "mock_openid=bob").await;
     assert!(
         location.starts_with("https://h5.example.com/app/?wxgate_code="),

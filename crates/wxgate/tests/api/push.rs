@@ -24,7 +24,8 @@ use wxgate_proto::xml::Fields;
 use wxgate_proto::{ParsedReply, Reply};
 
 use crate::helpers::{
-    in_fresh_pg_schema, spawn_app, start_mock, GatewayConfig, TestApp, AES_KEY, APPID, TOKEN,
+    in_fresh_mongo_db, in_fresh_pg_schema, spawn_app, start_mock, GatewayConfig, TestApp, AES_KEY,
+    APPID, TOKEN,
 };
 
 const OLD_AES_KEY: &str = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut";
@@ -1278,6 +1279,15 @@ async fn follower_records_are_kept_in_sqlite() {
 async fn follower_records_are_kept_in_postgresql() {
     in_fresh_pg_schema(
         "push_follower_records",
+        follower_records_follow_subscribe_and_unsubscribe_events,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn follower_records_are_kept_in_mongodb() {
+    in_fresh_mongo_db(
+        "push_follower_records_mongo",
         follower_records_follow_subscribe_and_unsubscribe_events,
     )
     .await;

@@ -2,7 +2,9 @@
 //! every case runs on a fresh SQLite file, and on PostgreSQL in a fresh schema when
 //! `WXGATE_TEST_POSTGRES_URL` is set (e.g. `postgres://postgres@127.0.0.1:5432/test`). Without
 //! the variable the PostgreSQL cases say why they skip and pass; with it set but the server
-//! unreachable they fail.
+//! unreachable they fail. The same cases run on MongoDB, in a fresh database, when
+//! `WXGATE_TEST_MONGODB_URL` is set (e.g. `mongodb://127.0.0.1:27018/wxgate_test`, a
+//! MongoDB-wire server; `.ci/run` starts one), skipped or failing the same way.
 
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
@@ -15,8 +17,10 @@ use rand::Rng as _;
 use sqlx::Connection as _;
 use wxgate::users::{connect, LoginProfile, UserDb, UserDbError, UserRecord, MAX_LIST_LIMIT};
 
-/// Every embedded migration, as recorded once applied.
+/// Every embedded migration, as recorded once applied (SQL).
 const MIGRATIONS: &[i64] = &[1, 2, 3, 4, 5];
+/// Every schema version recorded on MongoDB.
+const MONGO_MIGRATIONS: &[i64] = &[1];
 const POSTGRES_VAR: &str = "WXGATE_TEST_POSTGRES_URL";
 
 /// One isolated database: a SQLite file in a temporary directory, or a PostgreSQL schema that
@@ -29,6 +33,7 @@ struct Fixture {
 enum Kind {
     Sqlite { _dir: tempfile::TempDir },
     Postgres { admin_url: String, schema: String },
+    Mongo { name: String },
 }
 
 impl Fixture {
@@ -65,7 +70,20 @@ impl Fixture {
         })
     }
 
+    /// `None` (after saying so) without `WXGATE_TEST_MONGODB_URL`; panics when the server
+    /// cannot be reached.
+    async fn mongo() -> Option<Fixture> {
+        let (url, name) = crate::helpers::fresh_mongo_db("the MongoDB case").await?;
+        Some(Fixture {
+            url,
+            kind: Kind::Mongo { name },
+        })
+    }
+
     async fn cleanup(self) {
+        if let Kind::Mongo { name } = &self.kind {
+            crate::helpers::drop_mongo_db(&self.url, name).await;
+        }
         if let Kind::Postgres { admin_url, schema } = &self.kind {
             let mut admin = sqlx::PgConnection::connect(admin_url).await.unwrap();
             sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
@@ -80,10 +98,33 @@ impl Fixture {
         connect(&self.url).await.unwrap()
     }
 
+    /// Every version the backend records once migrated.
+    fn all_migrations(&self) -> &'static [i64] {
+        match self.kind {
+            Kind::Mongo { .. } => MONGO_MIGRATIONS,
+            _ => MIGRATIONS,
+        }
+    }
+
     /// The versions recorded in `wxgate_schema_migrations`, read behind the module's back.
     async fn migration_versions(&self) -> Vec<i64> {
         let sql = "SELECT version FROM wxgate_schema_migrations ORDER BY version";
         match &self.kind {
+            Kind::Mongo { name } => {
+                use futures::TryStreamExt as _;
+                let docs: Vec<mongodb::bson::Document> = crate::helpers::mongo_client(&self.url)
+                    .await
+                    .database(name)
+                    .collection("wxgate_schema_migrations")
+                    .find(mongodb::bson::doc! {})
+                    .sort(mongodb::bson::doc! { "_id": 1 })
+                    .await
+                    .unwrap()
+                    .try_collect()
+                    .await
+                    .unwrap();
+                docs.iter().map(|d| d.get_i64("_id").unwrap()).collect()
+            }
             Kind::Sqlite { .. } => {
                 let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
                 sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap()
@@ -109,7 +150,7 @@ macro_rules! run_case {
     }};
 }
 
-/// Generates, for each case, one test on SQLite and one on PostgreSQL.
+/// Generates, for each case, one test on SQLite, one on PostgreSQL and one on MongoDB.
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -127,6 +168,16 @@ macro_rules! conformance {
                 async fn $case() {
                     use super::*;
                     let Some(fixture) = Fixture::postgres().await else { return };
+                    run_case!(fixture, $case);
+                }
+            )*
+        }
+        mod mongo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    use super::*;
+                    let Some(fixture) = Fixture::mongo().await else { return };
                     run_case!(fixture, $case);
                 }
             )*
@@ -566,12 +617,12 @@ async fn migrations_are_idempotent(fx: &Fixture) {
     let db = fx.db().await;
     db.record_login(&login("kept"), 5).await.unwrap();
     drop(db);
-    assert_eq!(fx.migration_versions().await, MIGRATIONS);
+    assert_eq!(fx.migration_versions().await, fx.all_migrations());
     let db = fx.db().await;
     assert_eq!(get(&db, "kept").await.last_login_at, Some(5));
     let again = fx.db().await;
     assert_eq!(get(&again, "kept").await.last_login_at, Some(5));
-    assert_eq!(fx.migration_versions().await, MIGRATIONS);
+    assert_eq!(fx.migration_versions().await, fx.all_migrations());
 }
 
 async fn concurrent_connects_migrate_once(fx: &Fixture) {
@@ -589,7 +640,7 @@ async fn concurrent_connects_migrate_once(fx: &Fixture) {
         db.record_login(&login(&format!("c{i}")), 1).await.unwrap();
     }
     assert_eq!(dbs[0].list(None, 100).await.unwrap().len(), dbs.len());
-    assert_eq!(fx.migration_versions().await, MIGRATIONS);
+    assert_eq!(fx.migration_versions().await, fx.all_migrations());
 }
 
 async fn ping_answers(fx: &Fixture) {
@@ -640,6 +691,31 @@ async fn unknown_scheme_is_rejected_without_secrets() {
     };
     assert!(matches!(err, UserDbError::InvalidUrl(_)), "{err}");
     assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[tokio::test]
+async fn unreachable_mongodb_fails_without_the_password() {
+    let Err(err) = connect("mongodb://wx:s3cr%3Dt-pass@127.0.0.1:1/wx").await else {
+        panic!("connected to port 1")
+    };
+    assert!(matches!(err, UserDbError::Unavailable(_)), "{err}");
+    let message = err.to_string();
+    assert!(!message.contains("s3cr"), "{message}");
+    assert!(message.contains("127.0.0.1"), "{message}");
+}
+
+#[tokio::test]
+async fn a_mongodb_url_without_a_database_is_rejected() {
+    for bad in [
+        "mongodb://127.0.0.1:1",
+        "mongodb://127.0.0.1:1/",
+        "mongodb://",
+    ] {
+        assert!(
+            matches!(connect(bad).await, Err(UserDbError::InvalidUrl(_))),
+            "{bad}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -37,7 +37,8 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
 }
 
 /// `sqlite:` and PostgreSQL always; `memory://`, `redis://` and `redis+sentinel://` for the
-/// store (`redis_allowed`; the sentinel form is read in full when the store opens).
+/// store (`redis_allowed`; the sentinel form is read in full when the store opens),
+/// `mongodb://` for the database (the other case).
 fn store_url(key: &str, value: &str, redis_allowed: bool) -> Result<(), ConfigError> {
     let ok = value.starts_with("sqlite:")
         || value.starts_with("postgres://")
@@ -45,7 +46,8 @@ fn store_url(key: &str, value: &str, redis_allowed: bool) -> Result<(), ConfigEr
         || (redis_allowed
             && (value == "memory://"
                 || value.starts_with("redis://")
-                || value.starts_with("redis+sentinel://")));
+                || value.starts_with("redis+sentinel://")))
+        || (!redis_allowed && value.starts_with("mongodb://"));
     if ok {
         return Ok(());
     }
@@ -53,7 +55,7 @@ fn store_url(key: &str, value: &str, redis_allowed: bool) -> Result<(), ConfigEr
         "expected sqlite://PATH, memory://, redis://HOST:PORT/DB, \
          redis+sentinel://HOST:PORT[,HOST:PORT…]/MASTER[/DB] or postgres://USER@HOST/DB"
     } else {
-        "expected sqlite://PATH or postgres://USER@HOST/DB"
+        "expected sqlite://PATH, postgres://USER@HOST/DB or mongodb://HOST:PORT/DB"
     };
     Err(invalid(
         key,
@@ -89,6 +91,7 @@ mod tests {
         assert!(store_url("storage.url", "postgres://u@h/db", true).is_ok());
         assert!(store_url("storage.url", "postgresql://u@h/db", true).is_ok());
         assert!(store_url("storage.url", "mongodb://h/db", true).is_err());
+        assert!(store_url("database.url", "mongodb://h:27017/db", false).is_ok());
         assert!(store_url("database.url", "sqlite://x.db", false).is_ok());
     }
 

@@ -236,90 +236,121 @@ async fn the_authorize_link_checks_its_parameters_and_offers_the_mobile_page() {
 
 #[tokio::test]
 async fn authorizers_are_recorded_on_postgresql_too() {
-    crate::helpers::in_fresh_pg_schema("platform_pg", |url| async move {
-        let (mock, addr) = crate::helpers::start_mock().await;
-        let mut config = platform_config(addr);
-        config.database_url = url;
-        let app = crate::helpers::spawn_app_full(&config, None, |_, _| {}).await;
-        register(&mock, &app.base).await;
-        mock.set_refresh_token_rotation(COMPONENT_APPID, true);
-        let merchants: Vec<String> = (100..103).map(authorizer_appid).collect();
-        for m in &merchants {
-            let landed = authorize_through_pages(&mock, &app.base, m).await;
-            assert!(landed.ends_with(m.as_str()));
-        }
-        // A rotated refresh token replaces the stored one (conditional on its version).
-        let (status, body) = app
-            .post_json(&format!("{}/access_token/refresh", merchants[0]), None)
-            .await;
-        assert_eq!(status, 200, "{body}");
-        app.state
-            .store
-            .delete(&format!("force:{}:access_token", merchants[0]))
+    crate::helpers::in_fresh_pg_schema("platform_pg", authorizers_are_recorded).await;
+}
+
+#[tokio::test]
+async fn authorizers_are_recorded_on_mongodb_too() {
+    crate::helpers::in_fresh_mongo_db("platform_mongo", authorizers_are_recorded).await;
+}
+
+/// The refresh tokens as the database holds them, read behind wxgate's back.
+async fn stored_refresh_tokens(database_url: &str) -> Vec<String> {
+    if database_url.starts_with("mongodb://") {
+        use futures::TryStreamExt as _;
+        let client = crate::helpers::mongo_client(database_url).await;
+        let db = client.default_database().unwrap();
+        let docs: Vec<mongodb::bson::Document> = db
+            .collection("wxgate_authorizers")
+            .find(mongodb::bson::doc! {})
             .await
-            .unwrap();
-        let (status, body) = app
-            .post_json(&format!("{}/access_token/refresh", merchants[0]), None)
-            .await;
-        assert_eq!(
-            status, 200,
-            "the replaced token is the one used next: {body}"
-        );
-        // Paging by appid, every status.
-        let revoke = format!(
-            "<xml><AppId>{COMPONENT_APPID}</AppId><CreateTime>{}</CreateTime>\
-             <InfoType>unauthorized</InfoType><AuthorizerAppid>{}</AuthorizerAppid></xml>",
-            unix_now() + 1,
-            merchants[1]
-        );
-        assert_eq!(send_event(&app.base, &revoke).await.0, 200);
-        let (status, page) = get_api(&component_api(&app.base, "authorizers?limit=2")).await;
-        assert_eq!(status, 200, "{page}");
-        let appids: Vec<&str> = page["authorizers"]
-            .as_array()
             .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        return docs
             .iter()
-            .map(|a| a["appid"].as_str().unwrap())
+            .map(|d| d.get_str("refresh_token").unwrap().to_owned())
             .collect();
-        assert_eq!(appids, [merchants[0].as_str(), merchants[1].as_str()]);
-        assert_eq!(page["authorizers"][1]["status"], "revoked");
-        assert_eq!(page["next"], merchants[1].as_str());
-        let (_, rest) = get_api(&component_api(
-            &app.base,
-            &format!("authorizers?limit=2&after={}", merchants[1]),
-        ))
+    }
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(database_url)
+        .await
+        .unwrap();
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT refresh_token FROM wxgate_authorizers")
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    rows.into_iter().map(|(t,)| t).collect()
+}
+
+/// Authorizations, a rotated refresh token, a revocation, paging and counts on the database of
+/// `url`, with the refresh tokens sealed there.
+async fn authorizers_are_recorded(url: String) {
+    let (mock, addr) = crate::helpers::start_mock().await;
+    let mut config = platform_config(addr);
+    config.database_url = url;
+    let app = crate::helpers::spawn_app_full(&config, None, |_, _| {}).await;
+    register(&mock, &app.base).await;
+    mock.set_refresh_token_rotation(COMPONENT_APPID, true);
+    let merchants: Vec<String> = (100..103).map(authorizer_appid).collect();
+    for m in &merchants {
+        let landed = authorize_through_pages(&mock, &app.base, m).await;
+        assert!(landed.ends_with(m.as_str()));
+    }
+    // A rotated refresh token replaces the stored one (conditional on its version).
+    let (status, body) = app
+        .post_json(&format!("{}/access_token/refresh", merchants[0]), None)
         .await;
-        assert_eq!(rest["authorizers"][0]["appid"], merchants[2].as_str());
-        assert!(rest["next"].is_null());
-        let (status, _) = get_api(&component_api(&app.base, "authorizers?limit=0")).await;
-        assert_eq!(status, 400);
-        let (_, st) = get_api(&component_api(&app.base, "status")).await;
-        assert_eq!(st["authorizers"]["authorized"], 2);
-        assert_eq!(st["authorizers"]["revoked"], 1);
-        // The refresh tokens are sealed in the database, never in plain text.
-        let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&config.database_url)
-            .await
-            .unwrap();
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT refresh_token FROM wxgate_authorizers")
-            .fetch_all(&mut db)
-            .await
-            .unwrap();
-        assert_eq!(rows.len(), 3);
-        let live: Vec<String> = merchants
-            .iter()
-            .filter_map(|m| mock.authorizer(m).and_then(|a| a.refresh_token))
-            .collect();
-        assert!(!live.is_empty());
-        for (sealed,) in &rows {
-            assert!(!sealed.contains("refreshtoken"), "sealed: {sealed}");
-            assert!(live.iter().all(|t| !sealed.contains(t.as_str())));
-        }
-        assert_eq!(
-            rows.iter().filter(|(s,)| s.is_empty()).count(),
-            1,
-            "the revoked one's is erased"
-        );
-        app.stop().await;
-    })
+    assert_eq!(status, 200, "{body}");
+    app.state
+        .store
+        .delete(&format!("force:{}:access_token", merchants[0]))
+        .await
+        .unwrap();
+    let (status, body) = app
+        .post_json(&format!("{}/access_token/refresh", merchants[0]), None)
+        .await;
+    assert_eq!(
+        status, 200,
+        "the replaced token is the one used next: {body}"
+    );
+    // Paging by appid, every status.
+    let revoke = format!(
+        "<xml><AppId>{COMPONENT_APPID}</AppId><CreateTime>{}</CreateTime>\
+         <InfoType>unauthorized</InfoType><AuthorizerAppid>{}</AuthorizerAppid></xml>",
+        unix_now() + 1,
+        merchants[1]
+    );
+    assert_eq!(send_event(&app.base, &revoke).await.0, 200);
+    let (status, page) = get_api(&component_api(&app.base, "authorizers?limit=2")).await;
+    assert_eq!(status, 200, "{page}");
+    let appids: Vec<&str> = page["authorizers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["appid"].as_str().unwrap())
+        .collect();
+    assert_eq!(appids, [merchants[0].as_str(), merchants[1].as_str()]);
+    assert_eq!(page["authorizers"][1]["status"], "revoked");
+    assert_eq!(page["next"], merchants[1].as_str());
+    let (_, rest) = get_api(&component_api(
+        &app.base,
+        &format!("authorizers?limit=2&after={}", merchants[1]),
+    ))
     .await;
+    assert_eq!(rest["authorizers"][0]["appid"], merchants[2].as_str());
+    assert!(rest["next"].is_null());
+    let (status, _) = get_api(&component_api(&app.base, "authorizers?limit=0")).await;
+    assert_eq!(status, 400);
+    let (_, st) = get_api(&component_api(&app.base, "status")).await;
+    assert_eq!(st["authorizers"]["authorized"], 2);
+    assert_eq!(st["authorizers"]["revoked"], 1);
+    // The refresh tokens are sealed in the database, never in plain text.
+    let rows = stored_refresh_tokens(&config.database_url).await;
+    assert_eq!(rows.len(), 3);
+    let live: Vec<String> = merchants
+        .iter()
+        .filter_map(|m| mock.authorizer(m).and_then(|a| a.refresh_token))
+        .collect();
+    assert!(!live.is_empty());
+    for sealed in &rows {
+        assert!(!sealed.contains("refreshtoken"), "sealed: {sealed}");
+        assert!(live.iter().all(|t| !sealed.contains(t.as_str())));
+    }
+    assert_eq!(
+        rows.iter().filter(|s| s.is_empty()).count(),
+        1,
+        "the revoked one's is erased"
+    );
+    app.stop().await;
 }

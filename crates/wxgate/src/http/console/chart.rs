@@ -71,7 +71,7 @@ pub fn totals(hours: &[HourCalls]) -> Vec<Value> {
         }
     }
     let mut rows: Vec<(&str, (u64, u64))> = by_endpoint.into_iter().collect();
-    rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    rows.sort_by_key(|row| std::cmp::Reverse(row.1 .0));
     rows.into_iter()
         .map(|(endpoint, (calls, errors))| json!({ "endpoint": endpoint, "calls": calls, "errors": errors }))
         .collect()

@@ -272,18 +272,41 @@ async fn the_sandbox_serves_a_demo_platform_with_an_authorized_merchant_and_prin
     let console = sandbox.field("admin console");
     assert_eq!(console, format!("{base}/admin"));
     let admin_key = sandbox.field("admin key");
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let signed_in = no_redirects
+    let signed_in = http
         .post(format!("{console}/sign-in"))
         .form(&[("key", admin_key.as_str())])
         .send()
         .await
         .unwrap();
     assert_eq!(signed_in.status(), 303);
-    assert!(signed_in.headers().get("set-cookie").is_some());
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    // The demo platform's page: its two URLs and the authorize link.
+    let platform = http
+        .get(format!("{console}/components/demo-platform"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(platform.status(), 200);
+    let page = html_escape::decode_html_entities(&platform.text().await.unwrap()).into_owned();
+    assert!(
+        page.contains(&format!("{base}/wx/component/demo-platform")),
+        "{page}"
+    );
+    assert!(page.contains("id=\"authorize-link\""), "{page}");
+    // The printed stand-in for WeChat's console answers.
+    let mock_console = sandbox.line("(server URL, Token", "__mock/console/");
+    let url = mock_console
+        .split_whitespace()
+        .find(|w| w.contains("/__mock/console/"))
+        .unwrap();
+    assert_eq!(http.get(url).send().await.unwrap().status(), 200);
 
     // Ctrl-C (SIGTERM) stops it, and its store and config file are gone.
     let store = sandbox.field("store");

@@ -20,14 +20,6 @@ use crate::http::AppState;
 use crate::query;
 use crate::registry::record::Source;
 
-/// The main APIs whose daily quota the account page offers to show.
-pub const QUOTA_PATHS: [&str; 4] = [
-    "/cgi-bin/message/custom/send",
-    "/cgi-bin/message/template/send",
-    "/cgi-bin/user/info",
-    "/cgi-bin/menu/create",
-];
-
 fn url_kind(url: &str) -> &'static str {
     match url.split_once(':').map_or("", |(scheme, _)| scheme) {
         "memory" => "memory",
@@ -254,7 +246,6 @@ pub async fn account(
         "search": search,
         "found": found,
         "users": users,
-        "quota_paths": QUOTA_PATHS,
     });
     render(
         StatusCode::OK,
@@ -281,7 +272,7 @@ pub async fn quota(
     let Some(account) = state.account(&name) else {
         return failure(ConsoleError::Admin(admin::AdminError::UnknownAccount(name)));
     };
-    let ctx = match activity::quota(&state, &account, &QUOTA_PATHS).await {
+    let ctx = match activity::quota(&state, &account, &activity::quota::MAIN_PATHS).await {
         Ok(quotas) => json!({ "quotas": quotas }),
         Err(e) => json!({ "error": e.to_string() }),
     };

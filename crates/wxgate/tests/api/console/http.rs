@@ -430,3 +430,69 @@ async fn an_edited_setting_takes_effect_and_a_verify_file_is_served() {
         .await;
     assert_eq!(refused.status, 409);
 }
+
+#[tokio::test]
+async fn the_account_page_finds_a_person_by_unionid_and_asks_for_the_quota() {
+    let (mock, config) = setup().await;
+    let app = spawn_app(&config).await;
+    let users = |account: &str| app.state.users.for_account(account);
+    let login = |openid: &str| wxgate::users::LoginProfile {
+        openid: openid.into(),
+        unionid: Some("uPerson1".into()),
+        nickname: Some("Band".into()),
+        headimgurl: None,
+    };
+    users("main")
+        .record_login(&login("oMain1"), 1_700_000_000)
+        .await
+        .unwrap();
+    let mut console = Console::new(&app.base);
+    console.sign_in(ADMIN_KEY).await;
+    let csrf = console.csrf().await;
+    console
+        .post_form(
+            "/admin/onboard",
+            &[
+                ("csrf", csrf.as_str()),
+                ("name", "shop"),
+                ("appid", NEW_APPID),
+                ("secret", NEW_SECRET),
+                ("h5_domain", "h5.example.com"),
+            ],
+        )
+        .await;
+    users("shop")
+        .record_login(&login("oShop1"), 1_700_000_001)
+        .await
+        .unwrap();
+    // By openid: this account's record; by unionid: the person in every account.
+    let by_openid = console.get("/admin/accounts/main?user=oMain1").await;
+    assert!(by_openid.body.contains("oMain1"));
+    let found = |body: &str| {
+        let start = body.find("id=\"found\"").expect("a result");
+        body[start..].split("</ul>").next().unwrap().to_owned()
+    };
+    assert!(!found(&by_openid.body).contains("oShop1"));
+    let by_unionid = console.get("/admin/accounts/main?user=uPerson1").await;
+    let both = found(&by_unionid.body);
+    assert!(both.contains("oMain1") && both.contains("oShop1"), "{both}");
+    // The quota, on demand (htmx posts with the header), from WeChat (the mock) once.
+    let ask = || {
+        console
+            .http
+            .post(format!("{}/admin/accounts/main/quota", app.base))
+            .header("cookie", console.cookie.clone().unwrap())
+            .header("x-csrf-token", csrf.as_str())
+            .header("hx-request", "true")
+            .send()
+    };
+    let quota = ask().await.unwrap();
+    assert_eq!(quota.status(), 200);
+    let table = html_escape::decode_html_entities(&quota.text().await.unwrap()).into_owned();
+    assert!(table.contains("id=\"quota-table\""), "{table}");
+    assert!(table.contains("/cgi-bin/message/custom/send"), "{table}");
+    let calls = mock.calls("cgi-bin/openapi/quota/get");
+    assert!(calls > 0);
+    ask().await.unwrap();
+    assert_eq!(mock.calls("cgi-bin/openapi/quota/get"), calls, "cached");
+}

@@ -159,6 +159,18 @@ impl AuthorizerStatus {
     }
 }
 
+/// `len` random letters and digits (62 symbols, about 5.95 bits each) from the thread's CSPRNG:
+/// states, login codes, API keys, console sessions, generated Tokens.
+pub fn random_alnum(len: usize) -> String {
+    use rand::distributions::Alphanumeric;
+    use rand::Rng;
+    rand::thread_rng()
+        .sample_iter(Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
 /// Seconds since the Unix epoch, the unit of every time wxgate stores or answers.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()

@@ -19,25 +19,13 @@ pub struct Generated {
 
 /// A message Token: 32 letters and digits (WeChat allows 3–32).
 fn new_token() -> String {
-    use rand::distributions::Alphanumeric;
-    use rand::Rng;
-    rand::thread_rng()
-        .sample_iter(Alphanumeric)
-        .take(32)
-        .map(char::from)
-        .collect()
+    crate::domain::random_alnum(32)
 }
 
 /// An EncodingAESKey: 43 random letters and digits, as WeChat's console generates it (its
 /// base64 decoding is the 32-byte AES key; the check of the config accepts only these).
 fn new_encoding_aes_key() -> String {
-    use rand::distributions::Alphanumeric;
-    use rand::Rng;
-    rand::thread_rng()
-        .sample_iter(Alphanumeric)
-        .take(43)
-        .map(char::from)
-        .collect()
+    crate::domain::random_alnum(43)
 }
 
 /// What the onboarding form asks.

@@ -7,8 +7,6 @@
 
 use std::time::Duration;
 
-use rand::distributions::Alphanumeric;
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -67,11 +65,7 @@ pub async fn sign_in(
     if presented.is_empty() || !gateway.admin_keys.accepts(presented) {
         return Err(ConsoleError::WrongKey);
     }
-    let token: String = rand::thread_rng()
-        .sample_iter(Alphanumeric)
-        .take(43)
-        .map(char::from)
-        .collect();
+    let token = crate::domain::random_alnum(43);
     let stored = Stored {
         key_digest: hex::encode(Sha256::digest(presented.as_bytes())),
         created_at: unix_now(),

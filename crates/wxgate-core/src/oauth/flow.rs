@@ -26,8 +26,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use rand::distributions::Alphanumeric;
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -56,11 +54,7 @@ const FOLLOW_WAIT: Duration = Duration::from_secs(30);
 const FOLLOW_POLL: Duration = Duration::from_millis(25);
 
 fn random_secret() -> String {
-    rand::thread_rng()
-        .sample_iter(Alphanumeric)
-        .take(SECRET_LEN)
-        .map(char::from)
-        .collect()
+    crate::domain::random_alnum(SECRET_LEN)
 }
 
 fn digest(kind: &str, value: &str) -> String {

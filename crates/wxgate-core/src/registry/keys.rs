@@ -9,7 +9,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use rand::distributions::Alphanumeric;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -185,12 +184,7 @@ impl KeyTable {
 
 /// A new key: `wxk_` and 40 random letters and digits (~238 bits).
 pub fn new_key() -> String {
-    let random: String = rand::thread_rng()
-        .sample_iter(Alphanumeric)
-        .take(40)
-        .map(char::from)
-        .collect();
-    format!("wxk_{random}")
+    format!("wxk_{}", crate::domain::random_alnum(40))
 }
 
 /// A new key id: `key_` and 16 random hex digits.

@@ -187,19 +187,7 @@ async fn onboarding_shows_the_generated_secrets_once_and_never_again() {
     let mut console = Console::new(&app.base);
     console.sign_in(ADMIN_KEY).await;
     let csrf = console.csrf().await;
-    let page = console
-        .post_form(
-            "/admin/onboard",
-            &[
-                ("csrf", csrf.as_str()),
-                ("name", "fresh"),
-                ("appid", NEW_APPID),
-                ("secret", NEW_SECRET),
-                ("h5_domain", "h5.example.com"),
-                ("scheme", "https"),
-            ],
-        )
-        .await;
+    let page = console.onboard(&csrf, "fresh").await;
     assert_eq!(page.status, 200, "{}", page.body);
     let token = page.input("v-token");
     let key = page.input("v-key");
@@ -236,18 +224,7 @@ async fn onboarding_shows_the_generated_secrets_once_and_never_again() {
         }
     }
     // Onboarding never replaces an account.
-    let again = console
-        .post_form(
-            "/admin/onboard",
-            &[
-                ("csrf", csrf.as_str()),
-                ("name", "fresh"),
-                ("appid", NEW_APPID),
-                ("secret", NEW_SECRET),
-                ("h5_domain", "h5.example.com"),
-            ],
-        )
-        .await;
+    let again = console.onboard(&csrf, "fresh").await;
     assert_eq!(again.status, 409);
 }
 
@@ -345,18 +322,7 @@ async fn an_edited_setting_takes_effect_and_a_verify_file_is_served() {
     let mut console = Console::new(&app.base);
     console.sign_in(ADMIN_KEY).await;
     let csrf = console.csrf().await;
-    console
-        .post_form(
-            "/admin/onboard",
-            &[
-                ("csrf", csrf.as_str()),
-                ("name", "shop"),
-                ("appid", NEW_APPID),
-                ("secret", NEW_SECRET),
-                ("h5_domain", "h5.example.com"),
-            ],
-        )
-        .await;
+    console.onboard(&csrf, "shop").await;
     let sign = |host: &'static str| {
         let url = format!("https://{host}/page");
         let encoded: String = url::form_urlencoded::byte_serialize(url.as_bytes()).collect();
@@ -449,18 +415,7 @@ async fn the_account_page_finds_a_person_by_unionid_and_asks_for_the_quota() {
     let mut console = Console::new(&app.base);
     console.sign_in(ADMIN_KEY).await;
     let csrf = console.csrf().await;
-    console
-        .post_form(
-            "/admin/onboard",
-            &[
-                ("csrf", csrf.as_str()),
-                ("name", "shop"),
-                ("appid", NEW_APPID),
-                ("secret", NEW_SECRET),
-                ("h5_domain", "h5.example.com"),
-            ],
-        )
-        .await;
+    console.onboard(&csrf, "shop").await;
     users("shop")
         .record_login(&login("oShop1"), 1_700_000_001)
         .await

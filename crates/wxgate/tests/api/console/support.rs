@@ -123,6 +123,22 @@ impl Console {
         page
     }
 
+    /// Onboards `name` (the mock's [`NEW_APPID`], pages on h5.example.com over https).
+    pub async fn onboard(&self, csrf: &str, name: &str) -> Page {
+        self.post_form(
+            "/admin/onboard",
+            &[
+                ("csrf", csrf),
+                ("name", name),
+                ("appid", NEW_APPID),
+                ("secret", NEW_SECRET),
+                ("h5_domain", "h5.example.com"),
+                ("scheme", "https"),
+            ],
+        )
+        .await
+    }
+
     /// The CSRF token, from the overview.
     pub async fn csrf(&self) -> String {
         self.get("/admin/overview").await.csrf()

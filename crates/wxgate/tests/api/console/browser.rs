@@ -365,6 +365,20 @@ async fn an_operator_onboards_an_account_by_following_the_console() {
     b.wait_text("Live keys", Duration::from_secs(10)).await;
     assert_eq!(use_key().await.unwrap().status(), 401);
 
+    // A state change without the session's CSRF token, sent by this very page: refused.
+    let status = b
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\
+             fetch('/admin/keys', {method: 'POST', body: new URLSearchParams(\
+               {name: 'sneaky', accounts: '*', scope: 'status'})})\
+             .then(r => done(r.status), e => done(String(e)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, json!(403));
+
     // 360 px wide: every page readable without sideways scrolling.
     b.client.set_window_size(360, 800).await.unwrap();
     for (name, path) in [

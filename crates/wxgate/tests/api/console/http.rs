@@ -451,3 +451,45 @@ async fn the_account_page_finds_a_person_by_unionid_and_asks_for_the_quota() {
     ask().await.unwrap();
     assert_eq!(mock.calls("cgi-bin/openapi/quota/get"), calls, "cached");
 }
+
+#[tokio::test]
+async fn a_failing_step_shows_wechats_errcode_and_what_to_do() {
+    let (_mock, config) = setup().await;
+    let app = spawn_app(&config).await;
+    let mut console = Console::new(&app.base);
+    console.sign_in(ADMIN_KEY).await;
+    let csrf = console.csrf().await;
+    // A wrong AppSecret: the first token fetch (at creation) fails with 40125.
+    let page = console
+        .post_form(
+            "/admin/onboard",
+            &[
+                ("csrf", csrf.as_str()),
+                ("name", "typo"),
+                ("appid", NEW_APPID),
+                ("secret", "not-the-secret"),
+                ("h5_domain", "h5.example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let checklist = console.get("/admin/onboard/typo/checklist").await;
+    let body = html_escape::decode_html_entities(&checklist.body).into_owned();
+    let step = body
+        .split("id=\"step-token\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</li>").next())
+        .expect("the token step")
+        .to_owned();
+    assert!(step.contains("data-state=\"failed\""), "{body}");
+    assert!(step.contains("40125"), "{step}");
+    assert!(
+        step.contains("AppSecret"),
+        "the hint says what to do: {step}"
+    );
+    // The other steps wait.
+    assert!(
+        body.contains("id=\"step-verify\" class=\"step step-waiting\""),
+        "{body}"
+    );
+}

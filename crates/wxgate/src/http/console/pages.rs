@@ -203,7 +203,8 @@ pub async fn account(
             })
         })
         .collect();
-    let search = query::param(raw.as_deref(), "user")
+    let [user, saved] = query::params(raw.as_deref(), ["user", "saved"]);
+    let search = user
         .and_then(Result::ok)
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty());
@@ -244,6 +245,7 @@ pub async fn account(
         "endpoints": chart::totals(&hours),
         "pushes": pushes,
         "search": search,
+        "saved": saved.is_some(),
         "found": found,
         "users": users,
     });

@@ -87,7 +87,7 @@ pub async fn create(
             let name = form.name.trim();
             let _ = state.creds.get(name, CredentialKind::AccessToken).await;
             let _ = state.activity.flush().await;
-            wizard(&state, &me, name, Some(&generated)).await
+            wizard(&state, &me, name, Some(&generated), false).await
         }
         Err(e) => failure(e),
     }
@@ -98,8 +98,10 @@ pub async fn page(
     State(state): State<AppState>,
     Extension(me): Extension<SignedIn>,
     Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Response {
-    wizard(&state, &me, &name, None).await
+    let uploaded = query::param(raw.as_deref(), "uploaded").is_some();
+    wizard(&state, &me, &name, None, uploaded).await
 }
 
 /// `POST /admin/onboard/{name}/regenerate`: a new Token and EncodingAESKey, shown once.
@@ -109,7 +111,7 @@ pub async fn regenerate(
     Path(name): Path<String>,
 ) -> Response {
     match onboard::regenerate(&state, &name).await {
-        Ok((_, generated)) => wizard(&state, &me, &name, Some(&generated)).await,
+        Ok((_, generated)) => wizard(&state, &me, &name, Some(&generated), false).await,
         Err(e) => failure(e),
     }
 }
@@ -130,6 +132,7 @@ async fn wizard(
     me: &SignedIn,
     name: &str,
     generated: Option<&Generated>,
+    uploaded: bool,
 ) -> Response {
     let entry = match admin::account(state, name) {
         Ok(entry) => entry,
@@ -154,6 +157,7 @@ async fn wizard(
         "js_domains": entry.settings.js_domains,
         "verify_files": entry.settings.verify_files.keys().collect::<Vec<_>>(),
         "demo": format!("/demo?account={name}"),
+        "uploaded": uploaded,
         "checklist": checklist,
     });
     render(

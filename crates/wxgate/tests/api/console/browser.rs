@@ -321,9 +321,21 @@ async fn an_operator_onboards_an_account_by_following_the_console() {
     b.check_accessible("wizard").await;
 
     // The account's page: credentials, calls, the push.
-    b.goto(&format!("{base}/admin/accounts/shop")).await;
+    // (Pushes are written to the store every few seconds: reload until the test message shows.)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        b.goto(&format!("{base}/admin/accounts/shop")).await;
+        let listed = b.client.find_all(Locator::Css("#pushes")).await.unwrap();
+        if !listed.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the push is not listed"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     b.find("svg.chart").await;
-    b.find("#pushes").await;
     b.shot("05-account").await;
     b.check_accessible("account").await;
 

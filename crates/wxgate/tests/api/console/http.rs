@@ -352,6 +352,8 @@ async fn an_edited_setting_takes_effect_and_a_verify_file_is_served() {
         )
         .await;
     assert_eq!(saved.status, 303, "{}", saved.body);
+    let back = console.get(saved.location.as_deref().unwrap()).await;
+    assert!(back.body.contains("id=\"saved\""), "{}", back.body);
     assert_eq!(sign("www.example.org").await.unwrap().status(), 200);
     let view = wxgate::admin::account(&app.state, "shop").unwrap();
     assert_eq!(view.settings.rules.len(), 1);
@@ -380,6 +382,8 @@ async fn an_edited_setting_takes_effect_and_a_verify_file_is_served() {
         )
         .await;
     assert_eq!(uploaded.status, 303, "{}", uploaded.body);
+    let back = console.get(uploaded.location.as_deref().unwrap()).await;
+    assert!(back.body.contains("id=\"uploaded\""), "{}", back.body);
     let served = app
         .http
         .get(format!("{}/MP_verify_AbC123xyz.txt", app.base))

@@ -8,12 +8,12 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::ConsoleError;
 use crate::domain::unix_now;
 use crate::gateway::Gateway;
+use crate::registry::keys::digest_hex;
 
 /// How long a session lasts after signing in.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -43,16 +43,11 @@ struct Stored {
 }
 
 fn store_key(token: &str) -> String {
-    format!(
-        "console:session:{}",
-        hex::encode(Sha256::digest(token.as_bytes()))
-    )
+    format!("console:session:{}", digest_hex(token))
 }
 
 fn csrf_of(token: &str) -> String {
-    hex::encode(Sha256::digest(
-        format!("wxgate console csrf\n{token}").as_bytes(),
-    ))
+    digest_hex(&format!("wxgate console csrf\n{token}"))
 }
 
 /// Opens a session for `presented` when it is an admin key; the token goes in the cookie.
@@ -67,7 +62,7 @@ pub async fn sign_in(
     }
     let token = crate::domain::random_alnum(43);
     let stored = Stored {
-        key_digest: hex::encode(Sha256::digest(presented.as_bytes())),
+        key_digest: digest_hex(presented),
         created_at: unix_now(),
     };
     let value = serde_json::to_vec(&stored).unwrap_or_default();

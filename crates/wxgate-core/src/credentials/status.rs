@@ -221,3 +221,92 @@ pub(super) struct SlotPart {
     failing: bool,
     last_error: Option<ErrorRecord>,
 }
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+
+    fn error(at: i64) -> ErrorRecord {
+        ErrorRecord {
+            at,
+            message: "refused".into(),
+            hint: "do something".into(),
+            wechat_errcode: Some(40125),
+            wechat_rid: None,
+        }
+    }
+
+    fn part(expires_in: Option<i64>, failing: bool, last_error: Option<ErrorRecord>) -> SlotPart {
+        SlotPart {
+            expires_in,
+            failing,
+            last_error,
+        }
+    }
+
+    #[test]
+    fn health_is_judged_from_the_slots() {
+        let judge = |parts: Vec<SlotPart>| HealthLine::judge(parts.into_iter());
+        assert_eq!(judge(vec![]).health, Health::Idle);
+        assert_eq!(judge(vec![part(None, false, None)]).health, Health::Idle);
+        let valid = judge(vec![
+            part(Some(7000), false, None),
+            part(Some(900), false, None),
+        ]);
+        assert_eq!(valid.health, Health::Valid);
+        assert_eq!(valid.expires_in, Some(900), "the soonest expiry");
+        let expiring = judge(vec![
+            part(Some(7000), false, None),
+            part(Some(120), false, None),
+        ]);
+        assert_eq!(expiring.health, Health::Expiring);
+        // Failing wins, and the newest failure is the one shown.
+        let failing = judge(vec![
+            part(Some(7000), false, Some(error(10))),
+            part(None, true, Some(error(20))),
+        ]);
+        assert_eq!(failing.health, Health::Failing);
+        assert_eq!(failing.last_error.map(|e| e.at), Some(20));
+        // Recovered: valid again, the old failure still shown.
+        let recovered = judge(vec![part(Some(7000), false, Some(error(10)))]);
+        assert_eq!(recovered.health, Health::Valid);
+        assert!(recovered.last_error.is_some());
+    }
+
+    #[test]
+    fn a_slot_fails_while_its_newest_event_is_an_error() {
+        let mut st = SlotStatus {
+            last_error: Some(Box::new(error(100))),
+            ..SlotStatus::default()
+        };
+        assert!(HealthLine::slot_part(None, &st).failing, "never fetched");
+        st.last_refresh_at = Some(50);
+        assert!(
+            HealthLine::slot_part(Some(10), &st).failing,
+            "error after the fetch"
+        );
+        st.last_refresh_at = Some(150);
+        assert!(
+            !HealthLine::slot_part(Some(10), &st).failing,
+            "fetched after the error"
+        );
+        st.next_attempt = Some(Instant::now() + Duration::from_secs(5));
+        assert!(
+            HealthLine::slot_part(Some(10), &st).failing,
+            "still backing off"
+        );
+    }
+
+    #[test]
+    fn health_words_round_trip() {
+        for h in [
+            Health::Idle,
+            Health::Valid,
+            Health::Expiring,
+            Health::Failing,
+        ] {
+            assert_eq!(Health::parse(h.as_str()), Some(h));
+        }
+        assert_eq!(Health::parse("fine"), None);
+    }
+}

@@ -76,3 +76,62 @@ pub fn totals(hours: &[HourCalls]) -> Vec<Value> {
         .map(|(endpoint, (calls, errors))| json!({ "endpoint": endpoint, "calls": calls, "errors": errors }))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activity::EndpointCalls;
+
+    fn hour(start_h: i64, calls: &[(&str, u64, u64)]) -> HourCalls {
+        HourCalls {
+            hour_start: start_h * 3_600_000,
+            endpoints: calls
+                .iter()
+                .map(|(endpoint, calls, errors)| EndpointCalls {
+                    endpoint: (*endpoint).into(),
+                    calls: *calls,
+                    errors: *errors,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_chart_has_a_bar_per_hour_scaled_to_the_busiest() {
+        let hours: Vec<HourCalls> = (0..24)
+            .map(|h| match h {
+                5 => hour(
+                    h,
+                    &[("cgi-bin/token", 8, 2), ("cgi-bin/ticket/getticket", 2, 0)],
+                ),
+                9 => hour(h, &[("cgi-bin/token", 5, 0)]),
+                _ => hour(h, &[]),
+            })
+            .collect();
+        let svg = calls_svg(&hours);
+        assert_eq!(svg.matches("class=\"bar\"").count(), 24);
+        assert!(svg.contains("05:00 UTC: 10 calls, 2 errors"), "{svg}");
+        // The busiest hour fills the plot; half of it, half the height.
+        assert!(
+            svg.contains("height=\"140\"/><rect class=\"bar-error\""),
+            "{svg}"
+        );
+        assert!(svg.contains("height=\"70\"/>"), "{svg}");
+        assert!(svg.contains("(peak 10)"), "{svg}");
+    }
+
+    #[test]
+    fn totals_are_per_endpoint_most_called_first() {
+        let hours = vec![
+            hour(1, &[("a", 1, 0), ("b", 4, 1)]),
+            hour(2, &[("a", 2, 2)]),
+        ];
+        assert_eq!(
+            totals(&hours),
+            vec![
+                json!({"endpoint": "b", "calls": 4, "errors": 1}),
+                json!({"endpoint": "a", "calls": 3, "errors": 2}),
+            ]
+        );
+    }
+}

@@ -74,31 +74,34 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route_layer(middleware::map_response(secure_headers))
 }
 
+/// Every template, by name, compiled into the binary.
+const TEMPLATES: [(&str, &str); 12] = [
+    ("base.html", include_str!("templates/base.html")),
+    ("sign_in.html", include_str!("templates/sign_in.html")),
+    ("overview.html", include_str!("templates/overview.html")),
+    (
+        "overview_table.html",
+        include_str!("templates/overview_table.html"),
+    ),
+    ("account.html", include_str!("templates/account.html")),
+    ("quota.html", include_str!("templates/quota.html")),
+    (
+        "onboard_form.html",
+        include_str!("templates/onboard_form.html"),
+    ),
+    ("wizard.html", include_str!("templates/wizard.html")),
+    ("checklist.html", include_str!("templates/checklist.html")),
+    ("component.html", include_str!("templates/component.html")),
+    ("keys.html", include_str!("templates/keys.html")),
+    ("message.html", include_str!("templates/message.html")),
+];
+
 /// The console's templates, parsed once.
 fn templates() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = Environment::new();
-        for (name, source) in [
-            ("base.html", include_str!("templates/base.html")),
-            ("sign_in.html", include_str!("templates/sign_in.html")),
-            ("overview.html", include_str!("templates/overview.html")),
-            (
-                "overview_table.html",
-                include_str!("templates/overview_table.html"),
-            ),
-            ("account.html", include_str!("templates/account.html")),
-            ("quota.html", include_str!("templates/quota.html")),
-            (
-                "onboard_form.html",
-                include_str!("templates/onboard_form.html"),
-            ),
-            ("wizard.html", include_str!("templates/wizard.html")),
-            ("checklist.html", include_str!("templates/checklist.html")),
-            ("component.html", include_str!("templates/component.html")),
-            ("keys.html", include_str!("templates/keys.html")),
-            ("message.html", include_str!("templates/message.html")),
-        ] {
+        for (name, source) in TEMPLATES {
             // The templates are part of the binary; one that does not parse fails the
             // console's tests, and is reported (not panicked on) when rendered.
             if let Err(e) = env.add_template(name, source) {
@@ -245,20 +248,7 @@ mod tests {
     #[test]
     fn every_template_parses() {
         let env = templates();
-        for name in [
-            "base.html",
-            "sign_in.html",
-            "overview.html",
-            "overview_table.html",
-            "account.html",
-            "quota.html",
-            "onboard_form.html",
-            "wizard.html",
-            "checklist.html",
-            "component.html",
-            "keys.html",
-            "message.html",
-        ] {
+        for (name, _) in TEMPLATES {
             assert!(env.get_template(name).is_ok(), "{name} does not parse");
         }
     }

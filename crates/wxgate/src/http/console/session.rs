@@ -9,7 +9,7 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -20,6 +20,7 @@ use super::{failure, message, render};
 use crate::console::sessions::{self, Session, SESSION_TTL};
 use crate::console::ConsoleError;
 use crate::http::AppState;
+use crate::oauth::flow;
 use crate::query;
 
 /// The signed-in session and its cookie token, for handlers.
@@ -29,8 +30,9 @@ pub struct SignedIn {
     token: String,
 }
 
+/// Served over https: the web login's rule ([`flow::secure_cookies`]), one for every cookie.
 fn https(state: &AppState) -> bool {
-    state.settings.server.public_url.starts_with("https://")
+    flow::secure_cookies(state)
 }
 
 fn cookie_name(state: &AppState) -> &'static str {
@@ -54,10 +56,8 @@ fn session_cookie(state: &AppState, value: String, max_age_s: i64) -> HeaderValu
 
 fn token_of(state: &AppState, headers: &HeaderMap) -> Option<String> {
     let name = cookie_name(state);
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+    crate::http::oauth::cookie_headers(headers)
+        .into_iter()
         .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
         .find(|c| c.name() == name)

@@ -66,10 +66,7 @@ async fn over_https_the_cookie_is_a_secure_host_cookie() {
 #[tokio::test]
 async fn signing_out_ends_the_session_for_a_replayed_cookie_too() {
     let (_mock, config) = setup().await;
-    let app = spawn_app(&config).await;
-    let mut console = Console::new(&app.base);
-    console.sign_in(ADMIN_KEY).await;
-    let csrf = console.csrf().await;
+    let (_app, console, csrf) = signed_in(&config).await;
     let out = console
         .post_form("/admin/sign-out", &[("csrf", csrf.as_str())])
         .await;
@@ -85,10 +82,7 @@ async fn signing_out_ends_the_session_for_a_replayed_cookie_too() {
 #[tokio::test]
 async fn state_changes_without_the_csrf_token_or_from_another_site_are_refused() {
     let (_mock, config) = setup().await;
-    let app = spawn_app(&config).await;
-    let mut console = Console::new(&app.base);
-    console.sign_in(ADMIN_KEY).await;
-    let csrf = console.csrf().await;
+    let (app, console, csrf) = signed_in(&config).await;
     let create = |token: &'static str| {
         vec![
             ("name", "billing"),
@@ -183,10 +177,7 @@ async fn every_page_has_a_strict_csp_and_no_inline_script_or_style() {
 #[tokio::test]
 async fn onboarding_shows_the_generated_secrets_once_and_never_again() {
     let (_mock, config) = setup().await;
-    let app = spawn_app(&config).await;
-    let mut console = Console::new(&app.base);
-    console.sign_in(ADMIN_KEY).await;
-    let csrf = console.csrf().await;
+    let (app, console, csrf) = signed_in(&config).await;
     let page = console.onboard(&csrf, "fresh").await;
     assert_eq!(page.status, 200, "{}", page.body);
     let token = page.input("v-token");
@@ -276,10 +267,7 @@ async fn the_overview_pages_and_filters_many_accounts() {
 #[tokio::test]
 async fn keys_are_shown_once_work_and_stop_working_when_revoked() {
     let (_mock, config) = setup().await;
-    let app = spawn_app(&config).await;
-    let mut console = Console::new(&app.base);
-    console.sign_in(ADMIN_KEY).await;
-    let csrf = console.csrf().await;
+    let (app, console, csrf) = signed_in(&config).await;
     let page = console
         .post_form(
             "/admin/keys",
@@ -318,10 +306,7 @@ async fn keys_are_shown_once_work_and_stop_working_when_revoked() {
 #[tokio::test]
 async fn an_edited_setting_takes_effect_and_a_verify_file_is_served() {
     let (_mock, config) = setup().await;
-    let app = spawn_app(&config).await;
-    let mut console = Console::new(&app.base);
-    console.sign_in(ADMIN_KEY).await;
-    let csrf = console.csrf().await;
+    let (app, console, csrf) = signed_in(&config).await;
     console.onboard(&csrf, "shop").await;
     let sign = |host: &'static str| {
         let url = format!("https://{host}/page");
@@ -459,10 +444,7 @@ async fn the_account_page_finds_a_person_by_unionid_and_asks_for_the_quota() {
 #[tokio::test]
 async fn a_failing_step_shows_wechats_errcode_and_what_to_do() {
     let (_mock, config) = setup().await;
-    let app = spawn_app(&config).await;
-    let mut console = Console::new(&app.base);
-    console.sign_in(ADMIN_KEY).await;
-    let csrf = console.csrf().await;
+    let (_app, console, csrf) = signed_in(&config).await;
     // A wrong AppSecret: the first token fetch (at creation) fails with 40125.
     let page = console
         .post_form(
@@ -496,4 +478,53 @@ async fn a_failing_step_shows_wechats_errcode_and_what_to_do() {
         body.contains("id=\"step-verify\" class=\"step step-waiting\""),
         "{body}"
     );
+}
+
+/// Console sessions in the SQLite store at `path`.
+fn stored_sessions(path: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM wxgate_kv WHERE key LIKE 'console:session:%'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_wrong_key_writes_nothing_and_a_session_dies_with_its_admin_key() {
+    let (_mock, mut config) = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store.db");
+    config.storage_url = format!("sqlite://{}", store.display());
+    let first = spawn_app(&config).await;
+    let mut console = Console::new(&first.base);
+    for _ in 0..3 {
+        assert_eq!(console.sign_in("not-the-key").await.status, 401);
+    }
+    assert_eq!(
+        stored_sessions(&store),
+        0,
+        "a refused sign-in wrote a session"
+    );
+    console.sign_in(ADMIN_KEY).await;
+    assert_eq!(stored_sessions(&store), 1);
+    first.stop().await;
+
+    // The same store after a restart: the session holds while its key is configured…
+    let again = spawn_app(&config).await;
+    console.base = again.base.clone();
+    assert_eq!(console.get("/admin/overview").await.status, 200);
+    again.stop().await;
+    // …and is refused once the key left `admin.keys`.
+    let mut rotated = config.clone();
+    rotated.tail = config
+        .tail
+        .replace(ADMIN_KEY, "the-next-admin-key-0123456789");
+    let after = spawn_app(&rotated).await;
+    console.base = after.base.clone();
+    let page = console.get("/admin/overview").await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location.as_deref(), Some("/admin/sign-in"));
 }

@@ -29,6 +29,15 @@ pub async fn setup() -> (MockWechat, GatewayConfig) {
     (mock, config)
 }
 
+/// A gateway from `config`, a console client signed in to it, and its CSRF token.
+pub async fn signed_in(config: &GatewayConfig) -> (TestApp, Console, String) {
+    let app = spawn_app(config).await;
+    let mut console = Console::new(&app.base);
+    console.sign_in(ADMIN_KEY).await;
+    let csrf = console.csrf().await;
+    (app, console, csrf)
+}
+
 /// A browser-like client of the console: no automatic redirects, the session cookie kept by
 /// hand (so tests can replay or drop it).
 pub struct Console {

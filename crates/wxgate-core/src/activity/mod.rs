@@ -196,6 +196,16 @@ impl Activity {
         }
     }
 
+    /// A step reached, for the hot paths that observe it on every request (JS-SDK signatures,
+    /// logins): once this process recorded it, a check under the lock and nothing else —
+    /// `detail` is built only when the observation is queued.
+    pub fn reached(&self, account: &str, step: Step, detail: impl FnOnce() -> Option<String>) {
+        if lock(&self.step_memory).already_reached(account, step) {
+            return;
+        }
+        self.step(account, step, StepOutcome::Reached { detail: detail() });
+    }
+
     /// A push accepted. Its content is kept only with `keep_message_content`, truncated to
     /// [`CONTENT_MAX`] characters.
     pub fn push(&self, account: &str, mut push: PushSeen) {

@@ -167,12 +167,19 @@ impl StepMemory {
     pub(super) fn admit(&mut self, account: &str, step: Step, outcome: &StepOutcome) -> bool {
         match outcome {
             StepOutcome::Reached { .. } => {
-                let bits = self.reached.entry(account.into()).or_default();
-                if *bits & step.bit() != 0 {
-                    return false;
+                // Looked up by `&str` first: a step already reached (every JS-SDK signature
+                // after the first, say) allocates nothing.
+                match self.reached.get_mut(account) {
+                    Some(bits) if *bits & step.bit() != 0 => false,
+                    Some(bits) => {
+                        *bits |= step.bit();
+                        true
+                    }
+                    None => {
+                        self.reached.insert(account.into(), step.bit());
+                        true
+                    }
                 }
-                *bits |= step.bit();
-                true
             }
             StepOutcome::Failed { .. } => {
                 let now = Instant::now();
@@ -191,6 +198,13 @@ impl StepMemory {
                 true
             }
         }
+    }
+
+    /// Whether `step` of `account` is already queued as reached by this process.
+    pub(super) fn already_reached(&self, account: &str, step: Step) -> bool {
+        self.reached
+            .get(account)
+            .is_some_and(|bits| bits & step.bit() != 0)
     }
 
     /// Drops failure marks older than [`FAILURE_EVERY`] (they no longer limit anything).
@@ -235,6 +249,27 @@ pub(super) fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reached_step_is_admitted_once_until_it_fails() {
+        let mut memory = StepMemory::default();
+        let reached = StepOutcome::Reached { detail: None };
+        assert!(!memory.already_reached("a", Step::JssdkSigned));
+        assert!(memory.admit("a", Step::JssdkSigned, &reached));
+        assert!(memory.already_reached("a", Step::JssdkSigned));
+        assert!(!memory.already_reached("a", Step::LoginCompleted));
+        assert!(!memory.already_reached("b", Step::JssdkSigned));
+        assert!(!memory.admit("a", Step::JssdkSigned, &reached));
+        assert!(memory.admit("a", Step::LoginCompleted, &reached));
+        let failed = StepOutcome::Failed {
+            errcode: None,
+            message: "refused".into(),
+            hint: None,
+        };
+        assert!(memory.admit("a", Step::JssdkSigned, &failed));
+        assert!(!memory.already_reached("a", Step::JssdkSigned));
+        assert!(memory.admit("a", Step::JssdkSigned, &reached));
+    }
 
     #[test]
     fn reached_is_sticky_and_a_later_failure_is_shown_beside_it() {

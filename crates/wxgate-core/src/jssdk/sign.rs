@@ -103,13 +103,11 @@ pub async fn sign_config<'a>(
             sign(&ticket, unix_now())
         }
     };
-    gateway.activity.step(
-        &account.name,
-        Step::JssdkSigned,
-        StepOutcome::Reached {
-            detail: Some(page.host().to_owned()),
-        },
-    );
+    gateway
+        .activity
+        .reached(&account.name, Step::JssdkSigned, || {
+            Some(page.host().to_owned())
+        });
     Ok(ConfigAnswer {
         app_id: &account.appid,
         timestamp,

@@ -411,11 +411,9 @@ async fn complete(
             break candidate;
         }
     };
-    gateway.activity.step(
-        &account.name,
-        Step::LoginCompleted,
-        StepOutcome::Reached { detail: None },
-    );
+    gateway
+        .activity
+        .reached(&account.name, Step::LoginCompleted, || None);
     Ok(redirect::with_param(
         &pending.redirect,
         "wxgate_code",

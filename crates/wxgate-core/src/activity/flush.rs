@@ -53,8 +53,9 @@ impl Activity {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Writes the pending steps only.
-    pub(super) async fn flush_steps(&self) -> Result<(), StoreError> {
+    /// Writes the pending steps only (of every account: a few small keys; the console's wizard
+    /// calls it so its checklist shows a step it has just caused).
+    pub async fn flush_steps(&self) -> Result<(), StoreError> {
         let _one = self.flushing.lock().await;
         let steps = std::mem::take(&mut lock(&self.pending).steps);
         self.write_steps(steps).await

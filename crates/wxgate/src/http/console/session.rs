@@ -109,15 +109,11 @@ fn cross_site(headers: &HeaderMap) -> bool {
 
 /// Signed-in pages: a live session, and for a state change its CSRF token from this origin.
 pub async fn require(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let token = token_of(&state, request.headers());
-    let session = match &token {
-        Some(t) => match sessions::session(&state, t).await {
-            Ok(s) => s,
-            Err(e) => return failure(e),
-        },
-        None => None,
+    let found = match current(&state, request.headers()).await {
+        Ok(found) => found,
+        Err(e) => return failure(e),
     };
-    let (Some(session), Some(token)) = (session, token) else {
+    let Some(SignedIn { session, token }) = found else {
         return if request.method() == Method::GET {
             see_other("/admin/sign-in")
         } else {
@@ -190,11 +186,18 @@ async fn csrf_of(
 }
 
 /// `/admin`: the overview when signed in, else the sign-in page.
-pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let signed_in = match token_of(&state, &headers) {
-        Some(t) => matches!(sessions::session(&state, &t).await, Ok(Some(_))),
-        None => false,
+/// The live session of the request's cookie, if any.
+async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<SignedIn>, ConsoleError> {
+    let Some(token) = token_of(state, headers) else {
+        return Ok(None);
     };
+    Ok(sessions::session(state, &token)
+        .await?
+        .map(|session| SignedIn { session, token }))
+}
+
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let signed_in = matches!(current(&state, &headers).await, Ok(Some(_)));
     see_other(if signed_in {
         "/admin/overview"
     } else {

@@ -86,7 +86,7 @@ pub async fn create(
         Ok((_, generated)) => {
             let name = form.name.trim();
             let _ = state.creds.get(name, CredentialKind::AccessToken).await;
-            let _ = state.activity.flush().await;
+            let _ = state.activity.flush_steps().await;
             wizard(&state, &me, name, Some(&generated), false).await
         }
         Err(e) => failure(e),
@@ -123,7 +123,7 @@ pub async fn check_token(State(state): State<AppState>, Path(name): Path<String>
         return failure(ConsoleError::Admin(admin::AdminError::UnknownAccount(name)));
     }
     let _ = state.creds.get(&name, CredentialKind::AccessToken).await;
-    let _ = state.activity.flush().await;
+    let _ = state.activity.flush_steps().await;
     see_other(&format!("/admin/onboard/{name}"))
 }
 
